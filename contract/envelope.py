@@ -1,0 +1,181 @@
+"""The event envelope every producer sends and every stage reads.
+
+An event is a JSON object::
+
+    {
+      "event_id": "5b4c8a8e-2b7e-4c7e-9d1a-2f0b0f3c4a11",      # UUID, chosen by the producer
+      "event_type": "iglu:com.tributary.shop/page_view/jsonschema/1-0-0",
+      "event_timestamp": "2026-11-28T10:15:00.123+01:00",      # RFC 3339, with an offset
+      "source": "web-shop",                                    # who produced it
+      "payload": {...},                                        # validated by its schema
+      "context": {"user_id": "u-1", "session_id": "s-9"}       # optional
+    }
+
+The collector checks the envelope (this module); the enricher checks the payload against
+the event type's schema (``contract.registry``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from contract.failures import FailureType
+from contract.registry import FieldError, SchemaKey, SchemaRegistry
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    """Accept only RFC 3339 strings with an offset (no epoch numbers, no naive times)."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+# Keys of ``context`` with a meaning for the platform; any other key is carried along.
+CONTEXT_IDENTITY_KEYS = ("user_id", "session_id", "device_id")
+
+
+class EventContext(BaseModel):
+    """Optional facts about who and where; identity keys decide Kafka partitioning."""
+
+    model_config = ConfigDict(extra="allow")
+
+    user_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    session_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    device_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+
+
+class Envelope(BaseModel):
+    """The top-level fields of an event."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: UUID
+    event_type: Annotated[str, Field(min_length=1, max_length=512)]
+    event_timestamp: Timestamp
+    source: Annotated[str, Field(min_length=1, max_length=256)]
+    payload: dict[str, Any]
+    context: EventContext | None = None
+
+    @property
+    def schema_key(self) -> SchemaKey:
+        return SchemaKey.parse(self.event_type)
+
+    def partition_key(self) -> str:
+        """Key that keeps one user's (else session's, else device's) events in order."""
+        if self.context is not None:
+            for name in CONTEXT_IDENTITY_KEYS:
+                value = getattr(self.context, name)
+                if value:
+                    return f"{name}:{value}"
+        return f"event_id:{self.event_id}"
+
+
+@dataclass(frozen=True)
+class EnvelopeRules:
+    """Limits the collector applies to each event; all configurable."""
+
+    max_event_bytes: int = 64 * 1024
+    max_past_skew: timedelta = timedelta(days=7)
+    max_future_skew: timedelta = timedelta(minutes=10)
+
+
+@dataclass
+class EnvelopeCheck:
+    """The outcome of checking one event: the envelope, or why it was refused."""
+
+    envelope: Envelope | None = None
+    failure_type: FailureType | None = None
+    errors: list[FieldError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.envelope is not None
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    out = []
+    for err in exc.errors(include_url=False):
+        pointer = "".join(f"/{part}" for part in err["loc"])
+        reason = err["msg"]
+        if err["type"] == "extra_forbidden":
+            reason = "unknown top-level field"
+        out.append(FieldError(pointer or "/", reason))
+    return out
+
+
+def check_envelope(
+    data: Any,
+    registry: SchemaRegistry,
+    rules: EnvelopeRules,
+    *,
+    size_bytes: int | None = None,
+    now: datetime | None = None,
+) -> EnvelopeCheck:
+    """Check one decoded event against the envelope contract (not its payload schema)."""
+    if size_bytes is not None and size_bytes > rules.max_event_bytes:
+        return EnvelopeCheck(
+            failure_type=FailureType.SIZE_VIOLATION,
+            errors=[
+                FieldError("/", f"event is {size_bytes} bytes, the limit is {rules.max_event_bytes}")
+            ],
+        )
+    if not isinstance(data, dict):
+        return EnvelopeCheck(
+            failure_type=FailureType.ENVELOPE_VIOLATION,
+            errors=[FieldError("/", f"an event must be a JSON object, not {_json_type(data)}")],
+        )
+    try:
+        envelope = Envelope.model_validate(data)
+    except ValidationError as exc:
+        return EnvelopeCheck(failure_type=FailureType.ENVELOPE_VIOLATION, errors=_field_errors(exc))
+
+    errors = []
+    now = now or datetime.now(UTC)
+    ts = envelope.event_timestamp
+    if ts > now + rules.max_future_skew:
+        errors.append(
+            FieldError(
+                "/event_timestamp",
+                f"{ts.isoformat()} is more than {rules.max_future_skew} in the future",
+            )
+        )
+    elif ts < now - rules.max_past_skew:
+        errors.append(
+            FieldError(
+                "/event_timestamp", f"{ts.isoformat()} is more than {rules.max_past_skew} in the past"
+            )
+        )
+    if errors:
+        return EnvelopeCheck(failure_type=FailureType.ENVELOPE_VIOLATION, errors=errors)
+
+    if registry.lookup(envelope.event_type) is None:
+        try:
+            SchemaKey.parse(envelope.event_type)
+            reason = "no schema with this vendor, name and version is registered"
+        except ValueError as exc:
+            reason = str(exc)
+        return EnvelopeCheck(
+            failure_type=FailureType.UNKNOWN_SCHEMA, errors=[FieldError("/event_type", reason)]
+        )
+    return EnvelopeCheck(envelope=envelope)
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    if value is None:
+        return "null"
+    return names.get(type(value), type(value).__name__)

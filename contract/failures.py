@@ -1,0 +1,85 @@
+"""One typed, versioned format for the dead letters of every stage.
+
+In the manner of Snowplow's failed events: every dead letter says what kind of failure it
+is, which stage refused it, the errors (field and reason), the original bytes, and when.
+Dead letters of all stages can therefore be indexed and queried together.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+FAILED_EVENT_SCHEMA = "iglu:com.tributary.failures/failed_event/jsonschema/1-0-0"
+
+# Kafka header counting how often a dead letter was re-published; replay stops at a limit.
+REPLAY_COUNT_HEADER = "tributary-replay-count"
+
+
+class FailureType(enum.StrEnum):
+    SIZE_VIOLATION = "size_violation"
+    """The event or request was larger than allowed."""
+    MALFORMED = "malformed"
+    """The bytes are not JSON (or not decodable at all)."""
+    ENVELOPE_VIOLATION = "envelope_violation"
+    """A top-level field is missing, of the wrong type, or out of range."""
+    UNKNOWN_SCHEMA = "unknown_schema"
+    """The event type names no registered schema."""
+    SCHEMA_VIOLATION = "schema_violation"
+    """The payload does not satisfy its event type's schema."""
+    ENRICHMENT_FAILED = "enrichment_failed"
+    """The enrichment API could not enrich the event before the deadline."""
+    LOADER_REJECTION = "loader_rejection"
+    """A store (the search index, the lake) refused the document."""
+
+
+class Stage(enum.StrEnum):
+    COLLECTOR = "collector"
+    ENRICHER = "enricher"
+    REALTIME_LOADER = "realtime_loader"
+    BATCH_LOADER = "batch_loader"
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="JSON Pointer of the failing field ('/' for the whole event).")
+    reason: str
+
+
+class OriginalPayload(BaseModel):
+    """The event exactly as it arrived: JSON when it parsed, base64 bytes otherwise."""
+
+    encoding: Literal["json", "base64"]
+    data: Any
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> OriginalPayload:
+        try:
+            return cls(encoding="json", data=json.loads(raw))
+        except (UnicodeDecodeError, ValueError):
+            return cls(encoding="base64", data=base64.b64encode(raw).decode("ascii"))
+
+    def to_bytes(self) -> bytes:
+        if self.encoding == "base64":
+            return base64.b64decode(self.data)
+        return json.dumps(self.data, separators=(",", ":")).encode()
+
+
+class FailedEvent(BaseModel):
+    """A dead letter, as written to every dead-letter topic."""
+
+    failure_schema: str = FAILED_EVENT_SCHEMA
+    failure_type: FailureType
+    stage: Stage
+    errors: list[ErrorDetail]
+    original: OriginalPayload
+    event_id: str | None = None
+    event_type: str | None = None
+    failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    received_at: datetime | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    replay_count: int = 0

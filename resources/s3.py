@@ -1,0 +1,42 @@
+"""S3 client factory (Dagster-free); Dagster assets use ``dagster_aws.s3.S3Resource``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from resources.settings import S3Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def make_s3_client(settings: S3Settings) -> S3Client:
+    """Return a boto3 S3 client for the configured endpoint (path-style addressing)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.endpoint_url,
+        region_name=settings.region,
+        aws_access_key_id=settings.access_key_id,
+        aws_secret_access_key=settings.secret_access_key.get_secret_value(),
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 5, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=30,
+        ),
+    )
+
+
+def ensure_buckets(settings: S3Settings) -> list[str]:
+    """Create the platform's buckets if missing; return the ones created."""
+    client = make_s3_client(settings)
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    created = []
+    for bucket in (settings.raw_bucket, settings.warehouse_bucket):
+        if bucket not in existing:
+            client.create_bucket(Bucket=bucket)
+            created.append(bucket)
+    return created

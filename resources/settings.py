@@ -1,0 +1,133 @@
+"""The one source of connection settings for every Tributary process.
+
+Every process (collector, workers, Dagster code location, the stack command) builds one
+``PlatformSettings`` at start-up from the environment (prefix ``TRIBUTARY_``, nested fields
+separated by ``__``, e.g. ``TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS``) and passes it down. Nothing
+reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Secrets that only the ``local`` profile may run with. Outside it they are refused.
+LOCAL_S3_ACCESS_KEY = "tributary"
+LOCAL_S3_SECRET_KEY = "tributary-local-secret"
+LOCAL_OPENSEARCH_PASSWORD = ""
+
+
+class Profile(enum.StrEnum):
+    """Where the lake, catalog and query engine live."""
+
+    LOCAL = "local"
+    """Embedded: lake on the filesystem, Iceberg catalog in SQLite, DuckDB for queries."""
+    STACK = "stack"
+    """Full stack: SeaweedFS S3, the Iceberg REST catalog, Trino."""
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
+    )
+    security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_SSL, ...")
+    sasl_mechanism: str | None = Field(None, description="For example SCRAM-SHA-512.")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    replication_factor: int = Field(
+        1, ge=1, description="Replication factor of the platform's topics (3 in production)."
+    )
+    min_insync_replicas: int = Field(1, ge=1, description="min.insync.replicas of the topics.")
+    partitions: int = Field(6, ge=1, description="Partitions of each event topic.")
+
+    def client_config(self) -> dict[str, str]:
+        """Return the librdkafka settings shared by producers, consumers and admins."""
+        config = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        return config
+
+
+class TopicNames(BaseModel):
+    raw: str = Field("tributary.events.raw", description="Events accepted by the collector.")
+    collector_dlq: str = Field(
+        "tributary.events.raw.dlq", description="Events the collector rejected, with reasons."
+    )
+    enriched: str = Field("tributary.events.enriched", description="Validated, enriched events.")
+    enriched_dlq: str = Field(
+        "tributary.events.enriched.dlq",
+        description="Events that failed schema validation or enrichment.",
+    )
+    loader_dlq: str = Field(
+        "tributary.events.loader.dlq", description="Documents the search store rejected."
+    )
+
+
+class S3Settings(BaseModel):
+    endpoint_url: str = Field("http://127.0.0.1:8333", description="S3 API endpoint.")
+    region: str = "us-east-1"
+    access_key_id: str = LOCAL_S3_ACCESS_KEY
+    secret_access_key: SecretStr = SecretStr(LOCAL_S3_SECRET_KEY)
+    raw_bucket: str = Field("tributary-raw", description="Bucket of the raw Parquet zone.")
+    warehouse_bucket: str = Field("tributary-lake", description="Bucket of the Iceberg tables.")
+    iceberg_catalog_uri: str = Field(
+        "http://127.0.0.1:8181", description="Iceberg REST catalog (served by SeaweedFS)."
+    )
+
+
+class OpenSearchSettings(BaseModel):
+    url: str = Field("http://127.0.0.1:9200", description="OpenSearch HTTP endpoint.")
+    username: str | None = None
+    password: SecretStr | None = None
+    verify_certs: bool = True
+    index_prefix: str = Field("tributary", description="Prefix of the platform's indices.")
+
+
+class LakeSettings(BaseModel):
+    local_root: Path = Field(
+        Path(".tributary/lake"), description="Root of the lake and SQLite catalog in `local`."
+    )
+
+
+class PlatformSettings(BaseSettings):
+    """Connection settings shared by every process of the platform."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRIBUTARY_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    profile: Profile = Profile.LOCAL
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicNames = TopicNames()
+    s3: S3Settings = S3Settings()
+    opensearch: OpenSearchSettings = OpenSearchSettings()
+    lake: LakeSettings = LakeSettings()
+
+    @model_validator(mode="after")
+    def _enforce_non_default_secrets(self) -> Self:
+        if self.profile is Profile.LOCAL:
+            return self
+        insecure = []
+        if self.s3.access_key_id == LOCAL_S3_ACCESS_KEY:
+            insecure.append("TRIBUTARY_S3__ACCESS_KEY_ID")
+        if self.s3.secret_access_key.get_secret_value() == LOCAL_S3_SECRET_KEY:
+            insecure.append("TRIBUTARY_S3__SECRET_ACCESS_KEY")
+        if insecure:
+            raise ValueError(
+                f"profile '{self.profile}' refuses the local default secrets; "
+                f"set {', '.join(insecure)}"
+            )
+        return self

@@ -1,0 +1,134 @@
+"""The platform's Kafka topics, declared with explicit settings, and their reconciliation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
+
+from resources.settings import KafkaSettings, TopicNames
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic as the platform declares it."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+def platform_topics(names: TopicNames, kafka: KafkaSettings) -> list[TopicSpec]:
+    """Declare every topic of the platform with its partitions and configuration."""
+
+    def spec(name: str, partitions: int, retention_days: int, description: str) -> TopicSpec:
+        return TopicSpec(
+            name=name,
+            partitions=partitions,
+            replication_factor=kafka.replication_factor,
+            config={
+                "cleanup.policy": "delete",
+                "retention.ms": str(retention_days * DAY_MS),
+                "min.insync.replicas": str(kafka.min_insync_replicas),
+                "compression.type": "producer",
+                "max.message.bytes": str(2 * 1024 * 1024),
+            },
+            description=description,
+        )
+
+    # Event topics are kept a week (the lake is the long-term store); dead letters a month,
+    # so there is time to inspect and replay them.
+    dlq_partitions = max(1, kafka.partitions // 2)
+    return [
+        spec(names.raw, kafka.partitions, 7, "Events accepted by the collector."),
+        spec(names.collector_dlq, dlq_partitions, 30, "Events the collector rejected."),
+        spec(names.enriched, kafka.partitions, 7, "Validated and enriched events."),
+        spec(names.enriched_dlq, dlq_partitions, 30, "Events failing validation/enrichment."),
+        spec(names.loader_dlq, dlq_partitions, 30, "Documents the search store rejected."),
+    ]
+
+
+@dataclass
+class TopicReport:
+    created: list[str] = field(default_factory=list)
+    altered: list[str] = field(default_factory=list)
+    repartitioned: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout: float = 30) -> TopicReport:
+    """Create missing topics and bring existing ones to their declared settings.
+
+    Partitions are only ever added (Kafka cannot remove them); configuration drift is
+    corrected with an incremental alter so unrelated overrides are left alone.
+    """
+    report = TopicReport()
+    existing = admin.list_topics(timeout=timeout).topics
+    missing = [s for s in specs if s.name not in existing]
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    s.name,
+                    num_partitions=s.partitions,
+                    replication_factor=s.replication_factor,
+                    config=s.config,
+                )
+                for s in missing
+            ],
+            operation_timeout=timeout,
+            request_timeout=timeout,
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise
+            report.created.append(name)
+
+    present = [s for s in specs if s.name in existing]
+    for s in present:
+        changed = False
+        current_partitions = len(existing[s.name].partitions)
+        if current_partitions < s.partitions:
+            admin.create_partitions([NewPartitions(s.name, s.partitions)])[s.name].result()
+            report.repartitioned.append(s.name)
+            changed = True
+        current = describe_topic_config(admin, s.name, timeout)
+        drift = {k: v for k, v in s.config.items() if current.get(k) != v}
+        if drift:
+            resource = ConfigResource(
+                ConfigResource.Type.TOPIC,
+                s.name,
+                incremental_configs=[
+                    ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+                    for k, v in drift.items()
+                ],
+            )
+            for future in admin.incremental_alter_configs([resource]).values():
+                future.result()
+            report.altered.append(s.name)
+            changed = True
+        if not changed:
+            report.unchanged.append(s.name)
+    return report
+
+
+def describe_topic_config(admin: AdminClient, topic: str, timeout: float = 30) -> dict[str, str]:
+    """Return the effective configuration of a topic."""
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result()
+    return {name: entry.value for name, entry in entries.items()}

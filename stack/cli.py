@@ -1,0 +1,91 @@
+"""``tributary stack up|down|status [SERVICE...]``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from stack.config import StackSettings
+from stack.errors import StackError
+from stack.manager import SERVICES, Stack, State
+
+app = typer.Typer(help="Run the platform's servers as local processes (no Docker needed).")
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+Services = Annotated[
+    list[str] | None,
+    typer.Argument(help=f"Services to act on (default: all): {', '.join(SERVICES)}."),
+]
+
+
+def _stack() -> Stack:
+    try:
+        return Stack(StackSettings())
+    except ValidationError as exc:
+        err.print(f"[red]invalid configuration:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _fail(exc: StackError) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(1)
+
+
+@app.command()
+def up(services: Services = None) -> None:
+    """Fetch (once), configure and start the servers, then wait until they are healthy."""
+    stack = _stack()
+    try:
+        stack.up(services, report=console.print)
+    except StackError as exc:
+        raise _fail(exc) from exc
+    _print_status(stack, services)
+
+
+@app.command()
+def down(services: Services = None) -> None:
+    """Stop the servers this stack started; servers it only reused are left alone."""
+    stack = _stack()
+    try:
+        stack.down(services, report=console.print)
+    except StackError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
+def status(services: Services = None) -> None:
+    """Show each server's health, PID and URL; exit 1 if one that should run does not."""
+    stack = _stack()
+    try:
+        statuses = _print_status(stack, services)
+    except StackError as exc:
+        raise _fail(exc) from exc
+    if any(s.state in (State.DEAD, State.STARTING) for s in statuses):
+        raise typer.Exit(1)
+
+
+def _print_status(stack: Stack, services: list[str] | None):  # type: ignore[no-untyped-def]
+    statuses = stack.status(services)
+    table = Table("service", "state", "pid", "url", "log")
+    colours = {
+        State.HEALTHY: "green",
+        State.EXTERNAL: "cyan",
+        State.STARTING: "yellow",
+        State.DEAD: "red",
+        State.STOPPED: "dim",
+    }
+    for s in statuses:
+        table.add_row(
+            s.name,
+            f"[{colours[s.state]}]{s.state}[/]",
+            str(s.pid or "-"),
+            s.url,
+            s.log if s.state is State.DEAD else "",
+        )
+    console.print(table)
+    return statuses

@@ -1,0 +1,48 @@
+"""Settings of the local server stack: the platform's connection settings plus how to run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from resources.settings import PlatformSettings
+
+
+def _default_cache() -> Path:
+    return Path.home() / ".cache" / "tributary"
+
+
+class StackOptions(BaseModel):
+    state_dir: Path = Field(
+        Path(".tributary/state"), description="Data, logs and PID files of the local servers."
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache, description="Downloaded server jars and archives."
+    )
+    java_home: Path | None = Field(
+        None, description="JDK 17+ for Kafka and OpenSearch; default: `java` on PATH."
+    )
+    maven: str = Field("mvn", description="Maven executable used to fetch jars from Maven Central.")
+    start_timeout_s: float = Field(180, description="How long to wait for a server to be healthy.")
+    stop_timeout_s: float = Field(60, description="How long to wait for a graceful stop.")
+
+    kafka_version: str = "4.4.0"
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "512m"
+
+    seaweedfs_master_port: int = 9333
+    seaweedfs_volume_port: int = 9340
+    seaweedfs_filer_port: int = 8888
+    seaweedfs_admin_port: int = 23646
+    seaweedfs_lance_port: int = 9101
+
+    opensearch_version: str = "2.19.1"
+    opensearch_transport_port: int = 9300
+    opensearch_heap: str = "512m"
+
+
+class StackSettings(PlatformSettings):
+    """Everything the ``tributary stack`` command needs, from one environment."""
+
+    stack: StackOptions = StackOptions()

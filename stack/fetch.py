@@ -1,0 +1,136 @@
+"""Fetch server artefacts from Maven Central into the cache, once, atomically."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+
+from stack.errors import StackError
+
+_POM = """<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.tributary.stack</groupId>
+  <artifactId>{name}-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+{dependencies}
+  </dependencies>
+</project>
+"""
+
+_DEPENDENCY = """    <dependency>
+      <groupId>{group}</groupId>
+      <artifactId>{artifact}</artifactId>
+      <version>{version}</version>
+    </dependency>"""
+
+
+def _maven(maven: str) -> str:
+    path = shutil.which(maven)
+    if path is None:
+        raise StackError(
+            f"Maven ('{maven}') is not installed; it fetches the servers from Maven Central. "
+            "Install it (Debian: apt-get install maven) or set TRIBUTARY_STACK__MAVEN."
+        )
+    return path
+
+
+def _run_maven(maven: str, args: list[str], cwd: Path, what: str) -> None:
+    proc = subprocess.run(  # noqa: S603
+        [_maven(maven), "-B", "-q", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
+        raise StackError(
+            f"could not download {what} from Maven Central (mvn exit {proc.returncode}). "
+            f"Check that Maven Central is reachable (proxy settings in ~/.m2/settings.xml).\n{tail}"
+        )
+
+
+def fetch_runtime_jars(maven: str, name: str, coordinates: list[str], target: Path) -> Path:
+    """Resolve ``group:artifact:version`` coordinates with their runtime deps into ``target``."""
+    if (target / ".complete").exists():
+        return target
+    deps = "\n".join(
+        _DEPENDENCY.format(group=g, artifact=a, version=v)
+        for g, a, v in (c.split(":") for c in coordinates)
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as tmp:
+        work = Path(tmp)
+        (work / "pom.xml").write_text(_POM.format(name=name, dependencies=deps))
+        out = work / "libs"
+        _run_maven(
+            maven,
+            [
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={out}",
+            ],
+            work,
+            ", ".join(coordinates),
+        )
+        (out / ".complete").touch()
+        shutil.rmtree(target, ignore_errors=True)
+        out.rename(target)
+    return target
+
+
+def fetch_zip(maven: str, coordinate: str, target: Path) -> Path:
+    """Download ``group:artifact:version:zip`` and unpack it into ``target``."""
+    if (target / ".complete").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    group, artifact, version, packaging = coordinate.split(":")
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{artifact}-") as tmp:
+        work = Path(tmp)
+        _run_maven(
+            maven,
+            [
+                "dependency:copy",
+                f"-Dartifact={group}:{artifact}:{version}:{packaging}",
+                f"-DoutputDirectory={work}",
+            ],
+            work,
+            coordinate,
+        )
+        archive = next(work.glob(f"*.{packaging}"))
+        unpacked = work / "unpacked"
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(unpacked)
+        # Zip entries lose their execute bits.
+        for script in unpacked.rglob("bin/*"):
+            script.chmod(0o755)
+        roots = list(unpacked.iterdir())
+        home = roots[0] if len(roots) == 1 and roots[0].is_dir() else unpacked
+        (home / ".complete").touch()
+        shutil.rmtree(target, ignore_errors=True)
+        home.rename(target)
+    return target
+
+
+def java_executable(java_home: Path | None, minimum: int) -> str:
+    """Return a ``java`` of at least version ``minimum``, or say how to get one."""
+    java = str(java_home / "bin" / "java") if java_home else shutil.which("java")
+    if java is None or not Path(java).exists():
+        raise StackError(
+            f"Java {minimum}+ is required but no 'java' was found. Install a JDK "
+            "(Debian: apt-get install openjdk-17-jre-headless) or set TRIBUTARY_STACK__JAVA_HOME."
+        )
+    proc = subprocess.run(  # noqa: S603
+        [java, "-version"], capture_output=True, text=True, check=False
+    )
+    match = re.search(r'version "(\d+)', proc.stderr + proc.stdout)
+    if match is None or int(match.group(1)) < minimum:
+        found = match.group(1) if match else "unknown"
+        raise StackError(
+            f"{java} is Java {found}; Java {minimum}+ is required. "
+            "Set TRIBUTARY_STACK__JAVA_HOME to a newer JDK."
+        )
+    return java

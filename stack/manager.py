@@ -1,0 +1,160 @@
+"""Bring the local servers up, report on them, and stop exactly the ones we started."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from stack.config import StackSettings
+from stack.errors import StackError
+from stack.process import ManagedProcess, port_in_use
+from stack.services.base import Service
+from stack.services.kafka import Kafka
+from stack.services.opensearch import OpenSearchServer
+from stack.services.seaweedfs import SeaweedFS
+
+SERVICES: dict[str, type[Service]] = {
+    cls.name: cls for cls in (Kafka, SeaweedFS, OpenSearchServer)
+}
+
+
+class State(enum.StrEnum):
+    HEALTHY = "healthy"
+    """Started by us and answering."""
+    EXTERNAL = "external"
+    """Answering at its configured address, but not started by this stack: reused as is."""
+    STARTING = "unhealthy"
+    """Our process runs but does not answer (yet)."""
+    DEAD = "dead"
+    """We started it and it has exited since."""
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: State
+    pid: int | None
+    url: str
+    log: str
+
+    @property
+    def ok(self) -> bool:
+        return self.state in (State.HEALTHY, State.EXTERNAL)
+
+
+Reporter = Callable[[str], None]
+
+
+class Stack:
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.state_dir = settings.stack.state_dir.resolve()
+        self.services = {name: cls(settings) for name, cls in SERVICES.items()}
+
+    def select(self, names: Iterable[str] | None) -> list[Service]:
+        chosen = list(names or [])
+        unknown = [n for n in chosen if n not in self.services]
+        if unknown:
+            raise StackError(
+                f"unknown service(s) {', '.join(unknown)}; known: {', '.join(self.services)}"
+            )
+        return [self.services[n] for n in (chosen or self.services)]
+
+    def _process(self, service: Service) -> ManagedProcess:
+        return ManagedProcess(service.name, self.state_dir)
+
+    def status(self, names: Iterable[str] | None = None) -> list[ServiceStatus]:
+        out = []
+        for service in self.select(names):
+            proc = self._process(service)
+            rec = proc.record()
+            if rec is not None and rec.alive():
+                state = State.HEALTHY if service.healthy() else State.STARTING
+                pid: int | None = rec.pid
+            elif rec is not None:
+                state, pid = State.DEAD, rec.pid
+            else:
+                state = State.EXTERNAL if service.healthy() else State.STOPPED
+                pid = None
+            out.append(ServiceStatus(service.name, state, pid, service.url, str(proc.log_file)))
+        return out
+
+    def up(self, names: Iterable[str] | None = None, report: Reporter = lambda _: None) -> list[str]:
+        """Start what is not running; return the names of the services this call started."""
+        started = []
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        for service in self.select(names):
+            proc = self._process(service)
+            rec = proc.record()
+            if rec is not None and rec.alive():
+                self._wait_healthy(service, proc)
+                report(f"{service.name}: already running (pid {rec.pid}) at {service.url}")
+            elif rec is None and service.healthy():
+                report(f"{service.name}: reusing the server already answering at {service.url}")
+            else:
+                if rec is not None:
+                    report(f"{service.name}: previous process {rec.pid} had died; restarting")
+                    proc.stop(timeout=1)
+                self._start(service, proc, report)
+                started.append(service.name)
+            for line in service.provision():
+                report(f"{service.name}: {line}")
+        return started
+
+    def _start(self, service: Service, proc: ManagedProcess, report: Reporter) -> None:
+        taken = {role: p for role, p in service.ports().items() if port_in_use(p)}
+        if taken:
+            ports = ", ".join(f"{p} ({role})" for role, p in taken.items())
+            raise StackError(
+                f"{service.name}: port {ports} on 127.0.0.1 is already in use by another "
+                "process. Stop that process, or move this service to a free port "
+                "(see 'Ports' in the README for the TRIBUTARY_* setting of each port)."
+            )
+        report(f"{service.name}: fetching (cached after the first run)")
+        service.install()
+        command, env = service.launch()
+        began = time.monotonic()
+        rec = proc.start(command, env, cwd=service.home)
+        try:
+            self._wait_healthy(service, proc)
+        except StackError:
+            proc.stop(timeout=self.settings.stack.stop_timeout_s)
+            raise
+        report(
+            f"{service.name}: started (pid {rec.pid}) at {service.url} "
+            f"in {time.monotonic() - began:.1f}s"
+        )
+
+    def _wait_healthy(self, service: Service, proc: ManagedProcess) -> None:
+        deadline = time.monotonic() + self.settings.stack.start_timeout_s
+        while time.monotonic() < deadline:
+            rec = proc.record()
+            if rec is None or not rec.alive():
+                raise StackError(
+                    f"{service.name} exited during start-up; last lines of {proc.log_file}:\n"
+                    f"{proc.log_tail()}"
+                )
+            if service.healthy():
+                return
+            time.sleep(0.5)
+        raise StackError(
+            f"{service.name} did not become healthy within "
+            f"{self.settings.stack.start_timeout_s:.0f}s (TRIBUTARY_STACK__START_TIMEOUT_S); "
+            f"last lines of {proc.log_file}:\n{proc.log_tail()}"
+        )
+
+    def down(self, names: Iterable[str] | None = None, report: Reporter = lambda _: None) -> list[str]:
+        """Stop the services this stack started (never a server it merely reused)."""
+        stopped = []
+        # Reverse order: clients of a service go down before it.
+        for service in reversed(self.select(names)):
+            proc = self._process(service)
+            if proc.stop(timeout=self.settings.stack.stop_timeout_s):
+                stopped.append(service.name)
+                report(f"{service.name}: stopped")
+            else:
+                report(f"{service.name}: not running (nothing of ours to stop)")
+        return stopped

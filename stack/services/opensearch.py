@@ -1,0 +1,90 @@
+"""OpenSearch, from the official minimal distribution published on Maven Central."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import httpx
+
+from stack.fetch import fetch_zip, java_executable
+from stack.services.base import Service, local_port
+
+
+class OpenSearchServer(Service):
+    name = "opensearch"
+    description = "OpenSearch (single node, no security plugin)"
+
+    @property
+    def port(self) -> int:
+        return local_port(self.settings.opensearch.url, "TRIBUTARY_OPENSEARCH__URL")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ports(self) -> dict[str, int]:
+        return {"http": self.port, "transport": self.options.opensearch_transport_port}
+
+    @property
+    def dist(self):  # type: ignore[no-untyped-def]
+        return self.cache / f"opensearch-{self.options.opensearch_version}"
+
+    def install(self) -> None:
+        fetch_zip(
+            self.options.maven,
+            "org.opensearch.distribution.integ-test-zip:opensearch:"
+            f"{self.options.opensearch_version}:zip",
+            self.dist,
+        )
+
+    def launch(self) -> tuple[list[str], dict[str, str]]:
+        major = int(self.options.opensearch_version.split(".")[0])
+        java = java_executable(self.options.java_home, 21 if major >= 3 else 17)
+        config, data, logs, tmp = (self.home / d for d in ("config", "data", "logs", "tmp"))
+        for d in (data, logs, tmp):
+            d.mkdir(parents=True, exist_ok=True)
+        # A config folder of our own: the distribution's stays pristine in the cache, and
+        # OpenSearch writes its keystore into the config folder.
+        shutil.rmtree(config, ignore_errors=True)
+        shutil.copytree(self.dist / "config", config)
+        jvm_options = (config / "jvm.options").read_text()
+        heap = self.options.opensearch_heap
+        jvm_options = re.sub(r"^-Xms\S+$", f"-Xms{heap}", jvm_options, flags=re.M)
+        jvm_options = re.sub(r"^-Xmx\S+$", f"-Xmx{heap}", jvm_options, flags=re.M)
+        # Relative paths in jvm.options resolve against the distribution; keep them ours.
+        jvm_options = jvm_options.replace("logs/gc.log", f"{logs}/gc.log")
+        jvm_options = jvm_options.replace("HeapDumpPath=data", f"HeapDumpPath={data}")
+        jvm_options = jvm_options.replace("ErrorFile=logs/", f"ErrorFile={logs}/")
+        (config / "jvm.options").write_text(jvm_options)
+        settings = {
+            "cluster.name": "tributary",
+            "node.name": "tributary-1",
+            "network.host": "127.0.0.1",
+            "http.port": self.port,
+            "transport.port": self.options.opensearch_transport_port,
+            "discovery.type": "single-node",
+            "path.data": data,
+            "path.logs": logs,
+            # A laptop's disk is often fuller than the default 85% watermark.
+            "cluster.routing.allocation.disk.threshold_enabled": "false",
+        }
+        (config / "opensearch.yml").write_text("".join(f"{k}: {v}\n" for k, v in settings.items()))
+        java_home = str(java).removesuffix("/bin/java")
+        env = {
+            "OPENSEARCH_JAVA_HOME": java_home,
+            "JAVA_HOME": "",
+            "OPENSEARCH_PATH_CONF": str(config),
+            "OPENSEARCH_TMPDIR": str(tmp),
+            # OpenSearch refuses to run as root. It finds out through JNA's native library;
+            # without it (local development only) the check cannot fire.
+            "OPENSEARCH_JAVA_OPTS": "-Djna.nounpack=true",
+        }
+        return [str(self.dist / "bin" / "opensearch")], env
+
+    def healthy(self) -> bool:
+        try:
+            resp = httpx.get(f"{self.url}/_cluster/health", timeout=2)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200 and resp.json().get("status") in ("green", "yellow")
