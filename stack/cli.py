@@ -12,6 +12,7 @@ from rich.table import Table
 from stack.config import StackSettings
 from stack.errors import StackError
 from stack.manager import SERVICES, Stack, State
+from stack.provision import ProvisionError, provision_kafka, provision_s3
 
 app = typer.Typer(help="Run the platform's servers as local processes (no Docker needed).")
 console = Console(highlight=False)
@@ -31,7 +32,7 @@ def _stack() -> Stack:
         raise typer.Exit(2) from exc
 
 
-def _fail(exc: StackError) -> typer.Exit:
+def _fail(exc: Exception) -> typer.Exit:
     err.print(f"[red]error:[/red] {exc}")
     return typer.Exit(1)
 
@@ -42,9 +43,21 @@ def up(services: Services = None) -> None:
     stack = _stack()
     try:
         stack.up(services, report=console.print)
-    except StackError as exc:
+    except (StackError, ProvisionError) as exc:
         raise _fail(exc) from exc
     _print_status(stack, services)
+
+
+@app.command()
+def provision() -> None:
+    """Create the platform's topics and buckets on the configured (possibly remote) servers."""
+    stack = _stack()
+    try:
+        report = provision_kafka(stack.settings)
+        console.print(f"kafka: created {report.created or 'none'}, altered {report.altered or 'none'}")
+        console.print(f"s3: buckets created {provision_s3(stack.settings) or 'none'}")
+    except ProvisionError as exc:
+        raise _fail(exc) from exc
 
 
 @app.command()

@@ -21,7 +21,9 @@ class StackOptions(BaseModel):
         default_factory=_default_cache, description="Downloaded server jars and archives."
     )
     java_home: Path | None = Field(
-        None, description="JDK 17+ for Kafka and OpenSearch; default: `java` on PATH."
+        None,
+        description="JDK for the Java servers; default: `java` on PATH, else a suitable JDK "
+        "under /usr/lib/jvm (Kafka needs 17+, OpenSearch 2.x 11-23, 3.x 21+).",
     )
     maven: str = Field("mvn", description="Maven executable used to fetch jars from Maven Central.")
     start_timeout_s: float = Field(180, description="How long to wait for a server to be healthy.")
@@ -37,7 +39,7 @@ class StackOptions(BaseModel):
     seaweedfs_admin_port: int = 23646
     seaweedfs_lance_port: int = 9101
 
-    opensearch_version: str = "2.19.1"
+    opensearch_version: str = "2.19.6"
     opensearch_transport_port: int = 9300
     opensearch_heap: str = "512m"
 

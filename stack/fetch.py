@@ -115,22 +115,42 @@ def fetch_zip(maven: str, coordinate: str, target: Path) -> Path:
     return target
 
 
-def java_executable(java_home: Path | None, minimum: int) -> str:
-    """Return a ``java`` of at least version ``minimum``, or say how to get one."""
-    java = str(java_home / "bin" / "java") if java_home else shutil.which("java")
-    if java is None or not Path(java).exists():
-        raise StackError(
-            f"Java {minimum}+ is required but no 'java' was found. Install a JDK "
-            "(Debian: apt-get install openjdk-17-jre-headless) or set TRIBUTARY_STACK__JAVA_HOME."
-        )
+def _java_version(java: str) -> int | None:
     proc = subprocess.run(  # noqa: S603
         [java, "-version"], capture_output=True, text=True, check=False
     )
     match = re.search(r'version "(\d+)', proc.stderr + proc.stdout)
-    if match is None or int(match.group(1)) < minimum:
-        found = match.group(1) if match else "unknown"
+    return int(match.group(1)) if match else None
+
+
+def java_executable(java_home: Path | None, minimum: int, maximum: int | None = None) -> str:
+    """Return a ``java`` whose major version lies in [minimum, maximum], or say how to get one.
+
+    With ``java_home`` set, only that JDK is considered; otherwise ``java`` on PATH and then
+    the JDKs under /usr/lib/jvm, so a machine with Java 17 and a newer JDK serves both the
+    servers that need 17 and those that need 21+.
+    """
+    wanted = f"Java {minimum}+" if maximum is None else f"Java {minimum} to {maximum}"
+    if java_home is not None:
+        candidates = [str(java_home / "bin" / "java")]
+    else:
+        on_path = shutil.which("java")
+        candidates = [on_path] if on_path else []
+        candidates += [str(p) for p in sorted(Path("/usr/lib/jvm").glob("*/bin/java"))]
+    seen = []
+    for java in candidates:
+        if not Path(java).exists():
+            continue
+        version = _java_version(java)
+        seen.append(f"{java} (Java {version})")
+        if version is not None and version >= minimum and (maximum is None or version <= maximum):
+            return java
+    if not seen:
         raise StackError(
-            f"{java} is Java {found}; Java {minimum}+ is required. "
-            "Set TRIBUTARY_STACK__JAVA_HOME to a newer JDK."
+            f"{wanted} is required but no 'java' was found. Install a JDK "
+            "(Debian: apt-get install openjdk-17-jdk-headless) or set TRIBUTARY_STACK__JAVA_HOME."
         )
-    return java
+    raise StackError(
+        f"{wanted} is required; found only {', '.join(seen)}. "
+        "Install one or set TRIBUTARY_STACK__JAVA_HOME to it."
+    )

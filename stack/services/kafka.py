@@ -10,9 +10,9 @@ import uuid
 from confluent_kafka import KafkaException
 
 from resources.kafka import make_kafka_admin
-from resources.topics import ensure_topics, platform_topics
 from stack.errors import StackError
 from stack.fetch import fetch_runtime_jars, java_executable
+from stack.provision import provision_kafka
 from stack.services.base import Service, local_port
 
 # Kafka's POM brings slf4j-api 1.7 and log4j-core but no binding; add the matching one.
@@ -139,8 +139,7 @@ class Kafka(Service):
         return True
 
     def provision(self) -> list[str]:
-        admin = make_kafka_admin(self.settings.kafka)
-        report = ensure_topics(admin, platform_topics(self.settings.topics, self.settings.kafka))
+        report = provision_kafka(self.settings)
         done = [f"topic {t} created" for t in report.created]
         done += [f"topic {t} reconfigured" for t in report.altered]
         done += [f"topic {t} given more partitions" for t in report.repartitioned]

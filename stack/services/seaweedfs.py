@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from resources.s3 import ensure_buckets
 from stack.errors import StackError
+from stack.provision import provision_s3
 from stack.services.base import Service, local_port
 
 
@@ -95,5 +95,5 @@ class SeaweedFS(Service):
         return s3.status_code == 200 and catalog.status_code == 200
 
     def provision(self) -> list[str]:
-        created = ensure_buckets(self.settings.s3)
+        created = provision_s3(self.settings)
         return [f"bucket {b} created" for b in created] or ["buckets up to date"]

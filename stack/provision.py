@@ -1,0 +1,60 @@
+"""Create the platform's topics and buckets on the configured servers.
+
+Run by ``tributary stack up`` once the local servers are healthy, and on its own
+(``python -m stack.provision``) against servers run elsewhere (compose, production).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from botocore.exceptions import ClientError, EndpointConnectionError
+from confluent_kafka import KafkaException
+
+from resources.kafka import make_kafka_admin
+from resources.s3 import ensure_buckets
+from resources.settings import PlatformSettings
+from resources.topics import TopicReport, ensure_topics, platform_topics
+
+log = logging.getLogger(__name__)
+
+
+class ProvisionError(RuntimeError):
+    """A server refused to be provisioned; the message says which and why."""
+
+
+def provision_kafka(settings: PlatformSettings) -> TopicReport:
+    admin = make_kafka_admin(settings.kafka)
+    try:
+        return ensure_topics(admin, platform_topics(settings.topics, settings.kafka))
+    except KafkaException as exc:
+        raise ProvisionError(
+            f"Kafka at {settings.kafka.bootstrap_servers} refused the topics: {exc}"
+        ) from exc
+
+
+def provision_s3(settings: PlatformSettings) -> list[str]:
+    try:
+        return ensure_buckets(settings.s3)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        if code in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied"):
+            raise ProvisionError(
+                f"S3 at {settings.s3.endpoint_url} refused the credentials ({code}); check "
+                "TRIBUTARY_S3__ACCESS_KEY_ID and TRIBUTARY_S3__SECRET_ACCESS_KEY"
+            ) from exc
+        raise ProvisionError(f"S3 at {settings.s3.endpoint_url} answered {code}: {exc}") from exc
+    except EndpointConnectionError as exc:
+        raise ProvisionError(f"S3 at {settings.s3.endpoint_url} is unreachable: {exc}") from exc
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = PlatformSettings()
+    report = provision_kafka(settings)
+    log.info("topics created %s, altered %s", report.created, report.altered)
+    log.info("buckets created %s", provision_s3(settings))
+
+
+if __name__ == "__main__":
+    main()

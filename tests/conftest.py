@@ -1,0 +1,69 @@
+"""Session fixtures for the real servers.
+
+A server whose address is configured through the environment (for example
+``TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS``) is used as it is. Otherwise the local stack starts it,
+or reuses the one it already runs, and at the end of the session stops only what it started.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from resources.settings import PlatformSettings
+from stack.config import StackSettings
+from stack.manager import Stack
+
+_ADDRESS_ENV = {
+    "kafka": "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS",
+    "seaweedfs": "TRIBUTARY_S3__ENDPOINT_URL",
+    "opensearch": "TRIBUTARY_OPENSEARCH__URL",
+}
+
+
+class Servers:
+    def __init__(self) -> None:
+        self.settings = StackSettings()
+        self.stack = Stack(self.settings)
+        self.started: list[str] = []
+
+    def require(self, name: str) -> None:
+        service = self.stack.services[name]
+        if _ADDRESS_ENV[name] in os.environ:
+            assert service.healthy(), (
+                f"{name} configured at {service.url} through {_ADDRESS_ENV[name]} is not healthy"
+            )
+            return
+        self.started += self.stack.up([name], report=print)
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    s = Servers()
+    yield s
+    s.stack.down(s.started, report=print)
+
+
+@pytest.fixture(scope="session")
+def platform_settings() -> PlatformSettings:
+    return PlatformSettings()
+
+
+@pytest.fixture(scope="session")
+def kafka(servers: Servers) -> PlatformSettings:
+    servers.require("kafka")
+    return servers.settings
+
+
+@pytest.fixture(scope="session")
+def s3(servers: Servers) -> PlatformSettings:
+    servers.require("seaweedfs")
+    return servers.settings
+
+
+@pytest.fixture(scope="session")
+def opensearch(servers: Servers) -> PlatformSettings:
+    servers.require("opensearch")
+    return servers.settings
