@@ -20,9 +20,7 @@ def _types(schema: Mapping[str, Any]) -> set[str]:
     return {t} if isinstance(t, str) else set(t)
 
 
-def addition_problems(
-    old: Mapping[str, Any], new: Mapping[str, Any], path: str = ""
-) -> list[str]:
+def addition_problems(old: Mapping[str, Any], new: Mapping[str, Any], path: str = "") -> list[str]:
     """Return why data valid under ``old`` might be invalid under ``new`` (empty: compatible)."""
     problems: list[str] = []
     where = path or "/"
@@ -47,9 +45,10 @@ def addition_problems(
     newly_required = set(new.get("required", [])) - set(old.get("required", []))
     if newly_required:
         problems.append(f"{where}: properties {sorted(newly_required)} became required")
-    if old.get("additionalProperties", True) is not False and new.get(
-        "additionalProperties", True
-    ) is False:
+    if (
+        old.get("additionalProperties", True) is not False
+        and new.get("additionalProperties", True) is False
+    ):
         problems.append(f"{where}: object closed to additional properties")
 
     if "items" in old or "items" in new:

@@ -130,7 +130,9 @@ def check_envelope(
         return EnvelopeCheck(
             failure_type=FailureType.SIZE_VIOLATION,
             errors=[
-                FieldError("/", f"event is {size_bytes} bytes, the limit is {rules.max_event_bytes}")
+                FieldError(
+                    "/", f"event is {size_bytes} bytes, the limit is {rules.max_event_bytes}"
+                )
             ],
         )
     if not isinstance(data, dict):
@@ -156,7 +158,8 @@ def check_envelope(
     elif ts < now - rules.max_past_skew:
         errors.append(
             FieldError(
-                "/event_timestamp", f"{ts.isoformat()} is more than {rules.max_past_skew} in the past"
+                "/event_timestamp",
+                f"{ts.isoformat()} is more than {rules.max_past_skew} in the past",
             )
         )
     if errors:
@@ -175,7 +178,13 @@ def check_envelope(
 
 
 def _json_type(value: Any) -> str:
-    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    names = {
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }
     if value is None:
         return "null"
     return names.get(type(value), type(value).__name__)

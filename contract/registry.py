@@ -24,7 +24,9 @@ import jsonschema_rs
 
 SCHEMAS_DIR = Path(__file__).parent / "schemas"
 
-_SCHEMAVER = re.compile(r"^(?P<model>[1-9][0-9]*)-(?P<revision>0|[1-9][0-9]*)-(?P<addition>0|[1-9][0-9]*)$")
+_SCHEMAVER = re.compile(
+    r"^(?P<model>[1-9][0-9]*)-(?P<revision>0|[1-9][0-9]*)-(?P<addition>0|[1-9][0-9]*)$"
+)
 _NAME = r"[a-zA-Z0-9_-]+"
 _VENDOR = r"[a-zA-Z0-9_.-]+"
 _IGLU_URI = re.compile(
@@ -103,7 +105,7 @@ class CompiledSchema:
     def __init__(self, key: SchemaKey, schema: Mapping[str, Any]) -> None:
         self.key = key
         self.schema = schema
-        self._validator = jsonschema_rs.validator_for(schema, validate_formats=True)
+        self._validator = jsonschema_rs.validator_for(dict(schema), validate_formats=True)
 
     def is_valid(self, instance: Any) -> bool:
         return bool(self._validator.is_valid(instance))

@@ -8,8 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from resources.kafka import KafkaResource
-from resources.opensearch import OpenSearchResource
+from resources.dagster_resources import KafkaResource, OpenSearchResource
 from resources.settings import PlatformSettings, Profile
 
 

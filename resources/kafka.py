@@ -1,13 +1,11 @@
-"""Kafka client factories (Dagster-free) and the Dagster resource built on them."""
+"""Kafka client factories, free of Dagster: the collector and workers import them."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import dagster as dg
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
-from pydantic import Field
 
 from resources.settings import KafkaSettings
 
@@ -44,33 +42,3 @@ def make_kafka_consumer(settings: KafkaSettings, group_id: str, **overrides: Any
 def make_kafka_admin(settings: KafkaSettings, **overrides: Any) -> AdminClient:
     """Return an admin client for topic management."""
     return AdminClient({**settings.client_config(), **overrides})
-
-
-class KafkaResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """Kafka connection for Dagster assets and sensors."""
-
-    bootstrap_servers: str = Field(description="Comma-separated host:port list of brokers.")
-    security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_SSL, ...")
-    sasl_mechanism: str | None = Field(None, description="SASL mechanism, if any.")
-    sasl_username: str | None = Field(None, description="SASL user name, if any.")
-    sasl_password: str | None = Field(None, description="SASL password (pass a dg.EnvVar).")
-
-    def _settings(self) -> KafkaSettings:
-        return KafkaSettings.model_validate(
-            {
-                "bootstrap_servers": self.bootstrap_servers,
-                "security_protocol": self.security_protocol,
-                "sasl_mechanism": self.sasl_mechanism,
-                "sasl_username": self.sasl_username,
-                "sasl_password": self.sasl_password,
-            }
-        )
-
-    def get_producer(self, **overrides: Any) -> Producer:
-        return make_kafka_producer(self._settings(), **overrides)
-
-    def get_consumer(self, group_id: str, **overrides: Any) -> Consumer:
-        return make_kafka_consumer(self._settings(), group_id, **overrides)
-
-    def get_admin(self, **overrides: Any) -> AdminClient:
-        return make_kafka_admin(self._settings(), **overrides)

@@ -1,10 +1,8 @@
-"""OpenSearch client factory (Dagster-free) and the Dagster resource built on it."""
+"""OpenSearch client factory, free of Dagster: the workers import it."""
 
 from __future__ import annotations
 
-import dagster as dg
 from opensearchpy import OpenSearch
-from pydantic import Field, SecretStr
 
 from resources.settings import OpenSearchSettings
 
@@ -22,22 +20,3 @@ def make_opensearch_client(settings: OpenSearchSettings) -> OpenSearch:
         retry_on_timeout=True,
         max_retries=3,
     )
-
-
-class OpenSearchResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """OpenSearch connection for Dagster assets and sensors."""
-
-    url: str = Field(description="OpenSearch HTTP endpoint, e.g. http://127.0.0.1:9200.")
-    username: str | None = Field(None, description="Basic-auth user, if security is on.")
-    password: str | None = Field(None, description="Basic-auth password (pass a dg.EnvVar).")
-    index_prefix: str = Field("tributary", description="Prefix of the platform's indices.")
-
-    def get_client(self) -> OpenSearch:
-        return make_opensearch_client(
-            OpenSearchSettings(
-                url=self.url,
-                username=self.username,
-                password=SecretStr(self.password) if self.password else None,
-                index_prefix=self.index_prefix,
-            )
-        )

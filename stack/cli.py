@@ -15,8 +15,8 @@ from stack.manager import SERVICES, Stack, State
 from stack.provision import ProvisionError, provision_kafka, provision_s3
 
 app = typer.Typer(help="Run the platform's servers as local processes (no Docker needed).")
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Services = Annotated[
     list[str] | None,
@@ -54,7 +54,9 @@ def provision() -> None:
     stack = _stack()
     try:
         report = provision_kafka(stack.settings)
-        console.print(f"kafka: created {report.created or 'none'}, altered {report.altered or 'none'}")
+        console.print(
+            f"kafka: created {report.created or 'none'}, altered {report.altered or 'none'}"
+        )
         console.print(f"s3: buckets created {provision_s3(stack.settings) or 'none'}")
     except ProvisionError as exc:
         raise _fail(exc) from exc

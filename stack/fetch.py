@@ -42,7 +42,7 @@ def _maven(maven: str) -> str:
 
 
 def _run_maven(maven: str, args: list[str], cwd: Path, what: str) -> None:
-    proc = subprocess.run(  # noqa: S603
+    proc = subprocess.run(
         [_maven(maven), "-B", "-q", *args], cwd=cwd, capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
@@ -116,9 +116,7 @@ def fetch_zip(maven: str, coordinate: str, target: Path) -> Path:
 
 
 def _java_version(java: str) -> int | None:
-    proc = subprocess.run(  # noqa: S603
-        [java, "-version"], capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
     match = re.search(r'version "(\d+)', proc.stderr + proc.stdout)
     return int(match.group(1)) if match else None
 

@@ -15,9 +15,7 @@ from stack.services.kafka import Kafka
 from stack.services.opensearch import OpenSearchServer
 from stack.services.seaweedfs import SeaweedFS
 
-SERVICES: dict[str, type[Service]] = {
-    cls.name: cls for cls in (Kafka, SeaweedFS, OpenSearchServer)
-}
+SERVICES: dict[str, type[Service]] = {cls.name: cls for cls in (Kafka, SeaweedFS, OpenSearchServer)}
 
 
 class State(enum.StrEnum):
@@ -82,7 +80,9 @@ class Stack:
             out.append(ServiceStatus(service.name, state, pid, service.url, str(proc.log_file)))
         return out
 
-    def up(self, names: Iterable[str] | None = None, report: Reporter = lambda _: None) -> list[str]:
+    def up(
+        self, names: Iterable[str] | None = None, report: Reporter = lambda _: None
+    ) -> list[str]:
         """Start what is not running; return the names of the services this call started."""
         started = []
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,9 @@ class Stack:
             f"last lines of {proc.log_file}:\n{proc.log_tail()}"
         )
 
-    def down(self, names: Iterable[str] | None = None, report: Reporter = lambda _: None) -> list[str]:
+    def down(
+        self, names: Iterable[str] | None = None, report: Reporter = lambda _: None
+    ) -> list[str]:
         """Stop the services this stack started (never a server it merely reused)."""
         stopped = []
         # Reverse order: clients of a service go down before it.

@@ -6,6 +6,7 @@ unrelated process after a crash is never mistaken for ours and never signalled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -72,7 +73,7 @@ class ManagedProcess:
     def start(self, command: Sequence[str], env: Mapping[str, str], cwd: Path) -> PidRecord:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 - the command is built by the project
+            proc = subprocess.Popen(
                 list(command),
                 cwd=cwd,
                 env={**os.environ, **env},
@@ -119,18 +120,14 @@ class ManagedProcess:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _group_alive(pgid: int) -> bool:
     # Reap the leader if it is our own child (the test suite starts servers in-process).
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pgid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:

@@ -53,7 +53,9 @@ class Kafka(Service):
 
     @property
     def port(self) -> int:
-        return local_port(self.settings.kafka.bootstrap_servers, "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS")
+        return local_port(
+            self.settings.kafka.bootstrap_servers, "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS"
+        )
 
     @property
     def url(self) -> str:
@@ -119,7 +121,7 @@ class Kafka(Service):
         ]
         if not (data / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = subprocess.run(  # noqa: S603
+            fmt = subprocess.run(
                 [*jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
                  "-c", str(server_properties)],
                 capture_output=True, text=True, check=False,

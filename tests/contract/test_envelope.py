@@ -54,7 +54,12 @@ def test_a_valid_event_passes() -> None:
         ({"event_id": 12}, FailureType.ENVELOPE_VIOLATION, "/event_id", "UUID"),
         ({"event_type": ...}, FailureType.ENVELOPE_VIOLATION, "/event_type", "Field required"),
         ({"event_type": ""}, FailureType.ENVELOPE_VIOLATION, "/event_type", "at least 1"),
-        ({"event_type": "page_view"}, FailureType.UNKNOWN_SCHEMA, "/event_type", "not an event type URI"),
+        (
+            {"event_type": "page_view"},
+            FailureType.UNKNOWN_SCHEMA,
+            "/event_type",
+            "not an event type URI",
+        ),
         (
             {"event_type": "iglu:com.tributary.shop/page_view/jsonschema/9-0-0"},
             FailureType.UNKNOWN_SCHEMA,
@@ -67,11 +72,36 @@ def test_a_valid_event_passes() -> None:
             "/event_type",
             "SchemaVer",
         ),
-        ({"event_timestamp": "2026-06-01T12:00:00"}, FailureType.ENVELOPE_VIOLATION, "/event_timestamp", "RFC 3339"),
-        ({"event_timestamp": 1780000000}, FailureType.ENVELOPE_VIOLATION, "/event_timestamp", "RFC 3339"),
-        ({"event_timestamp": "yesterday"}, FailureType.ENVELOPE_VIOLATION, "/event_timestamp", "RFC 3339"),
-        ({"event_timestamp": "2026-06-01T12:30:00Z"}, FailureType.ENVELOPE_VIOLATION, "/event_timestamp", "in the future"),
-        ({"event_timestamp": "2026-05-01T12:00:00Z"}, FailureType.ENVELOPE_VIOLATION, "/event_timestamp", "in the past"),
+        (
+            {"event_timestamp": "2026-06-01T12:00:00"},
+            FailureType.ENVELOPE_VIOLATION,
+            "/event_timestamp",
+            "RFC 3339",
+        ),
+        (
+            {"event_timestamp": 1780000000},
+            FailureType.ENVELOPE_VIOLATION,
+            "/event_timestamp",
+            "RFC 3339",
+        ),
+        (
+            {"event_timestamp": "yesterday"},
+            FailureType.ENVELOPE_VIOLATION,
+            "/event_timestamp",
+            "RFC 3339",
+        ),
+        (
+            {"event_timestamp": "2026-06-01T12:30:00Z"},
+            FailureType.ENVELOPE_VIOLATION,
+            "/event_timestamp",
+            "in the future",
+        ),
+        (
+            {"event_timestamp": "2026-05-01T12:00:00Z"},
+            FailureType.ENVELOPE_VIOLATION,
+            "/event_timestamp",
+            "in the past",
+        ),
         ({"source": ...}, FailureType.ENVELOPE_VIOLATION, "/source", "Field required"),
         ({"source": ""}, FailureType.ENVELOPE_VIOLATION, "/source", "at least 1"),
         ({"payload": ...}, FailureType.ENVELOPE_VIOLATION, "/payload", "Field required"),
@@ -130,14 +160,18 @@ def test_partition_key_prefers_user_then_session_then_device(context: Any, key: 
 
 
 def test_unknown_context_keys_are_carried() -> None:
-    result = check_envelope(event(context={"locale": "fr", "user_id": "u"}), REGISTRY, RULES, now=NOW)
+    result = check_envelope(
+        event(context={"locale": "fr", "user_id": "u"}), REGISTRY, RULES, now=NOW
+    )
     assert result.envelope is not None and result.envelope.context is not None
     assert result.envelope.context.model_dump(exclude_none=True) == {"locale": "fr", "user_id": "u"}
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
     max_leaves=20,
 )
 top_level = st.sampled_from(
@@ -157,7 +191,10 @@ def test_arbitrary_input_never_raises_and_always_has_a_reason(data: Any) -> None
 @settings(max_examples=200, deadline=None)
 @given(
     event_id=st.uuids(),
-    offset_s=st.integers(-RULES.max_past_skew.total_seconds() + 1, RULES.max_future_skew.total_seconds() - 1),
+    offset_s=st.integers(
+        -int(RULES.max_past_skew.total_seconds()) + 1,
+        int(RULES.max_future_skew.total_seconds()) - 1,
+    ),
     tz_minutes=st.integers(-14 * 60, 14 * 60),
     key=st.sampled_from(REGISTRY.keys()),
     source=st.text(min_size=1, max_size=50),

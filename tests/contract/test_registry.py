@@ -35,7 +35,12 @@ def test_payload_errors_carry_json_pointers() -> None:
     compiled = REGISTRY.lookup(PURCHASE)
     assert compiled is not None
     errors = compiled.errors(
-        {"order_id": "o", "items": [{"product_id": "p", "quantity": 0}], "total": -1, "currency": "eur"},
+        {
+            "order_id": "o",
+            "items": [{"product_id": "p", "quantity": 0}],
+            "total": -1,
+            "currency": "eur",
+        },
         prefix="/payload",
     )
     fields = {e.field for e in errors}
@@ -64,7 +69,18 @@ def test_unknown_uri_is_none() -> None:
 def test_registry_refuses_a_schema_whose_self_disagrees_with_its_path(tmp_path: Path) -> None:
     path = tmp_path / "com.x" / "thing" / "jsonschema" / "1-0-0.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"self": {"vendor": "com.x", "name": "other", "format": "jsonschema", "version": "1-0-0"}}))
+    path.write_text(
+        json.dumps(
+            {
+                "self": {
+                    "vendor": "com.x",
+                    "name": "other",
+                    "format": "jsonschema",
+                    "version": "1-0-0",
+                }
+            }
+        )
+    )
     with pytest.raises(SchemaError, match="path says"):
         SchemaRegistry.from_directory(tmp_path)
 
@@ -83,7 +99,7 @@ def test_failed_event_serialises_with_its_type_and_stage() -> None:
     failed = FailedEvent(
         failure_type=FailureType.SCHEMA_VIOLATION,
         stage=Stage.ENRICHER,
-        errors=[{"field": "/payload/total", "reason": "-1 is less than the minimum of 0"}],  # type: ignore[list-item]
+        errors=[{"field": "/payload/total", "reason": "-1 is less than the minimum of 0"}],
         original=OriginalPayload.from_bytes(b'{"total": -1}'),
     )
     data = json.loads(failed.model_dump_json())

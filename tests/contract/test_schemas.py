@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import jsonschema
@@ -55,13 +56,11 @@ def test_examples_are_valid(key: SchemaKey) -> None:
         assert compiled.errors(example) == []
 
 
-@pytest.mark.parametrize(
-    "family", sorted(REGISTRY.families), ids=lambda f: f"{f[0]}/{f[1]}"
-)
+@pytest.mark.parametrize("family", sorted(REGISTRY.families), ids=lambda f: f"{f[0]}/{f[1]}")
 def test_versions_follow_schemaver(family: tuple[str, str]) -> None:
     versions = [k.version for k in REGISTRY.families[family]]
     assert str(versions[0]) == "1-0-0", "an event type starts at 1-0-0"
-    for old, new in zip(versions, versions[1:], strict=False):
+    for old, new in itertools.pairwise(versions):
         allowed = {
             (old.model, old.revision, old.addition + 1),
             (old.model, old.revision + 1, 0),
@@ -95,7 +94,7 @@ BASE = {
 
 
 def _changed(**changes: object) -> dict[str, object]:
-    schema = json.loads(json.dumps(BASE))
+    schema: dict[str, object] = json.loads(json.dumps(BASE))
     schema.update(changes)
     return schema
 
@@ -109,7 +108,9 @@ def _changed(**changes: object) -> dict[str, object]:
             "type narrowed",
         ),
         (
-            _changed(properties={"a": {"type": "string", "maxLength": 5}, "n": {"type": "integer"}}),
+            _changed(
+                properties={"a": {"type": "string", "maxLength": 5}, "n": {"type": "integer"}}
+            ),
             "'maxLength' changed",
         ),
         (_changed(properties={"a": {"type": "string", "maxLength": 10}}), "property removed"),

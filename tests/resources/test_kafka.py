@@ -38,7 +38,11 @@ def test_ensure_topics_is_idempotent_and_repairs_drift(kafka: PlatformSettings) 
     specs = platform_topics(kafka.topics, kafka.kafka)
     assert ensure_topics(admin, specs).created == []
     # Someone changes a topic by hand; the next reconciliation puts it back.
-    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+    )
 
     resource = ConfigResource(
         ConfigResource.Type.TOPIC,
@@ -66,19 +70,26 @@ def test_produce_and_consume_round_trip(kafka: PlatformSettings) -> None:
         delivered.append((msg.partition(), msg.offset()))  # type: ignore[attr-defined]
 
     for i in range(20):
-        producer.produce(topic, key=f"user-{i % 3}", value=f"{run}:{i}".encode(), on_delivery=on_delivery)
+        producer.produce(
+            topic, key=f"user-{i % 3}", value=f"{run}:{i}".encode(), on_delivery=on_delivery
+        )
     assert producer.flush(30) == 0
     assert len(delivered) == 20
 
     consumer = make_kafka_consumer(kafka.kafka, group_id=f"test-{run}")
-    consumer.assign([TopicPartition(topic, p, o) for p, o in {p: min(o for q, o in delivered if q == p) for p, _ in delivered}.items()])
+    consumer.assign(
+        [
+            TopicPartition(topic, p, o)
+            for p, o in {p: min(o for q, o in delivered if q == p) for p, _ in delivered}.items()
+        ]
+    )
     seen: list[str] = []
     try:
         for _ in range(100):
             msg = consumer.poll(1.0)
             if msg is None or msg.error():
                 continue
-            value = msg.value().decode()
+            value = (msg.value() or b"").decode()
             if value.startswith(run):
                 seen.append(value)
             if len(seen) == 20:

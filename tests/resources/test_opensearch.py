@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from resources.opensearch import OpenSearchResource, make_opensearch_client
+from resources.dagster_resources import OpenSearchResource
+from resources.opensearch import make_opensearch_client
 from resources.settings import PlatformSettings
 
 pytestmark = pytest.mark.integration
@@ -29,8 +30,16 @@ def test_index_and_search_round_trip(opensearch: PlatformSettings) -> None:
     )
     try:
         docs = [
-            {"event_id": str(uuid.uuid4()), "event_timestamp": "2026-06-01T12:00:00Z", "location": {"lat": 48.85, "lon": 2.35}},
-            {"event_id": str(uuid.uuid4()), "event_timestamp": "2026-06-01T13:00:00Z", "location": {"lat": 52.52, "lon": 13.40}},
+            {
+                "event_id": str(uuid.uuid4()),
+                "event_timestamp": "2026-06-01T12:00:00Z",
+                "location": {"lat": 48.85, "lon": 2.35},
+            },
+            {
+                "event_id": str(uuid.uuid4()),
+                "event_timestamp": "2026-06-01T13:00:00Z",
+                "location": {"lat": 52.52, "lon": 13.40},
+            },
         ]
         for doc in docs:
             client.index(index=index, id=doc["event_id"], body=doc)
@@ -39,7 +48,11 @@ def test_index_and_search_round_trip(opensearch: PlatformSettings) -> None:
         assert client.count(index=index)["count"] == 2
         hits = client.search(
             index=index,
-            body={"query": {"geo_distance": {"distance": "50km", "location": {"lat": 48.8, "lon": 2.3}}}},
+            body={
+                "query": {
+                    "geo_distance": {"distance": "50km", "location": {"lat": 48.8, "lon": 2.3}}
+                }
+            },
         )["hits"]["hits"]
         assert [h["_id"] for h in hits] == [docs[0]["event_id"]]
     finally:
@@ -47,6 +60,8 @@ def test_index_and_search_round_trip(opensearch: PlatformSettings) -> None:
 
 
 def test_dagster_resource_reaches_the_same_server(opensearch: PlatformSettings) -> None:
-    resource = OpenSearchResource(url=opensearch.opensearch.url)
+    resource = OpenSearchResource(
+        url=opensearch.opensearch.url, username=None, password=None, index_prefix="tributary"
+    )
     health = resource.get_client().cluster.health()
     assert health["status"] in ("green", "yellow")
