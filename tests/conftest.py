@@ -8,6 +8,7 @@ or reuses the one it already runs, and at the end of the session stops only what
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -28,22 +29,43 @@ class Servers:
         self.settings = StackSettings()
         self.stack = Stack(self.settings)
         self.started: list[str] = []
+        self.used: dict[str, str] = {}
 
     def require(self, name: str) -> None:
+        if name in self.used:
+            return
         service = self.stack.services[name]
         if _ADDRESS_ENV[name] in os.environ:
             assert service.healthy(), (
                 f"{name} configured at {service.url} through {_ADDRESS_ENV[name]} is not healthy"
             )
+            self.used[name] = f"{service.url} (configured, reused)"
             return
-        self.started += self.stack.up([name], report=print)
+        began = time.monotonic()
+        started = self.stack.up([name])
+        self.started += started
+        how = f"started by the suite in {time.monotonic() - began:.1f}s" if started else "reused"
+        self.used[name] = f"{service.url} ({how})"
+
+
+_SERVERS: list[Servers] = []
 
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
     s = Servers()
+    _SERVERS.append(s)
     yield s
-    s.stack.down(s.started, report=print)
+    s.stack.down(s.started)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for s in _SERVERS:
+        terminalreporter.section("real servers used")
+        for name, how in s.used.items():
+            terminalreporter.write_line(f"{name}: {how}")
+        if s.started:
+            terminalreporter.write_line(f"stopped at the end: {', '.join(s.started)}")
 
 
 @pytest.fixture(scope="session")

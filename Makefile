@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need.
+# uv from PATH, else the one bootstrap installed with pip (pyenv may not have a shim yet).
+UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint stack-up stack-down stack-status bench
+
+install:
+	./scripts/bootstrap
+
+demo: install
+	$(UV) run tributary demo
+
+test: install
+	$(UV) run pytest $(PYTEST_ARGS)
+
+lint: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy .
+
+stack-up: install
+	$(UV) run tributary stack up
+
+stack-down:
+	$(UV) run tributary stack down
+
+stack-status:
+	$(UV) run tributary stack status
+
+bench: install
+	$(UV) run python benchmarks/bench_contract.py
