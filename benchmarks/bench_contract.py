@@ -46,15 +46,14 @@ def main() -> None:
 
     pairs = [(registry.lookup(d["event_type"]), d["payload"]) for d in decoded]
     ours = rate(lambda: [c.is_valid(p) for c, p in pairs if c is not None], n)
-    reference = {
-        k.uri: jsonschema.Draft202012Validator(registry.get(k).schema) for k in registry.keys()
-    }
+    reference = {k.uri: jsonschema.Draft202012Validator(registry.get(k).schema) for k in registry}
     ref_pairs = [(reference[d["event_type"]], d["payload"]) for d in decoded]
     baseline = rate(lambda: [v.is_valid(p) for v, p in ref_pairs], n)
 
     print(f"events: {n}")
     print(f"json.loads (baseline)          {parse:>12,.0f} events/s")
-    print(f"check_envelope                 {envelope:>12,.0f} events/s  ratio {envelope / parse:.2f}")
+    ratio = envelope / parse
+    print(f"check_envelope                 {envelope:>12,.0f} events/s  ratio {ratio:.2f}")
     print(f"payload, jsonschema (baseline) {baseline:>12,.0f} events/s")
     print(f"payload, registry (ours)       {ours:>12,.0f} events/s  ratio {ours / baseline:.1f}x")
 

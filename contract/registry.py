@@ -157,6 +157,9 @@ class SchemaRegistry:
     def __len__(self) -> int:
         return len(self._compiled)
 
+    def __iter__(self) -> Iterator[SchemaKey]:
+        return iter(self.keys())
+
     def keys(self) -> list[SchemaKey]:
         return sorted(self._compiled)
 
