@@ -7,14 +7,17 @@ from typing import Any
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
+from pydantic import SecretStr
 
 from resources.dagster_resources import KafkaResource, OpenSearchResource
 from resources.settings import PlatformSettings, Profile
 
 
-def _secret(env_var: str, value: str) -> Any:
+def _secret(env_var: str, value: SecretStr | None) -> Any:
     """Pass a secret as ``dg.EnvVar`` when it comes from the environment (hidden in the UI)."""
-    return dg.EnvVar(env_var) if env_var in os.environ else value
+    if env_var in os.environ:
+        return dg.EnvVar(env_var)
+    return value.get_secret_value() if value is not None else None
 
 
 def resources_for(settings: PlatformSettings) -> dict[str, Any]:
@@ -25,24 +28,12 @@ def resources_for(settings: PlatformSettings) -> dict[str, Any]:
             security_protocol=settings.kafka.security_protocol,
             sasl_mechanism=settings.kafka.sasl_mechanism,
             sasl_username=settings.kafka.sasl_username,
-            sasl_password=_secret(
-                "TRIBUTARY_KAFKA__SASL_PASSWORD",
-                settings.kafka.sasl_password.get_secret_value()
-                if settings.kafka.sasl_password
-                else "",
-            )
-            or None,
+            sasl_password=_secret("TRIBUTARY_KAFKA__SASL_PASSWORD", settings.kafka.sasl_password),
         ),
         "opensearch": OpenSearchResource(
             url=settings.opensearch.url,
             username=settings.opensearch.username,
-            password=_secret(
-                "TRIBUTARY_OPENSEARCH__PASSWORD",
-                settings.opensearch.password.get_secret_value()
-                if settings.opensearch.password
-                else "",
-            )
-            or None,
+            password=_secret("TRIBUTARY_OPENSEARCH__PASSWORD", settings.opensearch.password),
             index_prefix=settings.opensearch.index_prefix,
         ),
     }
@@ -51,7 +42,7 @@ def resources_for(settings: PlatformSettings) -> dict[str, Any]:
         region_name=settings.s3.region,
         aws_access_key_id=settings.s3.access_key_id,
         aws_secret_access_key=_secret(
-            "TRIBUTARY_S3__SECRET_ACCESS_KEY", settings.s3.secret_access_key.get_secret_value()
+            "TRIBUTARY_S3__SECRET_ACCESS_KEY", settings.s3.secret_access_key
         ),
     )
     by_profile: dict[Profile, dict[str, Any]] = {

@@ -169,29 +169,25 @@ def test_too_old_java_is_explained(state: Path, tmp_path: Path) -> None:
     assert "Java 11" in result.stderr and "Java 17+ is required" in result.stderr
 
 
-def test_missing_maven_is_explained(state: Path, tmp_path: Path) -> None:
-    result = run(
-        state,
-        "up",
-        "kafka",
-        TRIBUTARY_STACK__CACHE_DIR=str(tmp_path / "empty-cache"),
-        TRIBUTARY_STACK__MAVEN="no-such-mvn",
-    )
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("TRIBUTARY_STACK__MAVEN", "no-such-mvn", "Maven ('no-such-mvn') is not installed"),
+        (
+            "TRIBUTARY_STACK__KAFKA_VERSION",
+            "0.0.1-does-not-exist",
+            "could not download org.apache.kafka:kafka_2.13:0.0.1-does-not-exist",
+        ),
+    ],
+)
+def test_fetch_failures_are_explained(
+    state: Path, tmp_path: Path, setting: str, value: str, message: str
+) -> None:
+    cache = tmp_path / "empty-cache"
+    result = run(state, "up", "kafka", TRIBUTARY_STACK__CACHE_DIR=str(cache), **{setting: value})
     assert result.returncode == 1
-    assert "Maven ('no-such-mvn') is not installed" in result.stderr
-
-
-def test_failed_download_is_explained(state: Path, tmp_path: Path) -> None:
-    result = run(
-        state,
-        "up",
-        "kafka",
-        TRIBUTARY_STACK__CACHE_DIR=str(tmp_path / "empty-cache"),
-        TRIBUTARY_STACK__KAFKA_VERSION="0.0.1-does-not-exist",
-    )
-    assert result.returncode == 1
-    assert "could not download org.apache.kafka:kafka_2.13:0.0.1-does-not-exist" in result.stderr
-    assert not (tmp_path / "empty-cache" / "kafka-0.0.1-does-not-exist" / "libs").exists()
+    assert message in result.stderr
+    assert not list(cache.glob("kafka-*/libs")), "a failed fetch left a partial download"
 
 
 def test_unknown_service_is_refused(state: Path) -> None:
