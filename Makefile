@@ -30,3 +30,6 @@ stack-status:
 
 bench: install
 	$(UV) run python benchmarks/bench_contract.py
+
+proto: install
+	$(UV) run python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. ingestion/grpc/collector.proto

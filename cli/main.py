@@ -5,10 +5,14 @@ from __future__ import annotations
 import typer
 
 from cli.demo import demo
+from cli.keys import app as keys_app
+from cli.run import app as run_app
 from stack.cli import app as stack_app
 
 app = typer.Typer(
     help="Tributary, an open event-data platform.", no_args_is_help=True, add_completion=False
 )
 app.add_typer(stack_app, name="stack")
+app.add_typer(run_app, name="run")
+app.add_typer(keys_app, name="keys")
 app.command()(demo)

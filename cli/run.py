@@ -1,0 +1,50 @@
+"""``tributary run <process>``: start one of the platform's long-running processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+app = typer.Typer(help="Run one of the platform's processes in the foreground.")
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def collector() -> None:
+    """The HTTP (and gRPC) collector, with the configured number of worker processes."""
+    import uvicorn
+
+    from ingestion.core.config import CollectorSettings
+
+    try:
+        settings = CollectorSettings()
+    except ValidationError as exc:
+        err.print(f"[red]invalid configuration:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    options = settings.collector
+    metrics_dir = None
+    if options.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Each worker counts in its own files; /metrics adds them up.
+        metrics_dir = tempfile.mkdtemp(prefix="tributary-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "ingestion.api.main:create_app",
+            factory=True,
+            host=options.host,
+            port=options.port,
+            workers=options.workers,
+            # Client addresses come from our own trusted-proxy rule, not uvicorn's.
+            proxy_headers=False,
+            timeout_graceful_shutdown=int(options.delivery_timeout_s) + 5,
+            access_log=False,
+            log_level="info",
+        )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

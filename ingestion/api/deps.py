@@ -1,0 +1,95 @@
+"""Dependencies of the routes: the collector core, the caller, the request context."""
+
+from __future__ import annotations
+
+import uuid
+from ipaddress import ip_address
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from ingestion.core.auth import ANONYMOUS, KeyStore, Principal, bearer_token
+from ingestion.core.config import CollectorSettings
+from ingestion.core.ingest import Collector, RequestContext
+
+
+def get_collector(request: Request) -> Collector:
+    collector: Collector = request.app.state.collector
+    return collector
+
+
+def get_settings(request: Request) -> CollectorSettings:
+    settings: CollectorSettings = request.app.state.settings
+    return settings
+
+
+CollectorDep = Annotated[Collector, Depends(get_collector)]
+SettingsDep = Annotated[CollectorSettings, Depends(get_settings)]
+
+
+def authenticate(request: Request, settings: SettingsDep) -> Principal:
+    if settings.collector.auth_disabled:
+        return ANONYMOUS
+    keys: KeyStore = request.app.state.keys
+    presented = bearer_token(request.headers.get("authorization")) or request.headers.get(
+        "x-api-key"
+    )
+    principal = keys.authenticate(presented)
+    if principal is None:
+        raise HTTPException(
+            401,
+            detail="missing or invalid API key (send 'Authorization: Bearer <key>')",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if not principal.can_write:
+        raise HTTPException(403, detail=f"producer '{principal.producer}' may not send events")
+    return principal
+
+
+ProducerDep = Annotated[Principal, Depends(authenticate)]
+
+
+def client_ip(
+    peer: str | None, forwarded_for: str | None, settings: CollectorSettings
+) -> str | None:
+    """The peer address, or the client named by X-Forwarded-For when the peer is trusted."""
+    trusted = settings.collector.trusted_proxies
+    if not peer or not forwarded_for or not trusted:
+        return peer
+
+    def is_trusted(addr: str) -> bool:
+        try:
+            ip = ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    # Walk from the nearest hop outwards; the first untrusted address is the client.
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return hops[0] if hops else peer
+
+
+def request_context(
+    request: Request, principal: ProducerDep, settings: SettingsDep
+) -> RequestContext:
+    supplied = request.headers.get("x-request-id", "")
+    request_id = supplied[:128] if supplied.isprintable() and supplied else str(uuid.uuid4())
+    return RequestContext(
+        producer=principal.producer,
+        client_ip=client_ip(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            settings,
+        ),
+        user_agent=request.headers.get("user-agent"),
+        request_id=request_id,
+        path="rest",
+    )
+
+
+ContextDep = Annotated[RequestContext, Depends(request_context)]

@@ -1,0 +1,91 @@
+"""The collector's ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import HTTPException
+
+from contract.registry import SchemaRegistry
+from ingestion.api.responses import JSONBytes
+from ingestion.api.routes import events, health
+from ingestion.core import metrics
+from ingestion.core.auth import KeyStore
+from ingestion.core.config import CollectorSettings
+from ingestion.core.delivery import KafkaBridge, KafkaUnavailable
+from ingestion.core.ingest import Collector
+
+log = logging.getLogger(__name__)
+
+
+async def _watch_kafka(collector: Collector) -> None:
+    """While Kafka is marked unreachable, probe it every second and recover without restart."""
+    loop = asyncio.get_running_loop()
+    topics = [collector.raw_topic]
+    while True:
+        await asyncio.sleep(1)
+        if collector.bridge.available:
+            continue
+        with contextlib.suppress(Exception):
+            await loop.run_in_executor(None, collector.bridge.probe, topics)
+            if collector.bridge.available:
+                log.warning("Kafka reachable again")
+
+
+def create_app(settings: CollectorSettings | None = None) -> FastAPI:
+    settings = settings or CollectorSettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        options = settings.collector
+        bridge = KafkaBridge(settings.kafka, options.delivery_timeout_s, options.queue_max_messages)
+        collector = Collector(settings, SchemaRegistry.from_directory(), bridge)
+        app.state.settings = settings
+        app.state.collector = collector
+        app.state.keys = KeyStore(options.api_keys)
+        grpc_server = None
+        if options.grpc_port:
+            from ingestion.grpc.server import start_grpc_server
+
+            grpc_server = await start_grpc_server(collector, settings, app.state.keys)
+        watcher = asyncio.create_task(_watch_kafka(collector))
+        try:
+            yield
+        finally:
+            # Requests in flight have finished (the server drained them); deliver the rest.
+            watcher.cancel()
+            if grpc_server is not None:
+                await grpc_server.stop(grace=options.delivery_timeout_s)
+            left = bridge.close(options.delivery_timeout_s)
+            if left:
+                log.error("%d messages were still undelivered at shutdown", left)
+
+    app = FastAPI(
+        title="Tributary collector",
+        version="1.0.0",
+        description="Receives events over HTTP, checks their envelope, and writes them to "
+        "Kafka: the raw topic, or the dead-letter topic with the reasons.",
+        lifespan=lifespan,
+    )
+    app.include_router(events.router, tags=["events"])
+    app.include_router(health.router, tags=["operations"])
+
+    @app.exception_handler(KafkaUnavailable)
+    async def kafka_unavailable(request: Request, exc: KafkaUnavailable) -> JSONBytes:
+        metrics.REQUESTS.labels("rest", 503).inc()
+        return JSONBytes(
+            {"detail": f"events not accepted: {exc}; retry later"},
+            status_code=503,
+            headers={"Retry-After": str(settings.collector.retry_after_s)},
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONBytes:
+        metrics.REQUESTS.labels("rest", exc.status_code).inc()
+        return JSONBytes({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    return app

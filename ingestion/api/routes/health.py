@@ -1,0 +1,41 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from confluent_kafka import KafkaException
+from fastapi import APIRouter, Response
+
+from ingestion.api.deps import CollectorDep
+from ingestion.api.responses import JSONBytes
+from ingestion.core import metrics
+
+router = APIRouter()
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Kafka is reachable and the topics exist")
+async def readyz(collector: CollectorDep) -> JSONBytes:
+    topics = [collector.raw_topic, collector.dlq_topic]
+    try:
+        present = await asyncio.get_running_loop().run_in_executor(
+            None, collector.bridge.probe, topics
+        )
+    except KafkaException as exc:
+        return JSONBytes({"status": "unavailable", "kafka": str(exc)}, status_code=503)
+    ready = all(present.values())
+    return JSONBytes(
+        {"status": "ready" if ready else "unavailable", "kafka": "reachable", "topics": present},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def prometheus() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,294 @@
+"""The one ingestion core that REST and gRPC both call.
+
+For each event: check the envelope against the contract, stamp the collector's metadata, and
+write it to the raw topic (valid) or the collector dead-letter topic (invalid, with the
+reasons and the original). The caller is answered only after Kafka's delivery reports
+confirmed every message of the request: an acknowledged event is durably in Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+
+from contract.envelope import check_envelope
+from contract.failures import ErrorDetail, FailedEvent, FailureType, OriginalPayload, Stage
+from contract.registry import FieldError, SchemaRegistry
+from ingestion.core import metrics
+from ingestion.core.config import CollectorSettings
+from ingestion.core.delivery import Deliveries, KafkaBridge
+
+Path = Literal["rest", "grpc"]
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who sent a request, and how; becomes each event's ``collector`` metadata."""
+
+    producer: str
+    client_ip: str | None
+    user_agent: str | None
+    request_id: str
+    path: Path
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def metadata(self, collector_id: str) -> dict[str, Any]:
+        return {
+            "received_at": self.received_at.isoformat().replace("+00:00", "Z"),
+            "collector_id": collector_id,
+            "request_id": self.request_id,
+            "producer": self.producer,
+            "client_ip": self.client_ip,
+            "user_agent": self.user_agent,
+            "path": self.path,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    index: int
+    event_id: str | None
+    accepted: bool
+    failure_type: FailureType | None = None
+    errors: tuple[FieldError, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "index": self.index,
+            "event_id": self.event_id,
+            "status": "accepted" if self.accepted else "rejected",
+        }
+        if not self.accepted:
+            out["reason"] = str(self.failure_type)
+            out["errors"] = [e.as_dict() for e in self.errors]
+        return out
+
+
+@dataclass
+class IngestResult:
+    outcomes: list[Outcome]
+
+    @property
+    def accepted(self) -> int:
+        return sum(1 for o in self.outcomes if o.accepted)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.outcomes) - self.accepted
+
+
+class BodyRejected(Exception):
+    """The request as a whole is refused (after its bytes were dead-lettered)."""
+
+    def __init__(self, status: int, failure_type: FailureType, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.failure_type = failure_type
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Item:
+    """One event as received: decoded JSON, or the bytes that failed to decode."""
+
+    data: Any = None
+    size: int = 0
+    raw: bytes | None = None  # set only when the bytes were not JSON
+
+
+_NOT_JSON = "not valid JSON"
+
+
+class Collector:
+    def __init__(
+        self, settings: CollectorSettings, registry: SchemaRegistry, bridge: KafkaBridge
+    ) -> None:
+        self.settings = settings
+        self.options = settings.collector
+        self.rules = settings.collector.envelope_rules()
+        self.registry = registry
+        self.bridge = bridge
+        self.raw_topic = settings.topics.raw
+        self.dlq_topic = settings.topics.collector_dlq
+
+    # -- whole bodies (REST) -------------------------------------------------------------
+
+    def decode_body(self, body: bytes, content_encoding: str | None) -> bytes:
+        """Undo gzip, refusing bodies that would inflate past the limit."""
+        if not content_encoding or content_encoding.lower() == "identity":
+            return body
+        if content_encoding.lower() != "gzip":
+            raise BodyRejected(
+                415, FailureType.MALFORMED, f"unsupported encoding {content_encoding}"
+            )
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            out = inflater.decompress(body, self.options.max_body_bytes + 1)
+        except zlib.error as exc:
+            raise BodyRejected(
+                400, FailureType.MALFORMED, f"body is not valid gzip: {exc}"
+            ) from exc
+        if len(out) > self.options.max_body_bytes or inflater.unconsumed_tail:
+            raise BodyRejected(
+                413,
+                FailureType.SIZE_VIOLATION,
+                f"body inflates past the limit of {self.options.max_body_bytes} bytes",
+            )
+        return out
+
+    def split_body(self, body: bytes) -> list[Item]:
+        """Turn a body (one event or an array of events) into items, or refuse it whole."""
+        if len(body) > self.options.max_body_bytes:
+            raise BodyRejected(
+                413,
+                FailureType.SIZE_VIOLATION,
+                f"body is {len(body)} bytes, the limit is {self.options.max_body_bytes}",
+            )
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BodyRejected(400, FailureType.MALFORMED, f"body is {_NOT_JSON}: {exc}") from exc
+        if isinstance(data, list):
+            if not data:
+                raise BodyRejected(400, FailureType.ENVELOPE_VIOLATION, "the batch is empty")
+            if len(data) > self.options.max_batch_events:
+                raise BodyRejected(
+                    413,
+                    FailureType.SIZE_VIOLATION,
+                    f"the batch has {len(data)} events, the limit is "
+                    f"{self.options.max_batch_events}",
+                )
+            return [Item(e, len(orjson.dumps(e))) for e in data]
+        return [Item(data, len(body))]
+
+    async def dead_letter_body(
+        self, body: bytes, rejected: BodyRejected, ctx: RequestContext
+    ) -> None:
+        """Keep a refused body (truncated past the event size limit) in the dead-letter topic."""
+        kept = body[: self.options.max_event_bytes]
+        failed = FailedEvent(
+            failure_type=rejected.failure_type,
+            stage=Stage.COLLECTOR,
+            errors=[ErrorDetail(field="/", reason=rejected.reason)],
+            original=OriginalPayload.from_bytes(kept),
+            received_at=ctx.received_at,
+            metadata={
+                **ctx.metadata(self.options.instance_id),
+                "body_bytes": len(body),
+                "truncated": len(kept) < len(body),
+            },
+        )
+        deliveries = Deliveries(asyncio.get_running_loop())
+        self.bridge.produce(deliveries, self.dlq_topic, failed.model_dump_json().encode())
+        deliveries.seal()
+        await deliveries.wait(self.options.delivery_timeout_s)
+        metrics.REJECTED.labels(ctx.path, rejected.failure_type).inc()
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def ingest(self, items: list[Item], ctx: RequestContext) -> IngestResult:
+        """Route every item to the raw or dead-letter topic and await Kafka's confirmation."""
+        meta = ctx.metadata(self.options.instance_id)
+        deliveries = Deliveries(asyncio.get_running_loop())
+        outcomes = []
+        try:
+            for index, item in enumerate(items):
+                outcomes.append(self._route(index, item, meta, ctx, deliveries))
+        finally:
+            deliveries.seal()
+        metrics.DELIVERY.observe(await deliveries.wait(self.options.delivery_timeout_s))
+        result = IngestResult(outcomes)
+        if result.accepted:
+            metrics.ACCEPTED.labels(ctx.path).inc(result.accepted)
+        for o in outcomes:
+            if not o.accepted:
+                metrics.REJECTED.labels(ctx.path, o.failure_type).inc()
+        return result
+
+    def _route(
+        self,
+        index: int,
+        item: Item,
+        meta: dict[str, Any],
+        ctx: RequestContext,
+        deliveries: Deliveries,
+    ) -> Outcome:
+        if item.raw is not None:
+            failure_type = FailureType.MALFORMED
+            errors: list[FieldError] = [FieldError("/", f"the event is {_NOT_JSON}")]
+            if len(item.raw) > self.options.max_event_bytes:
+                failure_type = FailureType.SIZE_VIOLATION
+                errors = [
+                    FieldError(
+                        "/",
+                        f"event is {len(item.raw)} bytes, the limit is "
+                        f"{self.options.max_event_bytes}",
+                    )
+                ]
+            original = OriginalPayload.from_bytes(item.raw[: self.options.max_event_bytes])
+            return self._reject(index, None, None, failure_type, errors, original, ctx, deliveries)
+
+        check = check_envelope(
+            item.data, self.registry, self.rules, size_bytes=item.size, now=ctx.received_at
+        )
+        if check.envelope is not None:
+            record = {**item.data, "collector": meta}
+            self.bridge.produce(
+                deliveries,
+                self.raw_topic,
+                orjson.dumps(record),
+                key=check.envelope.partition_key(),
+            )
+            return Outcome(index, str(check.envelope.event_id), True)
+
+        data = item.data
+        event_id = data.get("event_id") if isinstance(data, dict) else None
+        event_type = data.get("event_type") if isinstance(data, dict) else None
+        too_big = check.failure_type is FailureType.SIZE_VIOLATION
+        original = (
+            OriginalPayload.from_bytes(orjson.dumps(data)[: self.options.max_event_bytes])
+            if too_big
+            else OriginalPayload(encoding="json", data=data)
+        )
+        assert check.failure_type is not None
+        return self._reject(
+            index,
+            event_id if isinstance(event_id, str) else None,
+            event_type if isinstance(event_type, str) else None,
+            check.failure_type,
+            check.errors,
+            original,
+            ctx,
+            deliveries,
+        )
+
+    def _reject(
+        self,
+        index: int,
+        event_id: str | None,
+        event_type: str | None,
+        failure_type: FailureType,
+        errors: list[FieldError],
+        original: OriginalPayload,
+        ctx: RequestContext,
+        deliveries: Deliveries,
+    ) -> Outcome:
+        failed = FailedEvent(
+            failure_type=failure_type,
+            stage=Stage.COLLECTOR,
+            errors=[ErrorDetail(field=e.field, reason=e.reason) for e in errors],
+            original=original,
+            event_id=event_id,
+            event_type=event_type,
+            received_at=ctx.received_at,
+            metadata=ctx.metadata(self.options.instance_id),
+        )
+        self.bridge.produce(
+            deliveries, self.dlq_topic, failed.model_dump_json().encode(), key=event_id
+        )
+        return Outcome(index, event_id, False, failure_type, tuple(errors))
