@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
@@ -99,6 +100,8 @@ def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout: float = 3
                     raise
             report.created.append(name)
 
+    _await_leaders(admin, [s.name for s in specs], timeout)
+
     present = [s for s in specs if s.name in existing]
     for s in present:
         changed = False
@@ -125,6 +128,25 @@ def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout: float = 3
         if not changed:
             report.unchanged.append(s.name)
     return report
+
+
+def _await_leaders(admin: AdminClient, topics: list[str], timeout: float) -> None:
+    """Wait until every partition of ``topics`` has a leader, so clients can use them at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(timeout=timeout).topics
+        leaderless = [
+            t
+            for t in topics
+            if t not in metadata
+            or metadata[t].error is not None
+            or any(p.leader < 0 for p in metadata[t].partitions.values())
+        ]
+        if not leaderless:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaException(f"topics without partition leaders: {leaderless}")
+        time.sleep(0.2)
 
 
 def describe_topic_config(admin: AdminClient, topic: str, timeout: float = 30) -> dict[str, str]:

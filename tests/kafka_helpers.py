@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 
 from resources.kafka import make_kafka_consumer
 from resources.settings import KafkaSettings
@@ -14,12 +14,20 @@ from resources.settings import KafkaSettings
 def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
     """The next offset of every partition of ``topic``: where new messages will land."""
     consumer = make_kafka_consumer(kafka, group_id=f"probe-{uuid.uuid4().hex}")
+    deadline = time.monotonic() + 30
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
+        while True:
+            try:
+                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+                return {
+                    p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    for p in partitions
+                }
+            except KafkaException:
+                # A freshly started broker may not have settled its partition leaders yet.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         consumer.close()
 
