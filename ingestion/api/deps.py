@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from ipaddress import ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -57,21 +57,27 @@ def client_ip(
     if not peer or not forwarded_for or not trusted:
         return peer
 
-    def is_trusted(addr: str) -> bool:
+    def parse(addr: str) -> IPv4Address | IPv6Address | None:
         try:
-            ip = ip_address(addr)
+            return ip_address(addr)
         except ValueError:
-            return False
-        return any(ip in net for net in trusted)
+            return None
 
-    if not is_trusted(peer):
+    def is_trusted(addr: IPv4Address | IPv6Address) -> bool:
+        return any(addr in net for net in trusted)
+
+    peer_ip = parse(peer)
+    if peer_ip is None or not is_trusted(peer_ip):
         return peer
-    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-    # Walk from the nearest hop outwards; the first untrusted address is the client.
-    for hop in reversed(hops):
-        if not is_trusted(hop):
-            return hop
-    return hops[0] if hops else peer
+    # Walk from the nearest hop outwards; the first untrusted address is the client. A hop that
+    # is not an address means the header cannot be believed: keep the peer.
+    for hop in reversed([h.strip() for h in forwarded_for.split(",")]):
+        hop_ip = parse(hop)
+        if hop_ip is None:
+            return peer
+        if not is_trusted(hop_ip):
+            return str(hop_ip)
+    return peer
 
 
 def request_context(
