@@ -6,6 +6,7 @@ import typer
 
 from cli.demo import demo
 from cli.keys import app as keys_app
+from cli.produce import app as produce_app
 from cli.run import app as run_app
 from stack.cli import app as stack_app
 
@@ -15,4 +16,5 @@ app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 app.add_typer(run_app, name="run")
 app.add_typer(keys_app, name="keys")
+app.add_typer(produce_app, name="produce")
 app.command()(demo)

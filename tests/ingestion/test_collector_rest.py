@@ -225,3 +225,12 @@ def test_operations_endpoints(collector: CollectorProcess) -> None:
     post = spec["paths"]["/v1/events"]["post"]
     assert {"202", "207", "400", "401", "403", "413", "415", "503"} <= set(post["responses"])
     assert post["requestBody"]["content"]["application/json"]["examples"]
+
+
+def test_a_gzip_body_that_is_not_json_is_dead_lettered_inflated(
+    collector: CollectorProcess, topics: Topics
+) -> None:
+    resp = _post_raw(collector, gzip.compress(b"{broken json"), **{"content-encoding": "gzip"})
+    assert resp.status_code == 400
+    [dead] = topics.dlq(1)
+    assert base64.b64decode(dead["original"]["data"]) == b"{broken json"

@@ -73,6 +73,8 @@ def _status(result: IngestResult) -> int:
 async def post_events(request: Request, collector: CollectorDep, ctx: ContextDep) -> JSONBytes:
     body = await _read_limited(request, collector.options.max_body_bytes)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    # What a refusal keeps: the inflated body once gzip was undone, the bytes as sent before.
+    kept = body
     try:
         if content_type not in _JSON_TYPES:
             raise BodyRejected(
@@ -80,10 +82,10 @@ async def post_events(request: Request, collector: CollectorDep, ctx: ContextDep
                 FailureType.MALFORMED,
                 f"content type must be application/json, not '{content_type}'",
             )
-        decoded = collector.decode_body(body, request.headers.get("content-encoding"))
-        items = collector.split_body(decoded)
+        kept = collector.decode_body(body, request.headers.get("content-encoding"))
+        items = collector.split_body(kept)
     except BodyRejected as rejected:
-        return await _refuse(collector, body, rejected, ctx)
+        return await _refuse(collector, kept, rejected, ctx)
     result = await collector.ingest(items, ctx)
     status = _status(result)
     metrics.REQUESTS.labels("rest", status).inc()
