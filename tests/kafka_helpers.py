@@ -62,8 +62,10 @@ def read_since(
             if msg.error():
                 continue
             out.append(msg)
-            if msg.offset() + 1 >= wanted[msg.partition()][1]:
-                done.add(msg.partition())
+            partition, offset = msg.partition(), msg.offset()
+            assert partition is not None and offset is not None
+            if offset + 1 >= wanted[partition][1]:
+                done.add(partition)
     finally:
         consumer.close()
     return out
