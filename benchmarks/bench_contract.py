@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import jsonschema
 
-from cli.demo import sample_events
 from contract.envelope import EnvelopeRules, check_envelope
 from contract.registry import SchemaRegistry
+from ingestion.producers.sources import ClickstreamSource, encode
 
 
 def rate(fn: Callable[[], object], n: int, repeat: int = 3) -> float:
@@ -37,7 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     registry = SchemaRegistry.from_directory()
     rules = EnvelopeRules()
-    raw = [b for b in sample_events(registry, args.events, 0.0, seed=1)]
+    source = iter(ClickstreamSource(users=1000, seed=1))
+    raw = [encode(next(source)) for _ in range(args.events)]
     decoded = [json.loads(b) for b in raw]
     n = len(raw)
 

@@ -1,76 +1,63 @@
-"""``tributary demo``: bring the stack up and push events round the Kafka topics.
+"""``tributary demo``: the platform end to end on this machine, as far as it is built.
 
-At this stage of the platform the demo checks each event against the contract itself and
-routes it to the raw or dead-letter topic, then reads both topics back and reconciles the
-counts. Later stages replace the routing with the collector and extend the reconciliation.
+1. start the local servers (Kafka, SeaweedFS, OpenSearch) and create topics and buckets;
+2. start the collector with a fresh API key;
+3. push synthetic clickstream events over REST and IoT readings over gRPC, a share of them
+   deliberately broken;
+4. read the raw and dead-letter topics back and reconcile them with what the producers were
+   told.
 """
 
 from __future__ import annotations
 
 import json
-import random
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
 
+import httpx
 import typer
 from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from contract.envelope import EnvelopeRules, check_envelope
-from contract.failures import ErrorDetail, FailedEvent, FailureType, OriginalPayload, Stage
-from contract.registry import SchemaRegistry
-from resources.kafka import make_kafka_consumer, make_kafka_producer
+from cli.produce import TransportName, produce_events
+from ingestion.core.auth import new_key
+from ingestion.core.config import CollectorSettings
+from ingestion.producers.emitter import EmitterStats
+from ingestion.producers.sources import ClickstreamSource, IoTSource
+from resources.kafka import make_kafka_consumer
 from stack.config import StackSettings
 from stack.errors import StackError
 from stack.manager import Stack
 from stack.provision import ProvisionError
 
 console = Console(highlight=False, soft_wrap=True)
-NOT_JSON = {"field": "/", "reason": "the event is not JSON"}
 
 
-def sample_events(registry: SchemaRegistry, count: int, bad_share: float, seed: int) -> list[bytes]:
-    """Return serialised events: valid ones built from the schemas' examples, and bad ones."""
-    rng = random.Random(seed)
-    now = datetime.now(UTC)
-    keys = registry.keys()
-    out = []
-    for i in range(count):
-        key = rng.choice(keys)
-        event: dict[str, Any] = {
-            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "event_type": key.uri,
-            "event_timestamp": (now - timedelta(seconds=rng.randint(0, 3600))).isoformat(),
-            "source": "demo",
-            "payload": rng.choice(registry.get(key).schema["examples"]),
-            "context": {"user_id": f"u-{rng.randint(1, 50)}", "session_id": f"s-{i // 10}"},
-        }
-        if rng.random() < bad_share:
-            flaw = rng.choice(["uuid", "type", "timestamp", "bytes"])
-            if flaw == "uuid":
-                event["event_id"] = "not-a-uuid"
-            elif flaw == "type":
-                event["event_type"] = "iglu:com.tributary.shop/refund/jsonschema/1-0-0"
-            elif flaw == "timestamp":
-                event["event_timestamp"] = "last tuesday"
-            else:
-                out.append(b"\x00\xffnot json at all")
-                continue
-        out.append(json.dumps(event).encode())
-    return out
+def _offsets(consumer: Consumer, topic: str) -> dict[TopicPartition, int]:
+    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+    return {
+        TopicPartition(topic, p): consumer.get_watermark_offsets(
+            TopicPartition(topic, p), timeout=10
+        )[1]
+        for p in metadata.partitions
+    }
 
 
-def _count(
-    consumer: Consumer, starts: dict[TopicPartition, int], ends: dict[TopicPartition, int]
-) -> list[bytes]:
-    wanted = {tp: end for tp, end in ends.items() if end > starts[tp]}
-    consumer.assign([TopicPartition(tp.topic, tp.partition, starts[tp]) for tp in wanted])
+def _read(consumer: Consumer, starts: dict[TopicPartition, int]) -> list[bytes]:
+    """Every message after ``starts`` up to the topic's current end."""
+    ends = _offsets(consumer, next(iter(starts)).topic)
+    wanted = {tp: end for tp, end in ends.items() if end > starts.get(tp, 0)}
+    consumer.assign([TopicPartition(tp.topic, tp.partition, starts.get(tp, 0)) for tp in wanted])
     values: list[bytes] = []
-    remaining = sum(end - starts[tp] for tp, end in wanted.items())
+    remaining = sum(end - starts.get(tp, 0) for tp, end in wanted.items())
     deadline = time.monotonic() + 60
     while remaining > 0 and time.monotonic() < deadline:
         msg = consumer.poll(1.0)
@@ -81,21 +68,41 @@ def _count(
     return values
 
 
-def _offsets(consumer: Consumer, topic: str) -> dict[TopicPartition, int]:
-    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-    out = {}
-    for p in metadata.partitions:
-        tp = TopicPartition(topic, p)
-        out[tp] = consumer.get_watermark_offsets(tp, timeout=10)[1]
-    return out
+def _start_collector(key_hash: str, log: Path) -> tuple[subprocess.Popen[bytes], CollectorSettings]:
+    env = {
+        **os.environ,
+        "TRIBUTARY_COLLECTOR__API_KEYS": json.dumps([{"producer": "demo", "sha256": key_hash}]),
+    }
+    settings = CollectorSettings()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "tributary"), "run", "collector"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://{settings.collector.host}:{settings.collector.port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"the collector exited; see {log}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return proc, settings
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.terminate()
+    raise StackError(f"the collector did not become ready; see {log}")
 
 
 def demo(
-    events: int = typer.Option(1000, help="How many events to send."),
+    events: int = typer.Option(5000, help="Clickstream events to send over REST."),
+    iot_events: int = typer.Option(1000, help="IoT readings to send over gRPC."),
     bad_share: float = typer.Option(0.1, help="Share of deliberately broken events."),
-    seed: int = typer.Option(7, help="Seed of the event generator."),
+    seed: int = typer.Option(7, help="Seed of the generators."),
 ) -> None:
-    """Start the stack, push events round the Kafka topics and reconcile what arrived."""
+    """Run the platform on this machine and reconcile every event sent."""
     settings = StackSettings()
     try:
         Stack(settings).up(report=console.print)
@@ -103,61 +110,93 @@ def demo(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
 
-    registry = SchemaRegistry.from_directory()
-    rules = EnvelopeRules()
-    topics = settings.topics
+    work = Path(tempfile.mkdtemp(prefix="tributary-demo-"))
+    key, key_hash = new_key()
     probe = make_kafka_consumer(settings.kafka, group_id=f"demo-{uuid.uuid4().hex}")
-    raw_start, dlq_start = _offsets(probe, topics.raw), _offsets(probe, topics.collector_dlq)
-
-    producer = make_kafka_producer(settings.kafka)
-    failures: Counter[str] = Counter()
-    began = time.monotonic()
-    for body in sample_events(registry, events, bad_share, seed):
-        try:
-            data = json.loads(body)
-        except ValueError:
-            check = None
-        else:
-            check = check_envelope(data, registry, rules, size_bytes=len(body))
-        if check is not None and check.envelope is not None:
-            producer.produce(topics.raw, key=check.envelope.partition_key(), value=body)
-        else:
-            errors = [e.as_dict() for e in check.errors] if check else [NOT_JSON]
-            failure = FailedEvent(
-                failure_type=(check and check.failure_type) or FailureType.MALFORMED,
-                stage=Stage.COLLECTOR,
-                errors=[ErrorDetail(**e) for e in errors],
-                original=OriginalPayload.from_bytes(body),
+    raw_start = _offsets(probe, settings.topics.raw)
+    dlq_start = _offsets(probe, settings.topics.collector_dlq)
+    try:
+        collector, collector_settings = _start_collector(key_hash, work / "collector.log")
+    except StackError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    options = collector_settings.collector
+    url = f"http://{options.host}:{options.port}"
+    console.print(f"collector: ready at {url} (gRPC {options.host}:{options.grpc_port})")
+    stats: list[EmitterStats] = []
+    try:
+        stats.append(
+            produce_events(
+                "clickstream (REST)",
+                ClickstreamSource(users=max(1, events // 20), seed=seed, bad_share=bad_share),
+                events,
+                rate=None,
+                batch_size=100,
+                transport=TransportName.REST,
+                url=url,
+                grpc_target=None,
+                api_key=key,
+                spool=work / "clickstream.sqlite",
+                gzip=True,
+                max_retries=5,
             )
-            failures[failure.failure_type] += 1
-            producer.produce(topics.collector_dlq, value=failure.model_dump_json().encode())
-        producer.poll(0)
-    if producer.flush(60) != 0:
-        console.print("[red]some events were not confirmed by Kafka[/red]")
-        raise typer.Exit(1)
-    elapsed = time.monotonic() - began
-
-    raw = _count(probe, raw_start, _offsets(probe, topics.raw))
-    dlq = _count(probe, dlq_start, _offsets(probe, topics.collector_dlq))
-    probe.close()
-    dlq_reasons = Counter(json.loads(v)["failure_type"] for v in dlq)
-
-    table = Table("what", "count", title="Reconciliation")
-    table.add_row("events sent", str(events))
-    table.add_row(f"on {topics.raw}", str(len(raw)))
-    table.add_row(f"on {topics.collector_dlq}", str(len(dlq)))
-    for reason, n in sorted(dlq_reasons.items()):
-        table.add_row(f"  dead letters: {reason}", str(n))
-    console.print(table)
-    ok = len(raw) + len(dlq) == events and dlq_reasons == failures
-    console.print(
-        f"{events} events in {elapsed:.2f}s; "
-        + (
-            "[green]every event is accounted for[/green]"
-            if ok
-            else "[red]counts do not add up[/red]"
         )
+        stats.append(
+            produce_events(
+                "iot (gRPC)",
+                IoTSource(devices=20, seed=seed, bad_share=bad_share),
+                iot_events,
+                rate=None,
+                batch_size=100,
+                transport=TransportName.GRPC,
+                url=None,
+                grpc_target=f"{options.host}:{options.grpc_port}",
+                api_key=key,
+                spool=work / "iot.sqlite",
+                gzip=None,
+                max_retries=5,
+            )
+        )
+    finally:
+        collector.send_signal(signal.SIGTERM)
+        collector.wait(60)
+
+    raw = _read(probe, raw_start)
+    dlq = _read(probe, dlq_start)
+    probe.close()
+    _reconcile(stats, raw, dlq, settings)
+
+
+def _reconcile(
+    stats: list[EmitterStats], raw: list[bytes], dlq: list[bytes], settings: StackSettings
+) -> None:
+    sent = sum(s.sent for s in stats)
+    accepted = sum(s.accepted for s in stats)
+    rejected: Counter[str] = Counter()
+    for s in stats:
+        rejected.update(s.rejected)
+    dlq_reasons = Counter(json.loads(v)["failure_type"] for v in dlq)
+    paths = Counter(json.loads(v)["collector"]["path"] for v in raw)
+
+    table = Table("what", "producers were told", "found in Kafka", title="Reconciliation")
+    table.add_row("events sent", str(sent), "")
+    table.add_row(
+        f"accepted → {settings.topics.raw}",
+        str(accepted),
+        f"{len(raw)} (rest {paths['rest']}, grpc {paths['grpc']})",
     )
-    console.print("Stop the servers with: uv run tributary stack down")
+    table.add_row(
+        f"rejected → {settings.topics.collector_dlq}", str(sum(rejected.values())), str(len(dlq))
+    )
+    for reason in sorted(set(rejected) | set(dlq_reasons)):
+        table.add_row(f"  {reason}", str(rejected[reason]), str(dlq_reasons[reason]))
+    console.print(table)
+    ok = len(raw) == accepted and dlq_reasons == rejected and accepted + len(dlq) == sent
+    verdict = "[green]every event is accounted for" if ok else "[red]counts do not add up"
+    console.print(f"{verdict}[/]")
+    console.print(
+        "Servers keep running: 'uv run tributary stack status' shows them, "
+        "'uv run tributary stack down' stops them."
+    )
     if not ok:
         raise typer.Exit(1)

@@ -99,7 +99,7 @@ def _options(**overrides: Any) -> ProducerOptions:
     return settings.producer.model_copy(update=given)
 
 
-def _produce(
+def produce_events(
     name: str,
     source: Iterable[Any],
     events: int | None,
@@ -113,7 +113,7 @@ def _produce(
     spool: Path | None,
     gzip: bool | None,
     max_retries: int | None,
-) -> None:
+) -> EmitterStats:
     options = _options(
         collector_url=url,
         grpc_target=grpc_target,
@@ -203,6 +203,7 @@ def _produce(
         if stats.spooled:
             err.print(f"{stats.spooled} events remain in {spool_path}; run again to send them")
         raise typer.Exit(1)
+    return stats
 
 
 def _summary(stats: EmitterStats, elapsed: float, where: str) -> None:
@@ -240,7 +241,7 @@ def clickstream(
     max_retries: MaxRetries = None,
 ) -> None:
     """Shop sessions: page views, product views, carts, checkouts and purchases."""
-    _produce(
+    produce_events(
         "clickstream",
         ClickstreamSource(users, seed, bad_share, _start(start)),
         events,
@@ -274,7 +275,7 @@ def iot(
     max_retries: MaxRetries = None,
 ) -> None:
     """Sensor readings of a fleet of IoT devices."""
-    _produce(
+    produce_events(
         "iot",
         IoTSource(devices, seed, bad_share, _start(start)),
         events,
@@ -316,7 +317,7 @@ def file(
     except (ValidationError, ValueError) as exc:
         err.print(f"[red]invalid mapping or file:[/red] {exc}")
         raise typer.Exit(2) from exc
-    _produce(
+    produce_events(
         "file",
         source,
         events,
