@@ -1,4 +1,8 @@
-"""Dependencies of the routes: the collector core, the caller, the request context."""
+"""Dependencies of the routes: the collector core, the caller, the request context.
+
+All are ``async def``: they do no I/O, and FastAPI would run a plain ``def`` dependency in its
+thread pool, a round trip per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,12 @@ from ingestion.core.config import CollectorSettings
 from ingestion.core.ingest import Collector, RequestContext
 
 
-def get_collector(request: Request) -> Collector:
+async def get_collector(request: Request) -> Collector:
     collector: Collector = request.app.state.collector
     return collector
 
 
-def get_settings(request: Request) -> CollectorSettings:
+async def get_settings(request: Request) -> CollectorSettings:
     settings: CollectorSettings = request.app.state.settings
     return settings
 
@@ -27,7 +31,7 @@ CollectorDep = Annotated[Collector, Depends(get_collector)]
 SettingsDep = Annotated[CollectorSettings, Depends(get_settings)]
 
 
-def authenticate(request: Request, settings: SettingsDep) -> Principal:
+async def authenticate(request: Request, settings: SettingsDep) -> Principal:
     if settings.collector.auth_disabled:
         return ANONYMOUS
     keys: KeyStore = request.app.state.keys
@@ -80,7 +84,7 @@ def client_ip(
     return peer
 
 
-def request_context(
+async def request_context(
     request: Request, principal: ProducerDep, settings: SettingsDep
 ) -> RequestContext:
     supplied = request.headers.get("x-request-id", "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -42,7 +43,12 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         options = settings.collector
-        bridge = KafkaBridge(settings.kafka, options.delivery_timeout_s, options.queue_max_messages)
+        bridge = KafkaBridge(
+            settings.kafka,
+            options.delivery_timeout_s,
+            options.queue_max_messages,
+            options.linger_ms,
+        )
         collector = Collector(settings, SchemaRegistry.from_directory(), bridge)
         app.state.settings = settings
         app.state.collector = collector
@@ -53,6 +59,8 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
 
             grpc_server = await start_grpc_server(collector, settings, app.state.keys)
         watcher = asyncio.create_task(_watch_kafka(collector))
+        # What start-up allocated lives as long as the process: keep it out of every collection.
+        gc.freeze()
         try:
             yield
         finally:

@@ -51,6 +51,9 @@ class CollectorOptions(BaseModel):
         15, gt=0, description="How long an event may wait for Kafka before the request fails."
     )
     queue_max_messages: int = Field(200_000, description="Producer queue bound (then 503).")
+    linger_ms: int = Field(
+        5, ge=0, description="How long the producer gathers a batch: throughput against latency."
+    )
     retry_after_s: int = Field(2, description="Retry-After sent with 503.")
 
     def envelope_rules(self) -> EnvelopeRules:

@@ -70,7 +70,8 @@ class Deliveries:
     async def wait(self, timeout: float) -> float:
         """Wait for every report; return the seconds it took, or raise KafkaUnavailable."""
         try:
-            await asyncio.wait_for(asyncio.shield(self._future), timeout)
+            async with asyncio.timeout(timeout):
+                await self._future
         except TimeoutError as exc:
             raise KafkaUnavailable(f"Kafka did not confirm within {timeout:.0f}s") from exc
         if self.errors:
@@ -81,11 +82,13 @@ class Deliveries:
 class KafkaBridge:
     """Owns the producer and its poll thread; tracks whether Kafka is reachable."""
 
-    def __init__(self, kafka: KafkaSettings, delivery_timeout_s: float, queue_max: int) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, delivery_timeout_s: float, queue_max: int, linger_ms: int
+    ) -> None:
         self.producer: Producer = make_kafka_producer(
             kafka,
             error_cb=self.on_error,
-            **self.producer_config(delivery_timeout_s, queue_max),
+            **self.producer_config(delivery_timeout_s, queue_max, linger_ms),
         )
         self.available = True
         self._running = True
@@ -93,12 +96,14 @@ class KafkaBridge:
         self._thread.start()
 
     @staticmethod
-    def producer_config(delivery_timeout_s: float, queue_max_messages: int) -> dict[str, Any]:
+    def producer_config(
+        delivery_timeout_s: float, queue_max_messages: int, linger_ms: int
+    ) -> dict[str, Any]:
         return {
             # A message not confirmed by then fails, and so does the request that carried it.
             "message.timeout.ms": int(delivery_timeout_s * 1000),
             "queue.buffering.max.messages": queue_max_messages,
-            "linger.ms": 2,
+            "linger.ms": linger_ms,
             "socket.connection.setup.timeout.ms": 3000,
             "reconnect.backoff.max.ms": 1000,
         }

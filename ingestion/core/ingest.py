@@ -163,6 +163,9 @@ class Collector:
                     f"the batch has {len(data)} events, the limit is "
                     f"{self.options.max_batch_events}",
                 )
+            if len(body) <= self.options.max_event_bytes:
+                # No event can be larger than the whole body: skip measuring each one.
+                return [Item(e, len(body)) for e in data]
             return [Item(e, len(orjson.dumps(e))) for e in data]
         return [Item(data, len(body))]
 
@@ -244,7 +247,7 @@ class Collector:
                 orjson.dumps(record),
                 key=check.envelope.partition_key(),
             )
-            return Outcome(index, str(check.envelope.event_id), True)
+            return Outcome(index, item.data["event_id"], True)
 
         data = item.data
         event_id = data.get("event_id") if isinstance(data, dict) else None
