@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -48,3 +49,30 @@ def collector() -> None:
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _worker(name: str, settings_cls: Any, run: Any) -> None:
+    """Run a stream worker until SIGTERM/SIGINT, then let it finish its batch and close."""
+    import logging
+    import signal
+    import threading
+
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    try:
+        settings = settings_cls()
+    except ValidationError as exc:
+        err.print(f"[red]invalid configuration:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run(settings, stop)
+
+
+@app.command()
+def enricher() -> None:
+    """Validate raw events against their schemas, enrich them, write them exactly once."""
+    from streaming.enricher import EnricherSettings
+    from streaming.enricher import run as run_enricher
+
+    _worker("enricher", EnricherSettings, run_enricher)

@@ -69,3 +69,35 @@ def read_since(
     finally:
         consumer.close()
     return out
+
+
+def read_committed(
+    kafka: KafkaSettings, topic: str, since: dict[int, int] | None = None, timeout: float = 60
+) -> list[Message]:
+    """Every committed record of a transactional topic after ``since``, up to its current end.
+
+    Transaction markers take offsets too, so the end is reached when the consumer's position,
+    not the last record's offset, arrives there.
+    """
+    until = end_offsets(kafka, topic)
+    since = since or {}
+    consumer = make_kafka_consumer(kafka, group_id=f"reader-{uuid.uuid4().hex}")
+    partitions = [TopicPartition(topic, p, since.get(p, 0)) for p in until]
+    consumer.assign(partitions)
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                out.append(msg)
+                continue
+            positions = consumer.position([TopicPartition(topic, p) for p in until])
+            if all(
+                (tp.offset if tp.offset >= 0 else since.get(tp.partition, 0)) >= until[tp.partition]
+                for tp in positions
+            ):
+                break
+    finally:
+        consumer.close()
+    return out

@@ -1,0 +1,423 @@
+"""The enricher: raw events in, enriched events or dead letters out, exactly once.
+
+Each loop turn consumes a batch of the raw topic, validates every payload against its event
+type's schema, asks the enrichment API for the valid ones (in one call), and writes the results
+and the batch's consumer offsets in ONE Kafka transaction (``send_offsets_to_transaction``).
+Readers use ``read_committed``, so a crash at any point either shows the whole batch once or
+none of it, and the batch is redone from the last committed offsets: no event is duplicated or
+dropped.
+
+A transient outage of the enrichment API does not flood the dead-letter topic: the enricher
+pauses its partitions and retries the same batch with capped backoff (behind a circuit
+breaker), and only events that stay unenrichable past a deadline are dead-lettered with
+``enrichment_failed``, from where ``tributary dlq replay`` can send them round again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from pydantic import BaseModel, Field
+
+from contract.failures import ErrorDetail, FailedEvent, FailureType, OriginalPayload, Stage
+from contract.registry import SchemaKey, SchemaRegistry
+from resources.kafka import make_kafka_consumer, make_kafka_producer
+from resources.settings import PlatformSettings
+
+log = logging.getLogger(__name__)
+
+ENRICHER_VERSION = "1.0.0"
+
+
+def _instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class EnricherOptions(BaseModel):
+    group_id: str = Field("tributary-enricher", description="Consumer group of the raw topic.")
+    transactional_id: str = Field(
+        default_factory=lambda: f"tributary-enricher-{_instance_id()}",
+        description="Kafka transactional.id of this instance (unique per instance).",
+    )
+    enrichment_url: str = Field("http://127.0.0.1:8001", description="The enrichment API.")
+    enrichment_enabled: bool = Field(True, description="Off: validate and pass through.")
+    batch_size: int = Field(500, ge=1, description="Events per transaction.")
+    batch_wait_s: float = Field(0.2, gt=0, description="Longest wait to fill a batch.")
+    request_timeout_s: float = Field(5, gt=0, description="Timeout of one enrichment call.")
+    backoff_base_s: float = Field(0.2, gt=0)
+    backoff_cap_s: float = Field(10, gt=0)
+    breaker_failures: int = Field(5, ge=1, description="Failures that open the circuit.")
+    breaker_reset_s: float = Field(10, gt=0, description="Open circuit's wait before a trial.")
+    dead_letter_after_s: float = Field(
+        300, gt=0, description="How long a batch may wait for enrichment before dead letters."
+    )
+
+
+class EnricherSettings(PlatformSettings):
+    enricher: EnricherOptions = EnricherOptions()
+
+
+class EnrichmentUnavailable(Exception):
+    """The enrichment API failed transiently (timeout, connection, 5xx, open circuit)."""
+
+
+class CircuitBreaker:
+    """A circuit breaker in front of the enrichment API.
+
+    Closed: calls pass. Open after N consecutive failures: calls fail fast until a reset
+    timeout, then one trial call (half-open) closes or re-opens it.
+    """
+
+    def __init__(self, failures: int, reset_s: float, clock: Callable[[], float] = time.monotonic):
+        self.failures = failures
+        self.reset_s = reset_s
+        self.clock = clock
+        self.consecutive = 0
+        self.opened_at: float | None = None
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        return "half-open" if self.clock() - self.opened_at >= self.reset_s else "open"
+
+    def allow(self) -> bool:
+        return self.state != "open"
+
+    def success(self) -> None:
+        self.consecutive = 0
+        self.opened_at = None
+
+    def failure(self) -> None:
+        self.consecutive += 1
+        if self.consecutive >= self.failures or self.opened_at is not None:
+            self.opened_at = self.clock()
+
+
+class EnrichmentClient:
+    def __init__(self, options: EnricherOptions) -> None:
+        self.options = options
+        self.http = httpx.Client(base_url=options.enrichment_url, timeout=options.request_timeout_s)
+        self.breaker = CircuitBreaker(options.breaker_failures, options.breaker_reset_s)
+
+    def enrich(self, records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+        """Return one enrichment per record and the model version, or raise when unavailable."""
+        if not self.breaker.allow():
+            raise EnrichmentUnavailable("circuit open")
+        body = {
+            "events": [
+                {
+                    "event_id": r["event_id"],
+                    "event_type": r["event_type"],
+                    "payload": r["payload"],
+                    "context": r.get("context"),
+                    "collector": r.get("collector", {}),
+                }
+                for r in records
+            ]
+        }
+        try:
+            resp = self.http.post(
+                "/v1/enrich",
+                content=orjson.dumps(body),
+                headers={"content-type": "application/json"},
+            )
+        except httpx.HTTPError as exc:
+            self.breaker.failure()
+            raise EnrichmentUnavailable(f"enrichment API unreachable: {exc}") from exc
+        if resp.status_code >= 500 or resp.status_code == 429:
+            self.breaker.failure()
+            raise EnrichmentUnavailable(f"enrichment API answered {resp.status_code}")
+        resp.raise_for_status()
+        self.breaker.success()
+        data = resp.json()
+        results = data["results"]
+        if len(results) != len(records):
+            raise EnrichmentUnavailable("enrichment API answered for a different batch")
+        return [r["enrichment"] for r in results], data.get("model_version")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch turned into."""
+
+    enriched: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
+    dead: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def dead_letter(self, key: bytes | None, failed: FailedEvent) -> None:
+        self.dead.append((key, failed.model_dump_json().encode()))
+        self.reasons[failed.failure_type] = self.reasons.get(failed.failure_type, 0) + 1
+
+
+def _failed(
+    msg: Message,
+    failure_type: FailureType,
+    errors: list[ErrorDetail],
+    record: dict[str, Any] | None,
+) -> FailedEvent:
+    raw = msg.value() or b""
+    original = (
+        OriginalPayload(encoding="json", data=record)
+        if record is not None
+        else OriginalPayload.from_bytes(raw)
+    )
+    received = (record or {}).get("collector", {}).get("received_at") if record else None
+    return FailedEvent(
+        failure_type=failure_type,
+        stage=Stage.ENRICHER,
+        errors=errors,
+        original=original,
+        event_id=(record or {}).get("event_id") if record else None,
+        event_type=(record or {}).get("event_type") if record else None,
+        received_at=received,
+        metadata={
+            "source_topic": msg.topic(),
+            "source_partition": msg.partition(),
+            "source_offset": msg.offset(),
+            "enricher_version": ENRICHER_VERSION,
+        },
+    )
+
+
+def validate(
+    messages: Sequence[Message], registry: SchemaRegistry
+) -> tuple[list[tuple[Message, dict[str, Any], SchemaKey]], BatchOutcome]:
+    """Split a batch into records whose payload passed its schema, and dead letters."""
+    valid = []
+    outcome = BatchOutcome()
+    for msg in messages:
+        try:
+            record = orjson.loads(msg.value() or b"")
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            outcome.dead_letter(
+                msg.key(),
+                _failed(
+                    msg, FailureType.MALFORMED, [ErrorDetail(field="/", reason=str(exc))], None
+                ),
+            )
+            continue
+        event_type = record.get("event_type")
+        compiled = registry.lookup(event_type) if isinstance(event_type, str) else None
+        if compiled is None:
+            outcome.dead_letter(
+                msg.key(),
+                _failed(
+                    msg,
+                    FailureType.UNKNOWN_SCHEMA,
+                    [ErrorDetail(field="/event_type", reason=f"no schema for {event_type!r}")],
+                    record,
+                ),
+            )
+            continue
+        errors = compiled.errors(record.get("payload"), prefix="/payload")
+        if errors:
+            outcome.dead_letter(
+                msg.key(),
+                _failed(
+                    msg,
+                    FailureType.SCHEMA_VIOLATION,
+                    [ErrorDetail(field=e.field, reason=e.reason) for e in errors],
+                    record,
+                ),
+            )
+            continue
+        valid.append((msg, record, compiled.key))
+    return valid, outcome
+
+
+class Enricher:
+    """One enricher instance: a transactional consume-transform-produce loop."""
+
+    def __init__(
+        self,
+        settings: EnricherSettings,
+        stop: threading.Event,
+        registry: SchemaRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = settings.enricher
+        self.stop = stop
+        self.registry = registry or SchemaRegistry.from_directory()
+        self.client = EnrichmentClient(self.options) if self.options.enrichment_enabled else None
+        self.consumer: Consumer = make_kafka_consumer(
+            settings.kafka,
+            self.options.group_id,
+            **{"enable.auto.commit": False, "max.poll.interval.ms": 600_000},
+        )
+        self.producer: Producer = make_kafka_producer(
+            settings.kafka,
+            **{"transactional.id": self.options.transactional_id, "linger.ms": 5},
+        )
+        self.stats: dict[str, int] = {"consumed": 0, "enriched": 0, "dead": 0, "aborted": 0}
+        self._rng = random.Random()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.producer.init_transactions(30)
+        self.consumer.subscribe([self.settings.topics.raw])
+        try:
+            while not self.stop.is_set():
+                messages = [
+                    m
+                    for m in self.consumer.consume(
+                        self.options.batch_size, self.options.batch_wait_s
+                    )
+                    if not self._is_error(m)
+                ]
+                if messages:
+                    self._process(messages)
+        finally:
+            self.consumer.close()
+            if self.client is not None:
+                self.client.close()
+
+    @staticmethod
+    def _is_error(msg: Message) -> bool:
+        err = msg.error()
+        if err is None:
+            return False
+        if err.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer error: %s", err)
+        return True
+
+    def _process(self, messages: list[Message]) -> None:
+        valid, outcome = validate(messages, self.registry)
+        enrichments, model_version = self._enrich([r for _, r, _ in valid], outcome, valid)
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        for (msg, record, key), enrichment in zip(valid, enrichments, strict=True):
+            if enrichment is None:
+                continue
+            record["enrichment"] = enrichment
+            record["lineage"] = {
+                "enricher_version": ENRICHER_VERSION,
+                "schema_version": str(key.version),
+                "model_version": model_version,
+                "source_topic": msg.topic(),
+                "source_partition": msg.partition(),
+                "source_offset": msg.offset(),
+                "enriched_at": now,
+            }
+            outcome.enriched.append((msg.key() or b"", orjson.dumps(record)))
+        self._commit(messages, outcome)
+
+    def _enrich(
+        self,
+        records: list[dict[str, Any]],
+        outcome: BatchOutcome,
+        valid: list[tuple[Message, dict[str, Any], SchemaKey]],
+    ) -> tuple[list[dict[str, Any] | None], str | None]:
+        """Enrich the batch, retrying through outages; past the deadline, dead-letter it."""
+        if not records:
+            return [], None
+        if self.client is None:
+            return [{} for _ in records], None
+        began = time.monotonic()
+        attempt = 0
+        paused = False
+        try:
+            while True:
+                try:
+                    enrichments, version = self.client.enrich(records)
+                    return list(enrichments), version
+                except (EnrichmentUnavailable, httpx.HTTPStatusError, KeyError, ValueError) as exc:
+                    waited = time.monotonic() - began
+                    if waited >= self.options.dead_letter_after_s or self.stop.is_set():
+                        reason = f"enrichment unavailable for {waited:.0f}s: {exc}"
+                        for msg, record, _ in valid:
+                            outcome.dead_letter(
+                                msg.key(),
+                                _failed(
+                                    msg,
+                                    FailureType.ENRICHMENT_FAILED,
+                                    [ErrorDetail(field="/", reason=reason)],
+                                    record,
+                                ),
+                            )
+                        return [None] * len(records), None
+                    if not paused:
+                        # Back-pressure: stop fetching while this batch waits, but keep
+                        # polling so the group does not consider this member dead.
+                        self.consumer.pause(self.consumer.assignment())
+                        paused = True
+                    delay = (
+                        min(self.options.backoff_cap_s, self.options.backoff_base_s * 2**attempt)
+                        * self._rng.random()
+                    )
+                    attempt += 1
+                    log.warning("enrichment failed (%s); retry %d in %.1fs", exc, attempt, delay)
+                    deadline = time.monotonic() + max(delay, 0.05)
+                    while time.monotonic() < deadline and not self.stop.is_set():
+                        self.consumer.poll(min(0.1, max(0.0, deadline - time.monotonic())))
+        finally:
+            if paused:
+                self.consumer.resume(self.consumer.assignment())
+
+    def _commit(self, messages: list[Message], outcome: BatchOutcome) -> None:
+        """Write the batch's outputs and offsets in one transaction; on failure, rewind."""
+        offsets: dict[tuple[str, int], int] = {}
+        starts: dict[tuple[str, int], int] = {}
+        for m in messages:
+            tp = (m.topic() or "", m.partition() or 0)
+            offset = m.offset() or 0
+            offsets[tp] = max(offsets.get(tp, -1), offset + 1)
+            starts[tp] = min(starts.get(tp, offset), offset)
+        topics = self.settings.topics
+        try:
+            self.producer.begin_transaction()
+            for key, value in outcome.enriched:
+                self.producer.produce(topics.enriched, value=value, key=key)
+            for dkey, value in outcome.dead:
+                self.producer.produce(topics.enriched_dlq, value=value, key=dkey)
+            self.producer.send_offsets_to_transaction(
+                [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                self.consumer.consumer_group_metadata(),
+                30,
+            )
+            self.producer.commit_transaction(60)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.txn_requires_abort():
+                log.warning("transaction aborted (%s); the batch will be redone", error)
+                self.producer.abort_transaction(30)
+                self.stats["aborted"] += 1
+                for (t, p), start in starts.items():
+                    self.consumer.seek(TopicPartition(t, p, start))
+                return
+            raise
+        self.stats["consumed"] += len(messages)
+        self.stats["enriched"] += len(outcome.enriched)
+        self.stats["dead"] += len(outcome.dead)
+
+
+def run(settings: EnricherSettings, stop: threading.Event) -> Enricher:
+    enricher = Enricher(settings, stop)
+    enricher.run()
+    return enricher
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run(EnricherSettings(), stop)
