@@ -51,6 +51,30 @@ def collector() -> None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+@app.command("enrichment-api")
+def enrichment_api() -> None:
+    """The enrichment API: user agent, geolocation, currency, and the bot-score model."""
+    import uvicorn
+
+    from enrichment.config import EnrichmentSettings
+
+    try:
+        settings = EnrichmentSettings()
+    except ValidationError as exc:
+        err.print(f"[red]invalid configuration:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    uvicorn.run(
+        "enrichment.api:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        proxy_headers=False,
+        access_log=False,
+        log_level="info",
+    )
+
+
 def _worker(name: str, settings_cls: Any, run: Any) -> None:
     """Run a stream worker until SIGTERM/SIGINT, then let it finish its batch and close."""
     import logging

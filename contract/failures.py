@@ -21,6 +21,16 @@ FAILED_EVENT_SCHEMA = "iglu:com.tributary.failures/failed_event/jsonschema/1-0-0
 REPLAY_COUNT_HEADER = "tributary-replay-count"
 
 
+def replay_count_of(headers: Any) -> int:
+    """The replay counter among a Kafka record's headers (0 when absent or unreadable)."""
+    items = headers.items() if isinstance(headers, dict) else headers or []
+    for key, value in items:
+        if key == REPLAY_COUNT_HEADER and value is not None:
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            return int(text) if text.isdigit() else 0
+    return 0
+
+
 class FailureType(enum.StrEnum):
     SIZE_VIOLATION = "size_violation"
     """The event or request was larger than allowed."""

@@ -32,7 +32,14 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from pydantic import BaseModel, Field
 
-from contract.failures import ErrorDetail, FailedEvent, FailureType, OriginalPayload, Stage
+from contract.failures import (
+    ErrorDetail,
+    FailedEvent,
+    FailureType,
+    OriginalPayload,
+    Stage,
+    replay_count_of,
+)
 from contract.registry import SchemaKey, SchemaRegistry
 from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings
@@ -179,6 +186,7 @@ def _failed(
         else OriginalPayload.from_bytes(raw)
     )
     received = (record or {}).get("collector", {}).get("received_at") if record else None
+    replays = replay_count_of(msg.headers())
     return FailedEvent(
         failure_type=failure_type,
         stage=Stage.ENRICHER,
@@ -187,6 +195,7 @@ def _failed(
         event_id=(record or {}).get("event_id") if record else None,
         event_type=(record or {}).get("event_type") if record else None,
         received_at=received,
+        replay_count=replays,
         metadata={
             "source_topic": msg.topic(),
             "source_partition": msg.partition(),
@@ -273,7 +282,7 @@ class Enricher:
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.producer.init_transactions(30)
+        self._init_transactions()
         self.consumer.subscribe([self.settings.topics.raw])
         try:
             while not self.stop.is_set():
@@ -290,6 +299,17 @@ class Enricher:
             self.consumer.close()
             if self.client is not None:
                 self.client.close()
+
+    def _init_transactions(self) -> None:
+        """Register the transactional id (fencing any zombie), retrying while Kafka settles."""
+        for attempt in range(10):
+            try:
+                self.producer.init_transactions(30)
+                return
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or attempt == 9 or self.stop.is_set():
+                    raise
+                log.warning("init_transactions: %s; retrying", exc)
 
     @staticmethod
     def _is_error(msg: Message) -> bool:

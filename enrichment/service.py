@@ -1,0 +1,106 @@
+"""The enrichment of a batch: user agent, geo, money and the bot score, in request order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contract.records import Enrichment
+from enrichment.config import EnrichmentOptions
+from enrichment.currency import RateTable, normalise_money
+from enrichment.geo import GeoDatabase
+from enrichment.model import SCORE_NAME, BotModel, EventView
+from enrichment.user_agent import parse_user_agent
+
+
+class CollectorIn(BaseModel):
+    """The collector's stamp; only the client's address and user agent are read."""
+
+    model_config = ConfigDict(extra="allow")
+
+    client_ip: str | None = Field(None, max_length=64)
+    user_agent: str | None = Field(None, max_length=4096)
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    event_id: str = Field(min_length=1, max_length=128)
+    event_type: str = Field(min_length=1, max_length=512)
+    event_timestamp: str | None = Field(None, description="Used for in-batch session timing.")
+    payload: dict[str, Any]
+    context: dict[str, Any] | None = None
+    collector: CollectorIn | None = None
+
+
+class EnrichRequest(BaseModel):
+    events: list[EventIn] = Field(min_length=1)
+
+
+class EnrichedResult(BaseModel):
+    event_id: str
+    enrichment: Enrichment
+
+
+class EnrichResponse(BaseModel):
+    model_version: str
+    results: list[EnrichedResult]
+
+
+def _origin(event: EventIn) -> tuple[str | None, str | None]:
+    """The client's IP and user agent: the producer's ``context`` first, else the collector's.
+
+    A server-side producer forwards the browser's address and agent in the context; the
+    collector only saw the producer's own connection.
+    """
+    context = event.context or {}
+    collector = event.collector or CollectorIn()
+    ip = context.get("client_ip")
+    ua = context.get("user_agent")
+    return (
+        ip if isinstance(ip, str) and ip else collector.client_ip,
+        ua if isinstance(ua, str) and ua else collector.user_agent,
+    )
+
+
+class Enricher:
+    def __init__(self, options: EnrichmentOptions) -> None:
+        self.model = BotModel(options.model_dir, options.model_name, options.model_version)
+        self.geo = GeoDatabase(options.geo_database)
+        self.rates = RateTable.from_file(options.rates)
+
+    @property
+    def model_version(self) -> str:
+        return self.model.version
+
+    def enrich(self, events: list[EventIn]) -> list[EnrichedResult]:
+        origins = [_origin(e) for e in events]
+        agents = [parse_user_agent(ua) for _, ua in origins]
+        geos = self.geo.lookup_many([ip for ip, _ in origins])
+        views = [
+            EventView(
+                event_type=e.event_type,
+                event_timestamp=e.event_timestamp,
+                payload=e.payload,
+                context=e.context or {},
+                user_agent=agent,
+                user_agent_string=ua,
+            )
+            for e, agent, (_, ua) in zip(events, agents, origins, strict=True)
+        ]
+        scores = self.model.predict(views).tolist()
+        version = self.model.version
+        return [
+            EnrichedResult(
+                event_id=e.event_id,
+                enrichment=Enrichment(
+                    user_agent=agent,
+                    geo=geo,
+                    money=normalise_money(e.payload, self.rates),
+                    scores={SCORE_NAME: round(score, 6)},
+                    model_version=version,
+                ),
+            )
+            for e, agent, geo, score in zip(events, agents, geos, scores, strict=True)
+        ]
