@@ -100,3 +100,12 @@ def enricher() -> None:
     from streaming.enricher import run as run_enricher
 
     _worker("enricher", EnricherSettings, run_enricher)
+
+
+@app.command("batch-loader")
+def batch_loader() -> None:
+    """Write the enriched stream to the lake's raw zone as Parquet, partitioned by event hour."""
+    from streaming.batch_loader import BatchLoaderSettings
+    from streaming.batch_loader import run as run_batch_loader
+
+    _worker("batch-loader", BatchLoaderSettings, run_batch_loader)

@@ -108,7 +108,11 @@ def settings_for(kafka: PlatformSettings, topics: TopicNames, **enricher: Any) -
 
 
 def committed_through(settings: EnricherSettings) -> bool:
-    """True when the enricher's group has committed offsets up to the raw topic's end."""
+    """True when no committed record of the raw topic lies past the enricher group's offsets.
+
+    Compared by reading, not by offsets alone: transaction markers (replays write the raw
+    topic transactionally) take offsets that no consumer ever commits past.
+    """
     from confluent_kafka import TopicPartition
 
     ends = end_offsets(settings.kafka, settings.topics.raw)
@@ -117,7 +121,10 @@ def committed_through(settings: EnricherSettings) -> bool:
         committed = consumer.committed([TopicPartition(settings.topics.raw, p) for p in ends], 10)
     finally:
         consumer.close()
-    return all(tp.offset >= ends[tp.partition] for tp in committed)
+    since = {tp.partition: max(tp.offset, 0) for tp in committed}
+    if all(since[p] >= end for p, end in ends.items()):
+        return True
+    return not read_committed(settings.kafka, settings.topics.raw, since, timeout=10)
 
 
 def wait_for(condition: Any, timeout: float, what: str) -> None:
