@@ -109,3 +109,12 @@ def batch_loader() -> None:
     from streaming.batch_loader import run as run_batch_loader
 
     _worker("batch-loader", BatchLoaderSettings, run_batch_loader)
+
+
+@app.command("realtime-loader")
+def realtime_loader() -> None:
+    """Index enriched events and dead letters into OpenSearch, by event day, exactly once."""
+    from streaming.realtime_loader import RealtimeLoaderSettings
+    from streaming.realtime_loader import run as run_realtime_loader
+
+    _worker("realtime-loader", RealtimeLoaderSettings, run_realtime_loader)

@@ -1,0 +1,495 @@
+"""The real-time loader: enriched events and their dead letters from Kafka into OpenSearch.
+
+One consumer group reads the enriched topic and the enriched dead-letter topic
+(``read_committed``), in batches. Each batch is written with one bulk request to daily indices
+(:mod:`streaming.search_indices`), with the document ``_id`` derived from the record, so a
+replay overwrites and never duplicates. Offsets are committed only after the batch is in
+OpenSearch and the documents OpenSearch refused are on the loader dead-letter topic:
+
+1. poll a batch (up to ``batch_size`` records or ``max_wait_s``);
+2. bulk-index it; on connection errors, 429 or 5xx pause the partitions and retry the same
+   batch (or the items still failing) with capped backoff, indefinitely;
+3. produce every document OpenSearch refused for good (mapping conflicts, ...) to the loader
+   dead-letter topic as a ``loader_rejection`` failed event, and flush;
+4. commit, per partition, the highest offset of the batch plus one.
+
+A crash anywhere before step 4 re-reads the batch from the last commit: at-least-once
+delivery, made exactly-once in the index by the deterministic ``_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from opensearchpy import ConnectionError as OpenSearchConnectionError
+from opensearchpy import OpenSearch, TransportError
+from pydantic import BaseModel, Field, ValidationError
+
+from contract.failures import (
+    ErrorDetail,
+    FailedEvent,
+    FailureType,
+    OriginalPayload,
+    Stage,
+)
+from contract.records import EnrichedEvent
+from resources.kafka import make_kafka_consumer, make_kafka_producer
+from resources.opensearch import make_opensearch_client
+from resources.settings import PlatformSettings
+from streaming.search_indices import (
+    DEADLETTERS,
+    EVENTS,
+    IndexLayout,
+    apply_retention,
+    ensure_templates,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RealtimeLoaderOptions(BaseModel):
+    group_id: str = Field("tributary-realtime-loader", description="Kafka consumer group.")
+    batch_size: int = Field(500, ge=1, description="Most records per bulk request.")
+    max_wait_s: float = Field(
+        1.0, gt=0, description="Longest time a partial batch waits for more records."
+    )
+    poll_timeout_s: float = Field(
+        0.5, gt=0, description="Poll timeout; bounds how long a stop request waits."
+    )
+    retention_days: int = Field(30, ge=1, description="Days an events index is kept.")
+    deadletter_retention_days: int = Field(
+        30, ge=1, description="Days a dead-letter index is kept."
+    )
+    retention_interval_s: float = Field(
+        3600, gt=0, description="How often the loader deletes indices past retention."
+    )
+    retry_backoff_initial_s: float = Field(0.5, gt=0, description="First retry delay.")
+    retry_backoff_max_s: float = Field(30.0, gt=0, description="Cap of the retry delay.")
+    dlq_flush_timeout_s: float = Field(
+        30.0, gt=0, description="How long one flush of the loader dead letters may take."
+    )
+    index_shards: int = Field(1, ge=1, description="Primary shards of each daily index.")
+    index_replicas: int = Field(0, ge=0, description="Replicas (0 on a single local node).")
+    total_fields_limit: int = Field(2000, ge=100, description="index.mapping.total_fields.limit.")
+
+
+class RealtimeLoaderSettings(PlatformSettings):
+    """The platform's settings plus the loader's own (``TRIBUTARY_REALTIME_LOADER__*``)."""
+
+    realtime_loader: RealtimeLoaderOptions = RealtimeLoaderOptions()
+
+
+class LoaderError(RuntimeError):
+    """The loader cannot go on without risking loss (e.g. its dead letters were not acked)."""
+
+
+class _Stopped(Exception):
+    """Stop was requested while waiting for OpenSearch; the batch stays uncommitted."""
+
+
+@dataclass
+class LoaderStats:
+    batches: int = 0
+    indexed: int = 0
+    deadletters_indexed: int = 0
+    rejected: int = 0
+    retries: int = 0
+    retention_deleted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Doc:
+    """One record of a batch, as the bulk action it becomes (or the reason it cannot)."""
+
+    msg: Message
+    index: str | None = None
+    doc_id: str | None = None
+    source: dict[str, Any] | None = None
+    event_id: str | None = None
+    event_type: str | None = None
+    error: str | None = None  # set when the record or OpenSearch refused it for good
+
+
+def _msg_coords(msg: Message) -> tuple[str, int, int]:
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset
+
+
+def record_id(topic: str, partition: int, offset: int) -> str:
+    """Return the deterministic id of a record that has no event id."""
+    return hashlib.sha1(f"{topic}/{partition}/{offset}".encode()).hexdigest()
+
+
+def _utc_day(value: str | datetime) -> date:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).date()
+
+
+def event_document(event: EnrichedEvent) -> dict[str, Any]:
+    """Return the search document of an enriched event (the record plus ``location``)."""
+    doc = event.model_dump(mode="json")
+    geo = event.enrichment.geo
+    if geo is not None and geo.latitude is not None and geo.longitude is not None:
+        doc["location"] = {"lat": geo.latitude, "lon": geo.longitude}
+    return doc
+
+
+def _loader_fields(msg: Message) -> dict[str, Any]:
+    topic, partition, offset = _msg_coords(msg)
+    return {
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "indexed_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, OpenSearchConnectionError):  # also covers ConnectionTimeout
+        return True
+    if isinstance(exc, TransportError):
+        status = exc.status_code
+        return isinstance(status, int) and (status == 429 or status >= 500)
+    return False
+
+
+def _backoff(options: RealtimeLoaderOptions) -> Iterator[float]:
+    delay = options.retry_backoff_initial_s
+    while True:
+        yield delay
+        delay = min(delay * 2, options.retry_backoff_max_s)
+
+
+class RealtimeLoader:
+    """The consumer loop; :func:`run` is its entry point."""
+
+    def __init__(
+        self,
+        settings: RealtimeLoaderSettings,
+        stop: threading.Event,
+        client: OpenSearch | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = settings.realtime_loader
+        self.stop = stop
+        self.client = client or make_opensearch_client(settings.opensearch)
+        self.layout = IndexLayout(
+            prefix=settings.opensearch.index_prefix,
+            shards=self.options.index_shards,
+            replicas=self.options.index_replicas,
+            total_fields_limit=self.options.total_fields_limit,
+        )
+        self.topics = [settings.topics.enriched, settings.topics.enriched_dlq]
+        self.stats = LoaderStats()
+        self._paused = False
+        self._next_retention = 0.0
+
+    # -- OpenSearch, with retries while it is unavailable ------------------------------
+
+    def _retrying(self, what: str, call: Any, consumer: Consumer | None = None) -> Any:
+        """Call ``call()`` until it succeeds, a permanent error, or stop; pause meanwhile."""
+        delays = _backoff(self.options)
+        while True:
+            try:
+                result = call()
+            except Exception as exc:
+                if not _is_transient(exc):
+                    raise
+                if self.stop.is_set():
+                    raise _Stopped from exc
+                delay = next(delays)
+                self.stats.retries += 1
+                log.warning("%s: OpenSearch unavailable (%s); retrying in %.1fs", what, exc, delay)
+                self._pause(consumer)
+                self._wait(delay, consumer)
+                continue
+            self._resume(consumer)
+            return result
+
+    def _pause(self, consumer: Consumer | None) -> None:
+        if consumer is None or self._paused:
+            return
+        consumer.pause(consumer.assignment())
+        self._paused = True
+
+    def _resume(self, consumer: Consumer | None) -> None:
+        if consumer is None or not self._paused:
+            return
+        consumer.resume(consumer.assignment())
+        self._paused = False
+
+    def _wait(self, delay: float, consumer: Consumer | None) -> None:
+        """Sleep ``delay`` while keeping the group membership (poll with paused partitions)."""
+        deadline = time.monotonic() + delay
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            if consumer is None:
+                self.stop.wait(min(0.5, deadline - time.monotonic()))
+                continue
+            msg = consumer.poll(min(self.options.poll_timeout_s, deadline - time.monotonic()))
+            if msg is not None and msg.error() is None:
+                # A partition assigned during the pause delivered a record: put it back.
+                topic, partition, offset = _msg_coords(msg)
+                consumer.seek(TopicPartition(topic, partition, offset))
+                consumer.pause([TopicPartition(topic, partition)])
+        if consumer is not None and self._paused:
+            # Partitions assigned by a rebalance during the pause start unpaused.
+            consumer.pause(consumer.assignment())
+
+    def _maybe_retention(self, consumer: Consumer | None) -> None:
+        now = time.monotonic()
+        if now < self._next_retention:
+            return
+        deleted = self._retrying(
+            "retention",
+            lambda: apply_retention(
+                self.client,
+                self.layout.prefix,
+                {
+                    EVENTS: self.options.retention_days,
+                    DEADLETTERS: self.options.deadletter_retention_days,
+                },
+                datetime.now(UTC).date(),
+            ),
+            consumer,
+        )
+        self.stats.retention_deleted += deleted
+        self._next_retention = now + self.options.retention_interval_s
+
+    # -- the batch -----------------------------------------------------------------------
+
+    def _prepare(self, msg: Message) -> _Doc:
+        topic, partition, offset = _msg_coords(msg)
+        doc = _Doc(msg=msg)
+        raw = msg.value() or b""
+        try:
+            if topic == self.settings.topics.enriched:
+                event = EnrichedEvent.model_validate_json(raw)
+                doc.event_id, doc.event_type = event.event_id, event.event_type
+                doc.index = self.layout.events_index(_utc_day(event.event_timestamp))
+                doc.doc_id = event.event_id
+                doc.source = event_document(event)
+            else:
+                failed = FailedEvent.model_validate_json(raw)
+                doc.event_id, doc.event_type = failed.event_id, failed.event_type
+                doc.index = self.layout.deadletters_index(_utc_day(failed.failed_at))
+                doc.doc_id = failed.event_id or record_id(topic, partition, offset)
+                doc.source = failed.model_dump(mode="json")
+        except (ValidationError, ValueError) as exc:
+            doc.error = f"invalid record on {topic}: {exc}".strip()[:4000]
+            return doc
+        doc.source["loader"] = _loader_fields(msg)
+        return doc
+
+    def _bulk(self, docs: list[_Doc], consumer: Consumer) -> None:
+        """Index ``docs`` (those without an error); mark those OpenSearch refused for good."""
+        pending = [d for d in docs if d.error is None]
+        delays = _backoff(self.options)
+        while pending:
+            body: list[dict[str, Any]] = []
+            for d in pending:
+                body.append({"index": {"_index": d.index, "_id": d.doc_id}})
+                assert d.source is not None
+                body.append(d.source)
+            response = self._retrying(
+                "bulk", lambda body=body: self.client.bulk(body=body), consumer
+            )
+            retry: list[_Doc] = []
+            for d, item in zip(pending, response["items"], strict=True):
+                result = item.get("index") or next(iter(item.values()))
+                status = int(result.get("status", 500))
+                if status < 300:
+                    continue
+                error = result.get("error") or {}
+                reason = (
+                    f"{error.get('type', 'error')}: {error.get('reason', '')}"
+                    if isinstance(error, dict)
+                    else str(error)
+                )
+                cause = error.get("caused_by") if isinstance(error, dict) else None
+                if isinstance(cause, dict):
+                    reason += f" (caused by {cause.get('type')}: {cause.get('reason')})"
+                if status == 429 or status >= 500:
+                    retry.append(d)
+                else:
+                    d.error = f"OpenSearch {status} {reason}"
+            if retry:
+                if self.stop.is_set():
+                    raise _Stopped
+                delay = next(delays)
+                self.stats.retries += 1
+                log.warning("bulk: %d items refused for now; retrying in %.1fs", len(retry), delay)
+                self._pause(consumer)
+                self._wait(delay, consumer)
+                self._resume(consumer)
+            pending = retry
+
+    def _dead_letter(self, docs: list[_Doc], producer: Producer) -> None:
+        """Produce the refused records to the loader DLQ and wait until Kafka acked each."""
+        refused = [d for d in docs if d.error is not None]
+        if not refused:
+            return
+        failures: list[str] = []
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        for d in refused:
+            topic, partition, offset = _msg_coords(d.msg)
+            assert d.error is not None
+            failed = FailedEvent(
+                failure_type=FailureType.LOADER_REJECTION,
+                stage=Stage.REALTIME_LOADER,
+                errors=[ErrorDetail(field="/", reason=d.error)],
+                original=OriginalPayload.from_bytes(d.msg.value() or b""),
+                event_id=d.event_id,
+                event_type=d.event_type,
+                metadata={
+                    "topic": topic,
+                    "partition": partition,
+                    "offset": offset,
+                    "index": d.index,
+                },
+            )
+            key = d.event_id.encode() if d.event_id else d.msg.key()
+            while True:
+                try:
+                    producer.produce(
+                        self.settings.topics.loader_dlq,
+                        value=failed.model_dump_json().encode(),
+                        key=key,
+                        on_delivery=delivered,
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.5)
+            log.warning("rejected %s/%d@%d: %s", topic, partition, offset, d.error)
+        remaining = producer.flush(self.options.dlq_flush_timeout_s)
+        if remaining or failures:
+            raise LoaderError(
+                f"loader dead letters not acknowledged ({remaining} pending, errors: "
+                f"{failures[:3]}); offsets not committed"
+            )
+        self.stats.rejected += len(refused)
+
+    def _commit(self, docs: list[_Doc], consumer: Consumer) -> None:
+        upto: dict[tuple[str, int], int] = {}
+        for d in docs:
+            topic, partition, offset = _msg_coords(d.msg)
+            upto[(topic, partition)] = max(upto.get((topic, partition), -1), offset + 1)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(upto.items())]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # E.g. the partitions were revoked meanwhile: their new owner re-reads the batch,
+            # which overwrites the same documents.
+            log.warning("commit failed (%s); the batch will be re-read", exc)
+
+    def process(self, batch: list[Message], consumer: Consumer, producer: Producer) -> None:
+        """Index one batch, dead-letter its refusals, then commit its offsets."""
+        docs = [self._prepare(m) for m in batch]
+        self._bulk(docs, consumer)
+        self._dead_letter(docs, producer)
+        self._commit(docs, consumer)
+        ok = [d for d in docs if d.error is None]
+        self.stats.batches += 1
+        self.stats.indexed += sum(1 for d in ok if d.msg.topic() == self.settings.topics.enriched)
+        self.stats.deadletters_indexed += sum(
+            1 for d in ok if d.msg.topic() != self.settings.topics.enriched
+        )
+
+    def _poll_batch(self, consumer: Consumer) -> list[Message]:
+        batch: list[Message] = []
+        deadline: float | None = None
+        while len(batch) < self.options.batch_size and not self.stop.is_set():
+            timeout = self.options.poll_timeout_s
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    break
+            msgs = consumer.consume(self.options.batch_size - len(batch), timeout=timeout)
+            for msg in msgs:
+                err = msg.error()
+                if err is None:
+                    batch.append(msg)
+                elif err.fatal():
+                    raise KafkaException(err)
+                else:
+                    log.warning("consumer: %s", err)
+            if batch and deadline is None:
+                deadline = time.monotonic() + self.options.max_wait_s
+            if not batch:
+                break  # nothing yet: return to the loop, which checks stop and retention
+        return batch
+
+    def run(self) -> None:
+        try:
+            self._retrying("templates", lambda: ensure_templates(self.client, self.layout))
+        except _Stopped:
+            return
+        consumer = make_kafka_consumer(
+            self.settings.kafka, self.options.group_id, **{"enable.auto.commit": False}
+        )
+        producer = make_kafka_producer(self.settings.kafka)
+        try:
+            consumer.subscribe(self.topics)
+            log.info("realtime loader: consuming %s as %s", self.topics, self.options.group_id)
+            while not self.stop.is_set():
+                self._maybe_retention(consumer)
+                batch = self._poll_batch(consumer)
+                if batch:
+                    self.process(batch, consumer, producer)
+        except _Stopped:
+            log.info("stopped while OpenSearch was unavailable; the batch stays uncommitted")
+        finally:
+            consumer.close()
+            producer.flush(self.options.dlq_flush_timeout_s)
+            log.info("realtime loader stopped: %s", self.stats)
+
+
+def run(settings: RealtimeLoaderSettings, stop: threading.Event) -> None:
+    """Run the real-time loader until ``stop`` is set."""
+    RealtimeLoader(settings, stop).run()
+
+
+def main() -> None:
+    """Run the loader from the environment until SIGINT or SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping after the current batch", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    run(RealtimeLoaderSettings(), stop)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = [
+    "LoaderError",
+    "LoaderStats",
+    "RealtimeLoader",
+    "RealtimeLoaderOptions",
+    "RealtimeLoaderSettings",
+    "event_document",
+    "main",
+    "record_id",
+    "run",
+]

@@ -1,0 +1,304 @@
+"""The search indices of the real-time loader: names, templates with explicit mappings, retention.
+
+Indices are daily and named after the day of the document, in UTC:
+
+- ``<prefix>-events-YYYY.MM.DD``: enriched events, by the day of ``event_timestamp``;
+- ``<prefix>-deadletters-YYYY.MM.DD``: dead letters, by the day of ``failed_at``.
+
+Each family has a composable index template (``<prefix>-events``, ``<prefix>-deadletters``)
+that the loader puts at start, so a daily index gets its mapping when the first bulk request
+creates it. ISM is not available in the local OpenSearch distribution (docs/stack.md), so
+retention is done by the loader itself: :func:`apply_retention` deletes the daily indices
+whose day is older than the retention period.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from opensearchpy import NotFoundError, OpenSearch
+
+log = logging.getLogger(__name__)
+
+EVENTS = "events"
+DEADLETTERS = "deadletters"
+_DAY_FORMAT = "%Y.%m.%d"
+
+# Priority of the loader's templates: above a catch-all template of priority 0, so ours win
+# on the indices they are meant for.
+TEMPLATE_PRIORITY = 200
+
+
+def index_name(prefix: str, family: str, day: date) -> str:
+    """Return the daily index of ``family`` (``events``/``deadletters``) for ``day``."""
+    return f"{prefix}-{family}-{day.strftime(_DAY_FORMAT)}"
+
+
+def index_day(prefix: str, family: str, name: str) -> date | None:
+    """Return the day of a daily index of ``family``, or None if ``name`` is not one."""
+    match = re.fullmatch(rf"{re.escape(prefix)}-{family}-(\d{{4}}\.\d{{2}}\.\d{{2}})", name)
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match.group(1), _DAY_FORMAT).date()
+    except ValueError:
+        return None
+
+
+def _keyword(**extra: Any) -> dict[str, Any]:
+    return {"type": "keyword", "ignore_above": 1024, **extra}
+
+
+_DATE = {"type": "date", "format": "strict_date_optional_time||epoch_millis"}
+
+# Strings in open objects (payload, context) are keywords: exact match and aggregations, no
+# full-text analysis; numbers are doubles whatever JSON number they first arrive as, so an
+# integer-valued first price does not truncate later decimal ones; no date guessing.
+_OPEN_OBJECT_TEMPLATES: list[dict[str, Any]] = [
+    {
+        "strings_as_keywords": {
+            "match_mapping_type": "string",
+            "mapping": _keyword(),
+        }
+    },
+    {
+        "integers_as_doubles": {
+            "match_mapping_type": "long",
+            "mapping": {"type": "double"},
+        }
+    },
+]
+
+_LOADER_FIELDS: dict[str, Any] = {
+    "properties": {
+        "topic": _keyword(),
+        "partition": {"type": "integer"},
+        "offset": {"type": "long"},
+        "indexed_at": _DATE,
+    }
+}
+
+
+def events_mapping() -> dict[str, Any]:
+    """Return the explicit mapping of the events indices."""
+    return {
+        # Top level: a field the contract does not know is kept in _source, not indexed.
+        "dynamic": "false",
+        "date_detection": False,
+        "numeric_detection": False,
+        "dynamic_templates": [
+            {
+                "scores_as_floats": {
+                    "path_match": "enrichment.scores.*",
+                    "mapping": {"type": "float"},
+                }
+            },
+            *_OPEN_OBJECT_TEMPLATES,
+        ],
+        "properties": {
+            "event_id": _keyword(),
+            "event_type": _keyword(),
+            "event_timestamp": _DATE,
+            "source": _keyword(),
+            # Typed by its schema; open so each event type's fields are queryable.
+            "payload": {"type": "object", "dynamic": "true"},
+            "context": {
+                "type": "object",
+                "dynamic": "true",
+                "properties": {
+                    "user_id": _keyword(),
+                    "session_id": _keyword(),
+                    "device_id": _keyword(),
+                },
+            },
+            "collector": {
+                "properties": {
+                    "received_at": _DATE,
+                    "collector_id": _keyword(),
+                    "request_id": _keyword(),
+                    "producer": _keyword(),
+                    "client_ip": {"type": "ip", "ignore_malformed": True},
+                    "user_agent": {
+                        "type": "text",
+                        "fields": {"raw": _keyword()},
+                    },
+                    "path": _keyword(),
+                }
+            },
+            "enrichment": {
+                "properties": {
+                    "user_agent": {
+                        "properties": {
+                            "browser_family": _keyword(),
+                            "browser_version": _keyword(),
+                            "os_family": _keyword(),
+                            "os_version": _keyword(),
+                            "device_family": _keyword(),
+                            "device_class": _keyword(),
+                            "is_bot": {"type": "boolean"},
+                        }
+                    },
+                    "geo": {
+                        "properties": {
+                            "country_code": _keyword(),
+                            "country_name": _keyword(),
+                            "city": _keyword(),
+                            "latitude": {"type": "double"},
+                            "longitude": {"type": "double"},
+                            "source": _keyword(),
+                        }
+                    },
+                    "money": {
+                        "properties": {
+                            "field": _keyword(),
+                            "amount": {"type": "double"},
+                            "currency": _keyword(),
+                            "amount_eur": {"type": "double"},
+                            "rates_version": _keyword(),
+                        }
+                    },
+                    "scores": {"type": "object", "dynamic": "true"},
+                    "model_version": _keyword(),
+                }
+            },
+            "lineage": {
+                "properties": {
+                    "enricher_version": _keyword(),
+                    "schema_version": _keyword(),
+                    "model_version": _keyword(),
+                    "source_topic": _keyword(),
+                    "source_partition": {"type": "integer"},
+                    "source_offset": {"type": "long"},
+                    "enriched_at": _DATE,
+                }
+            },
+            # Added by the loader: enrichment.geo's latitude/longitude as one point.
+            "location": {"type": "geo_point"},
+            "loader": _LOADER_FIELDS,
+        },
+    }
+
+
+def deadletters_mapping() -> dict[str, Any]:
+    """Return the explicit mapping of the dead-letter indices."""
+    return {
+        "dynamic": "false",
+        "date_detection": False,
+        "numeric_detection": False,
+        "properties": {
+            "failure_schema": _keyword(),
+            "failure_type": _keyword(),
+            "stage": _keyword(),
+            "errors": {
+                "properties": {
+                    "field": _keyword(),
+                    "reason": {"type": "text", "fields": {"raw": _keyword()}},
+                }
+            },
+            # Kept in _source for inspection and replay, never indexed: it may be anything.
+            "original": {"type": "object", "enabled": False},
+            "event_id": _keyword(),
+            "event_type": _keyword(),
+            "failed_at": _DATE,
+            "received_at": _DATE,
+            # Stage metadata varies by stage: kept, not indexed, except the known keys.
+            "metadata": {
+                "type": "object",
+                "dynamic": "false",
+                "properties": {
+                    "producer": _keyword(),
+                    "request_id": _keyword(),
+                    "collector_id": _keyword(),
+                },
+            },
+            "replay_count": {"type": "integer"},
+            "loader": _LOADER_FIELDS,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class IndexLayout:
+    """Where the loader writes: the prefix and the settings of its daily indices."""
+
+    prefix: str
+    shards: int = 1
+    replicas: int = 0
+    total_fields_limit: int = 2000
+    depth_limit: int = 10
+
+    def events_index(self, day: date) -> str:
+        return index_name(self.prefix, EVENTS, day)
+
+    def deadletters_index(self, day: date) -> str:
+        return index_name(self.prefix, DEADLETTERS, day)
+
+    def templates(self) -> dict[str, dict[str, Any]]:
+        """Return the composable index templates by name."""
+        settings = {
+            "number_of_shards": self.shards,
+            "number_of_replicas": self.replicas,
+            # Bounds the open payload/context objects: a runaway producer cannot explode the
+            # mapping; documents beyond the limit are rejected to the loader dead letters.
+            "mapping.total_fields.limit": self.total_fields_limit,
+            "mapping.depth.limit": self.depth_limit,
+        }
+        return {
+            f"{self.prefix}-{EVENTS}": {
+                "index_patterns": [f"{self.prefix}-{EVENTS}-*"],
+                "priority": TEMPLATE_PRIORITY,
+                "template": {"settings": {"index": settings}, "mappings": events_mapping()},
+                "_meta": {"owner": "tributary realtime loader"},
+            },
+            f"{self.prefix}-{DEADLETTERS}": {
+                "index_patterns": [f"{self.prefix}-{DEADLETTERS}-*"],
+                "priority": TEMPLATE_PRIORITY,
+                "template": {
+                    "settings": {"index": settings},
+                    "mappings": deadletters_mapping(),
+                },
+                "_meta": {"owner": "tributary realtime loader"},
+            },
+        }
+
+
+def ensure_templates(client: OpenSearch, layout: IndexLayout) -> None:
+    """Put (create or update) the loader's index templates; existing indices keep theirs."""
+    for name, body in layout.templates().items():
+        client.indices.put_index_template(name=name, body=body)
+
+
+def apply_retention(
+    client: OpenSearch,
+    prefix: str,
+    retention_days: dict[str, int],
+    today: date,
+) -> list[str]:
+    """Delete the daily indices older than their family's retention; return their names.
+
+    ``retention_days`` maps a family (``events``, ``deadletters``) to its days: an index of
+    day ``d`` is kept while ``d >= today - days``. Indices that do not follow the naming
+    (another prefix, no date) are never touched.
+    """
+    deleted: list[str] = []
+    for family, days in retention_days.items():
+        cutoff = today - timedelta(days=days)
+        pattern = f"{prefix}-{family}-*"
+        existing = client.indices.get(
+            index=pattern, params={"allow_no_indices": "true", "expand_wildcards": "all"}
+        )
+        for name in sorted(existing):
+            day = index_day(prefix, family, name)
+            if day is None or day >= cutoff:
+                continue
+            try:
+                client.indices.delete(index=name)
+            except NotFoundError:
+                continue
+            log.info("retention: deleted %s (older than %d days)", name, days)
+            deleted.append(name)
+    return deleted

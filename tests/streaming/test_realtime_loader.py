@@ -1,0 +1,237 @@
+"""The real-time loader against real Kafka and OpenSearch servers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import orjson
+import pytest
+
+from contract.failures import FailedEvent, FailureType, Stage
+from resources.opensearch import make_opensearch_client
+from resources.settings import PlatformSettings
+from streaming.realtime_loader import RealtimeLoaderSettings, record_id
+from streaming.search_indices import (
+    DEADLETTERS,
+    EVENTS,
+    IndexLayout,
+    apply_retention,
+    index_day,
+    index_name,
+)
+from tests.kafka_helpers import read_since
+from tests.streaming.realtime_helpers import (
+    all_docs,
+    caught_up,
+    committed,
+    drop_indices,
+    drop_topics,
+    enriched_event,
+    failed_event,
+    loader_thread,
+    produce,
+    produced,
+    unique_settings,
+    wait_for,
+)
+
+
+@pytest.fixture()
+def loader_settings(
+    kafka: PlatformSettings, opensearch: PlatformSettings
+) -> Iterator[RealtimeLoaderSettings]:
+    settings = unique_settings(kafka)
+    yield settings
+    drop_indices(make_opensearch_client(settings.opensearch), settings.opensearch.index_prefix)
+    drop_topics(settings)
+
+
+@pytest.mark.unit
+def test_index_naming_and_ids() -> None:
+    day = date(2026, 11, 28)
+    assert index_name("tributary", EVENTS, day) == "tributary-events-2026.11.28"
+    assert index_day("tributary", EVENTS, "tributary-events-2026.11.28") == day
+    assert index_day("tributary", EVENTS, "tributary-deadletters-2026.11.28") is None
+    assert index_day("tributary", EVENTS, "tributary-events-2026.13.01") is None
+    assert index_day("tributary", EVENTS, "tributaryx-events-2026.11.28") is None
+    assert record_id("t", 1, 2) == record_id("t", 1, 2) != record_id("t", 1, 3)
+    layout = IndexLayout("p", shards=2, replicas=0)
+    templates = layout.templates()
+    assert templates["p-events"]["index_patterns"] == ["p-events-*"]
+    settings = templates["p-events"]["template"]["settings"]["index"]
+    assert settings["number_of_shards"] == 2 and settings["number_of_replicas"] == 0
+
+
+@pytest.mark.integration
+def test_events_and_dead_letters_indexed_exactly_once(
+    loader_settings: RealtimeLoaderSettings,
+) -> None:
+    settings = loader_settings
+    client = make_opensearch_client(settings.opensearch)
+    prefix = settings.opensearch.index_prefix
+    today = datetime.now(UTC)
+    yesterday = today - timedelta(days=1)
+    # An index past retention and one within it; retention runs when the loader starts.
+    old = index_name(prefix, EVENTS, (today - timedelta(days=45)).date())
+    client.indices.create(index=old)
+
+    source = f"shop-{uuid.uuid4().hex[:8]}"
+    events = [enriched_event(source, yesterday if i % 3 == 0 else today) for i in range(240)]
+    events += [enriched_event(source, today, geo=False) for _ in range(10)]
+    # A resend of the same event (same event_id): still one document.
+    events.append(events[0])
+    letters = [failed_event(str(uuid.uuid4())) for _ in range(6)] + [
+        failed_event(None) for _ in range(4)
+    ]
+    produce(settings, settings.topics.enriched, events)
+    produce(settings, settings.topics.enriched_dlq, letters)
+
+    with loader_thread(settings) as loader:
+        wait_for(lambda: caught_up(settings), 90, "the loader to commit every offset")
+        assert old in loader.stats.retention_deleted
+
+    assert not client.indices.exists(index=old)
+    expected = {e.event_id for e in events}
+    docs = all_docs(client, f"{prefix}-events-*")
+    assert len(docs) == len({d["_id"] for d in docs}) == len(expected) == 250
+    assert {d["_id"] for d in docs} == expected
+    assert {d["_index"] for d in docs} == {
+        index_name(prefix, EVENTS, yesterday.date()),
+        index_name(prefix, EVENTS, today.date()),
+    }
+    for d in docs:
+        day = datetime.fromisoformat(d["_source"]["event_timestamp"]).date()
+        assert d["_index"] == index_name(prefix, EVENTS, day)
+
+    # Explicit mappings: dates, geo_point, keywords, numeric scores.
+    index = index_name(prefix, EVENTS, today.date())
+    props = client.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+    assert props["location"]["type"] == "geo_point"
+    assert props["event_timestamp"]["type"] == "date"
+    assert props["collector"]["properties"]["received_at"]["type"] == "date"
+    assert props["lineage"]["properties"]["enriched_at"]["type"] == "date"
+    assert props["event_id"]["type"] == "keyword"
+    assert (
+        props["enrichment"]["properties"]["scores"]["properties"]["bot_probability"]["type"]
+        == "float"
+    )
+    near_paris = client.count(
+        index=f"{prefix}-events-*",
+        body={
+            "query": {"geo_distance": {"distance": "10km", "location": {"lat": 48.85, "lon": 2.35}}}
+        },
+    )["count"]
+    assert near_paris == 240
+    by_source = client.count(
+        index=f"{prefix}-events-*", body={"query": {"term": {"source": source}}}
+    )["count"]
+    assert by_source == 250
+
+    dead = all_docs(client, f"{prefix}-deadletters-*")
+    assert len(dead) == 10
+    with_id = {f.event_id for f in letters if f.event_id}
+    assert with_id <= {d["_id"] for d in dead}
+    assert sum(1 for d in dead if d["_id"] not in with_id) == 4
+    assert all(d["_source"]["failure_type"] == "schema_violation" for d in dead)
+    dl_index = index_name(prefix, DEADLETTERS, today.date())
+    dl_props = client.indices.get_mapping(index=dl_index)[dl_index]["mappings"]["properties"]
+    assert dl_props["original"] == {"type": "object", "enabled": False}
+    assert dl_props["errors"]["properties"]["field"]["type"] == "keyword"
+
+    # Committed offsets match what was produced; nothing went to the loader DLQ.
+    assert committed(settings, settings.topics.enriched) == len(events)
+    assert committed(settings, settings.topics.enriched_dlq) == len(letters)
+    assert produced(settings, settings.topics.loader_dlq) == 0
+
+    # A replay from the start (a second group) overwrites: no duplicates.
+    replay = settings.model_copy(
+        update={
+            "realtime_loader": settings.realtime_loader.model_copy(
+                update={"group_id": f"{settings.realtime_loader.group_id}-replay"}
+            )
+        }
+    )
+    with loader_thread(replay):
+        wait_for(lambda: caught_up(replay), 90, "the replay to commit every offset")
+    again = all_docs(client, f"{prefix}-events-*")
+    assert len(again) == 250 and {d["_id"] for d in again} == expected
+    assert min(d["_version"] for d in again) >= 2
+    assert len(all_docs(client, f"{prefix}-deadletters-*")) == 10
+
+
+@pytest.mark.integration
+def test_mapping_conflict_goes_to_loader_dlq_and_loading_goes_on(
+    loader_settings: RealtimeLoaderSettings,
+) -> None:
+    settings = loader_settings
+    client = make_opensearch_client(settings.opensearch)
+    prefix = settings.opensearch.index_prefix
+    source = f"shop-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    first = enriched_event(source, now, payload={"page_url": "https://a/", "rating": 4.5})
+    conflicting = enriched_event(
+        source, now, payload={"page_url": "https://a/", "rating": {"stars": 5}}
+    )
+    after = [enriched_event(source, now) for _ in range(20)]
+    produce(settings, settings.topics.enriched, [first])
+    with loader_thread(settings):
+        wait_for(lambda: caught_up(settings), 60, "the first event")
+        produce(settings, settings.topics.enriched, [conflicting, *after])
+        produce(settings, settings.topics.enriched, [b"{not json"])
+        wait_for(lambda: caught_up(settings), 60, "the loader to get past the conflict")
+
+    ids = {d["_id"] for d in all_docs(client, f"{prefix}-events-*")}
+    assert ids == {first.event_id, *(e.event_id for e in after)}
+    assert committed(settings, settings.topics.enriched) == 23
+
+    dlq = read_since(settings.kafka, settings.topics.loader_dlq, {}, expect=2)
+    failures = [FailedEvent.model_validate_json(m.value() or b"") for m in dlq]
+    assert len(failures) == 2
+    rejected = next(f for f in failures if f.event_id == conflicting.event_id)
+    assert rejected.failure_type is FailureType.LOADER_REJECTION
+    assert rejected.stage is Stage.REALTIME_LOADER
+    assert rejected.errors[0].field == "/"
+    assert "mapper_parsing_exception" in rejected.errors[0].reason
+    assert rejected.original.encoding == "json"
+    assert rejected.original.data["event_id"] == conflicting.event_id
+    assert rejected.original.data["payload"]["rating"] == {"stars": 5}
+    garbage = next(f for f in failures if f.event_id is None)
+    assert garbage.original.encoding == "base64"
+    assert "invalid record" in garbage.errors[0].reason
+
+
+@pytest.mark.integration
+def test_retention_deletes_old_indices_and_keeps_new(opensearch: PlatformSettings) -> None:
+    client = make_opensearch_client(opensearch.opensearch)
+    prefix = f"rtl-{uuid.uuid4().hex[:10]}"
+    today = date(2026, 11, 28)
+    old_event = index_name(prefix, EVENTS, today - timedelta(days=31))
+    edge_event = index_name(prefix, EVENTS, today - timedelta(days=30))
+    new_event = index_name(prefix, EVENTS, today)
+    old_dead = index_name(prefix, DEADLETTERS, today - timedelta(days=91))
+    kept_dead = index_name(prefix, DEADLETTERS, today - timedelta(days=60))
+    unrelated = f"{prefix}-events-archive"
+    try:
+        for name in (old_event, edge_event, new_event, old_dead, kept_dead, unrelated):
+            client.indices.create(index=name, body={"settings": {"number_of_replicas": 0}})
+        deleted = apply_retention(client, prefix, {EVENTS: 30, DEADLETTERS: 90}, today)
+        assert sorted(deleted) == sorted([old_event, old_dead])
+        for name in (edge_event, new_event, kept_dead, unrelated):
+            assert client.indices.exists(index=name), name
+        for name in (old_event, old_dead):
+            assert not client.indices.exists(index=name), name
+        assert apply_retention(client, prefix, {EVENTS: 30, DEADLETTERS: 90}, today) == []
+    finally:
+        drop_indices(client, prefix)
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIBUTARY_REALTIME_LOADER__BATCH_SIZE", "7")
+    monkeypatch.setenv("TRIBUTARY_OPENSEARCH__INDEX_PREFIX", "x")
+    settings = RealtimeLoaderSettings()
+    assert settings.realtime_loader.batch_size == 7
+    assert settings.opensearch.index_prefix == "x"
+    assert settings.realtime_loader.index_replicas == 0
+    assert orjson.loads(settings.realtime_loader.model_dump_json())["retention_days"] == 30
