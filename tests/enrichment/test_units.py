@@ -93,7 +93,9 @@ AGENTS = [
 
 
 @pytest.mark.parametrize(("ua", "browser", "os", "device_class", "is_bot"), AGENTS)
-def test_user_agents(ua: str, browser: str | None, os: str | None, device_class: str, is_bot: bool):
+def test_user_agents(
+    ua: str, browser: str | None, os: str | None, device_class: str, is_bot: bool
+) -> None:
     info = parse_user_agent(ua)
     assert info is not None
     if browser is not None:
@@ -178,7 +180,7 @@ def test_money_fields(rates: RateTable) -> None:
         "currency": "USD",
     }
     money = normalise_money(payload, rates)
-    assert [(m.field, m.amount_eur) for m in money] == [
+    assert [(m.field, m.amount_eur) for m in money] == [  # type: ignore[comparison-overlap]
         ("/items/0/unit_price", pytest.approx(20.0)),
         ("/total", pytest.approx(40.0)),
     ]
