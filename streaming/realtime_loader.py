@@ -237,7 +237,9 @@ class RealtimeLoader:
             if consumer is None:
                 self.stop.wait(min(0.5, deadline - time.monotonic()))
                 continue
-            msg = consumer.poll(min(self.options.poll_timeout_s, deadline - time.monotonic()))
+            # Never a negative timeout: confluent-kafka takes it as "wait forever".
+            remaining = max(0.0, deadline - time.monotonic())
+            msg = consumer.poll(min(self.options.poll_timeout_s, remaining))
             if msg is not None and msg.error() is None:
                 # A partition assigned during the pause delivered a record: put it back.
                 topic, partition, offset = _msg_coords(msg)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -12,6 +14,8 @@ import pytest
 from contract.failures import FailedEvent, FailureType, Stage
 from resources.opensearch import make_opensearch_client
 from resources.settings import PlatformSettings
+from stack.config import StackSettings
+from stack.manager import Stack
 from streaming.realtime_loader import RealtimeLoaderSettings, record_id
 from streaming.search_indices import (
     DEADLETTERS,
@@ -21,6 +25,7 @@ from streaming.search_indices import (
     index_day,
     index_name,
 )
+from tests.ingestion.conftest import free_port
 from tests.kafka_helpers import read_since
 from tests.streaming.realtime_helpers import (
     all_docs,
@@ -200,6 +205,57 @@ def test_mapping_conflict_goes_to_loader_dlq_and_loading_goes_on(
     garbage = next(f for f in failures if f.event_id is None)
     assert garbage.original.encoding == "base64"
     assert "invalid record" in garbage.errors[0].reason
+
+
+@pytest.fixture()
+def private_opensearch(tmp_path: Path) -> Iterator[tuple[Stack, StackSettings]]:
+    """An OpenSearch of this test's own, which it may stop and start at will."""
+    settings = StackSettings.model_validate(
+        {
+            "opensearch": {"url": f"http://127.0.0.1:{free_port()}"},
+            "stack": {"state_dir": tmp_path / "state", "opensearch_transport_port": free_port()},
+        }
+    )
+    stack = Stack(settings)
+    stack.up(["opensearch"])
+    yield stack, settings
+    stack.down(["opensearch"])
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_opensearch_outage_loses_and_duplicates_nothing(
+    kafka: PlatformSettings, private_opensearch: tuple[Stack, StackSettings]
+) -> None:
+    stack, os_settings = private_opensearch
+    base = kafka.model_copy(update={"opensearch": os_settings.opensearch})
+    settings = unique_settings(base)
+    client = make_opensearch_client(settings.opensearch)
+    prefix = settings.opensearch.index_prefix
+    source = f"shop-{uuid.uuid4().hex[:8]}"
+    try:
+        first = [enriched_event(source) for _ in range(60)]
+        produce(settings, settings.topics.enriched, first)
+        with loader_thread(settings) as loader:
+            wait_for(lambda: caught_up(settings), 60, "the first events")
+            stack.down(["opensearch"])
+            during = [enriched_event(source) for _ in range(80)]
+            produce(settings, settings.topics.enriched, during)
+            produce(settings, settings.topics.enriched_dlq, [failed_event(None)])
+            time.sleep(5)
+            # Nothing is committed while OpenSearch is down.
+            assert committed(settings, settings.topics.enriched) == 60
+            assert committed(settings, settings.topics.enriched_dlq) == 0
+            assert loader.stats.retries > 0
+            stack.up(["opensearch"])
+            wait_for(lambda: caught_up(settings), 120, "the loader to catch up after the outage")
+        docs = all_docs(client, f"{prefix}-events-*")
+        expected = {e.event_id for e in first + during}
+        assert len(docs) == len(expected) == 140 and {d["_id"] for d in docs} == expected
+        assert len(all_docs(client, f"{prefix}-deadletters-*")) == 1
+        assert produced(settings, settings.topics.loader_dlq) == 0
+    finally:
+        drop_topics(settings)
 
 
 @pytest.mark.integration
