@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
     Counter,
     Histogram,
-    generate_latest,
-    multiprocess,
 )
+
+from resources.metrics import render_metrics
 
 REQUESTS = Counter("tributary_enrichment_requests_total", "Requests by status.", ["status"])
 EVENTS = Counter("tributary_enrichment_events_total", "Events enriched.")
@@ -22,10 +18,4 @@ BATCH_LATENCY = Histogram(
 )
 
 
-def render() -> tuple[bytes, str]:
-    """Return the exposition text; merges all worker processes when several serve."""
-    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+render = render_metrics
