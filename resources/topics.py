@@ -123,6 +123,7 @@ def ensure_topics(admin: AdminClient, specs: list[TopicSpec], timeout: float = 3
             )
             for future in admin.incremental_alter_configs([resource]).values():
                 future.result()
+            _await_config(admin, s.name, drift, timeout)
             report.altered.append(s.name)
             changed = True
         if not changed:
@@ -146,6 +147,20 @@ def _await_leaders(admin: AdminClient, topics: list[str], timeout: float) -> Non
             return
         if time.monotonic() > deadline:
             raise KafkaException(f"topics without partition leaders: {leaderless}")
+        time.sleep(0.2)
+
+
+def _await_config(
+    admin: AdminClient, topic: str, wanted: dict[str, str], timeout: float
+) -> None:
+    """Wait until the broker shows ``wanted`` (it applies config changes asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = describe_topic_config(admin, topic, timeout)
+        if all(current.get(k) == v for k, v in wanted.items()):
+            return
+        if time.monotonic() > deadline:
+            raise KafkaException(f"{topic}: configuration {wanted} not applied after {timeout}s")
         time.sleep(0.2)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -53,6 +54,11 @@ def test_ensure_topics_is_idempotent_and_repairs_drift(kafka: PlatformSettings) 
     )
     for future in admin.incremental_alter_configs([resource]).values():
         future.result()
+    # The broker applies a config change asynchronously: wait until it shows.
+    deadline = time.monotonic() + 30
+    while describe_topic_config(admin, kafka.topics.loader_dlq)["retention.ms"] != "1000":
+        assert time.monotonic() < deadline, "the manual change never showed"
+        time.sleep(0.2)
     report = ensure_topics(admin, specs)
     assert report.altered == [kafka.topics.loader_dlq]
     config = describe_topic_config(admin, kafka.topics.loader_dlq)
