@@ -150,9 +150,7 @@ def _await_leaders(admin: AdminClient, topics: list[str], timeout: float) -> Non
         time.sleep(0.2)
 
 
-def _await_config(
-    admin: AdminClient, topic: str, wanted: dict[str, str], timeout: float
-) -> None:
+def _await_config(admin: AdminClient, topic: str, wanted: dict[str, str], timeout: float) -> None:
     """Wait until the broker shows ``wanted`` (it applies config changes asynchronously)."""
     deadline = time.monotonic() + timeout
     while True:
