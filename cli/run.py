@@ -15,64 +15,64 @@ app = typer.Typer(help="Run one of the platform's processes in the foreground.")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-@app.command()
-def collector() -> None:
-    """The HTTP (and gRPC) collector, with the configured number of worker processes."""
-    import uvicorn
-
-    from ingestion.core.config import CollectorSettings
-
+def _load(settings_cls: Any) -> Any:
+    """The process's one settings object, or exit 2 saying what is wrong with it."""
     try:
-        settings = CollectorSettings()
+        return settings_cls()
     except ValidationError as exc:
         err.print(f"[red]invalid configuration:[/red] {exc}")
         raise typer.Exit(2) from exc
-    options = settings.collector
+
+
+def _serve(app_path: str, host: str, port: int, workers: int, **uvicorn_options: Any) -> None:
+    """Serve an ASGI app factory with uvicorn; several workers share one metrics folder."""
+    import uvicorn
+
     metrics_dir = None
-    if options.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # Each worker counts in its own files; /metrics adds them up.
         metrics_dir = tempfile.mkdtemp(prefix="tributary-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         uvicorn.run(
-            "ingestion.api.main:create_app",
+            app_path,
             factory=True,
-            host=options.host,
-            port=options.port,
-            workers=options.workers,
+            host=host,
+            port=port,
+            workers=workers,
             # Client addresses come from our own trusted-proxy rule, not uvicorn's.
             proxy_headers=False,
-            timeout_graceful_shutdown=int(options.delivery_timeout_s) + 5,
             access_log=False,
             log_level="info",
+            **uvicorn_options,
         )
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+@app.command()
+def collector() -> None:
+    """The HTTP (and gRPC) collector, with the configured number of worker processes."""
+    from ingestion.core.config import CollectorSettings
+
+    options = _load(CollectorSettings).collector
+    _serve(
+        "ingestion.api.main:create_app",
+        options.host,
+        options.port,
+        options.workers,
+        timeout_graceful_shutdown=int(options.delivery_timeout_s) + 5,
+    )
+
+
 @app.command("enrichment-api")
 def enrichment_api() -> None:
     """The enrichment API: user agent, geolocation, currency, and the bot-score model."""
-    import uvicorn
-
     from enrichment.config import EnrichmentSettings
 
-    try:
-        settings = EnrichmentSettings()
-    except ValidationError as exc:
-        err.print(f"[red]invalid configuration:[/red] {exc}")
-        raise typer.Exit(2) from exc
-    uvicorn.run(
-        "enrichment.api:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        proxy_headers=False,
-        access_log=False,
-        log_level="info",
-    )
+    settings = _load(EnrichmentSettings)
+    _serve("enrichment.api:create_app", settings.host, settings.port, settings.workers)
 
 
 def _worker(name: str, settings_cls: Any, run: Any) -> None:
@@ -82,11 +82,7 @@ def _worker(name: str, settings_cls: Any, run: Any) -> None:
     import threading
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
-    try:
-        settings = settings_cls()
-    except ValidationError as exc:
-        err.print(f"[red]invalid configuration:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = _load(settings_cls)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

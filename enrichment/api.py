@@ -16,6 +16,7 @@ import enrichment
 from enrichment import metrics
 from enrichment.config import EnrichmentSettings
 from enrichment.service import EnrichedResult, Enricher, EnrichRequest, EnrichResponse
+from resources.metrics import render_metrics
 
 
 async def get_enricher(request: Request) -> Enricher:
@@ -93,7 +94,7 @@ def create_app(settings: EnrichmentSettings | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def prometheus() -> Response:
-        body, content_type = metrics.render()
+        body, content_type = render_metrics()
         return Response(body, media_type=content_type)
 
     @app.exception_handler(HTTPException)

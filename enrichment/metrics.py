@@ -7,8 +7,6 @@ from prometheus_client import (
     Histogram,
 )
 
-from resources.metrics import render_metrics
-
 REQUESTS = Counter("tributary_enrichment_requests_total", "Requests by status.", ["status"])
 EVENTS = Counter("tributary_enrichment_events_total", "Events enriched.")
 BATCH_LATENCY = Histogram(
@@ -16,6 +14,3 @@ BATCH_LATENCY = Histogram(
     "Time to enrich one batch.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-
-
-render = render_metrics

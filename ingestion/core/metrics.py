@@ -7,8 +7,6 @@ from prometheus_client import (
     Histogram,
 )
 
-from resources.metrics import render_metrics
-
 REQUESTS = Counter(
     "tributary_collector_requests_total", "Requests by path and status.", ["path", "status"]
 )
@@ -25,6 +23,3 @@ DELIVERY = Histogram(
     "From the first produce of a request to Kafka's last delivery report.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-
-
-render = render_metrics

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 
 from ingestion.api.deps import CollectorDep
 from ingestion.api.responses import JSONBytes
-from ingestion.core import metrics
+from resources.metrics import render_metrics
 
 router = APIRouter()
 
@@ -37,5 +37,5 @@ async def readyz(collector: CollectorDep) -> JSONBytes:
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def prometheus() -> Response:
-    body, content_type = metrics.render()
+    body, content_type = render_metrics()
     return Response(body, media_type=content_type)
