@@ -24,16 +24,17 @@ def _env(state: Path, **extra: str) -> dict[str, str]:
     env.update(
         {
             "TRIBUTARY_STACK__STATE_DIR": str(state),
-            # Ports of their own (gRPC twins at +10000 included), away from the suite's servers.
-            "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:29092",
-            "TRIBUTARY_STACK__KAFKA_CONTROLLER_PORT": "29093",
-            "TRIBUTARY_S3__ENDPOINT_URL": "http://127.0.0.1:28333",
-            "TRIBUTARY_S3__ICEBERG_CATALOG_URI": "http://127.0.0.1:28181",
-            "TRIBUTARY_STACK__SEAWEEDFS_MASTER_PORT": "29333",
-            "TRIBUTARY_STACK__SEAWEEDFS_VOLUME_PORT": "29340",
-            "TRIBUTARY_STACK__SEAWEEDFS_FILER_PORT": "28888",
-            "TRIBUTARY_STACK__SEAWEEDFS_ADMIN_PORT": "23647",
-            "TRIBUTARY_STACK__SEAWEEDFS_LANCE_PORT": "29101",
+            # Ports of their own, away from the suite's servers and, gRPC twins (+10000) included,
+            # below the kernel's ephemeral range (32768+), where any connection may take them.
+            "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:21092",
+            "TRIBUTARY_STACK__KAFKA_CONTROLLER_PORT": "21093",
+            "TRIBUTARY_S3__ENDPOINT_URL": "http://127.0.0.1:21333",
+            "TRIBUTARY_S3__ICEBERG_CATALOG_URI": "http://127.0.0.1:21181",
+            "TRIBUTARY_STACK__SEAWEEDFS_MASTER_PORT": "21334",
+            "TRIBUTARY_STACK__SEAWEEDFS_VOLUME_PORT": "21340",
+            "TRIBUTARY_STACK__SEAWEEDFS_FILER_PORT": "21888",
+            "TRIBUTARY_STACK__SEAWEEDFS_ADMIN_PORT": "21646",
+            "TRIBUTARY_STACK__SEAWEEDFS_LANCE_PORT": "21101",
             "TRIBUTARY_STACK__START_TIMEOUT_S": "120",
             **extra,
         }
@@ -89,8 +90,8 @@ def test_lifecycle_up_status_down(state: Path) -> None:
     assert status.returncode == 0, status.stdout
     kafka_pid, weed_pid = pid_of(state, "kafka"), pid_of(state, "seaweedfs")
     for line, pid, url in (
-        ("kafka", kafka_pid, "127.0.0.1:29092"),
-        ("seaweedfs", weed_pid, "http://127.0.0.1:28333"),
+        ("kafka", kafka_pid, "127.0.0.1:21092"),
+        ("seaweedfs", weed_pid, "http://127.0.0.1:21333"),
     ):
         row = next(r for r in status.stdout.splitlines() if f" {line} " in r)
         assert "healthy" in row and str(pid) in row and url in row, row
@@ -144,11 +145,11 @@ def test_wrong_s3_credentials_end_with_a_clear_message(state: Path) -> None:
 
 def test_a_taken_port_is_named(state: Path) -> None:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 29092))
+        sock.bind(("127.0.0.1", 21092))
         sock.listen()
         result = run(state, "up", "kafka")
     assert result.returncode == 1
-    assert "29092" in result.stderr and "already in use" in result.stderr
+    assert "21092" in result.stderr and "already in use" in result.stderr
     assert processes_under(state) == []
 
 
