@@ -1,202 +1,203 @@
 """``tributary demo``: the platform end to end on this machine, as far as it is built.
 
-1. start the local servers (Kafka, SeaweedFS, OpenSearch) and create topics and buckets;
-2. start the collector with a fresh API key;
+1. start the local servers (Kafka, SeaweedFS, OpenSearch), topics and buckets;
+2. start the stream processes: enrichment API, enricher, real-time loader, batch loader and
+   the collector (with a fresh API key);
 3. push synthetic clickstream events over REST and IoT readings over gRPC, a share of them
-   deliberately broken;
-4. read the raw and dead-letter topics back and reconcile them with what the producers were
-   told.
+   deliberately broken (some refused by the collector, some by the enricher's schemas);
+4. wait until every accepted event has reached each of its destinations, then print the
+   reconciliation by ``event_id``: sent, accepted, collector dead letters by reason, enriched,
+   enriched dead letters by reason, documents in OpenSearch, rows in the lake.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import typer
-from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
 from cli.produce import TransportName, produce_events
 from ingestion.core.auth import new_key
-from ingestion.core.config import CollectorSettings
+from ingestion.core.config import ApiKey
 from ingestion.producers.emitter import EmitterStats
 from ingestion.producers.sources import ClickstreamSource, IoTSource
-from resources.kafka import make_kafka_consumer
 from stack.config import StackSettings
 from stack.errors import StackError
 from stack.manager import Stack
+from stack.processes import Pipeline, PipelineSettings
 from stack.provision import ProvisionError
+from streaming.reconcile import Reconciler, Reconciliation
 
 console = Console(highlight=False, soft_wrap=True)
 
-
-def _offsets(consumer: Consumer, topic: str) -> dict[TopicPartition, int]:
-    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-    return {
-        TopicPartition(topic, p): consumer.get_watermark_offsets(
-            TopicPartition(topic, p), timeout=10
-        )[1]
-        for p in metadata.partitions
-    }
+# Unless configured otherwise, the demo's batch loader flushes within seconds, not a minute.
+DEMO_FLUSH_AGE_S = 5.0
 
 
-def _read(consumer: Consumer, starts: dict[TopicPartition, int]) -> list[bytes]:
-    """Every message after ``starts`` up to the topic's current end."""
-    ends = _offsets(consumer, next(iter(starts)).topic)
-    wanted = {tp: end for tp, end in ends.items() if end > starts.get(tp, 0)}
-    consumer.assign([TopicPartition(tp.topic, tp.partition, starts.get(tp, 0)) for tp in wanted])
-    values: list[bytes] = []
-    remaining = sum(end - starts.get(tp, 0) for tp, end in wanted.items())
-    deadline = time.monotonic() + 60
-    while remaining > 0 and time.monotonic() < deadline:
-        msg = consumer.poll(1.0)
-        if msg is None or msg.error():
-            continue
-        values.append(msg.value() or b"")
-        remaining -= 1
-    return values
-
-
-def _start_collector(key_hash: str, log: Path) -> tuple[subprocess.Popen[bytes], CollectorSettings]:
-    env = {
-        **os.environ,
-        "TRIBUTARY_COLLECTOR__API_KEYS": json.dumps([{"producer": "demo", "sha256": key_hash}]),
-    }
-    settings = CollectorSettings()
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "tributary"), "run", "collector"],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+def _pipeline_settings(key_hash: str) -> PipelineSettings:
+    """The environment's settings, plus the demo's API key and a quick batch-loader flush."""
+    settings = PipelineSettings()
+    collector = settings.collector.model_copy(
+        update={
+            "api_keys": [*settings.collector.api_keys, ApiKey(producer="demo", sha256=key_hash)]
+        }
     )
-    url = f"http://{settings.collector.host}:{settings.collector.port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise StackError(f"the collector exited; see {log}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return proc, settings
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise StackError(f"the collector did not become ready; see {log}")
+    update: dict[str, object] = {"collector": collector}
+    if "flush_max_age_s" not in settings.batch_loader.model_fields_set:
+        update["batch_loader"] = settings.batch_loader.model_copy(
+            update={"flush_max_age_s": DEMO_FLUSH_AGE_S}
+        )
+    return settings.model_copy(update=update)
 
 
 def demo(
-    events: int = typer.Option(5000, help="Clickstream events to send over REST."),
-    iot_events: int = typer.Option(1000, help="IoT readings to send over gRPC."),
-    bad_share: float = typer.Option(0.1, help="Share of deliberately broken events."),
+    events: int = typer.Option(50_000, help="Clickstream events to send over REST."),
+    iot_events: int = typer.Option(5_000, help="IoT readings to send over gRPC."),
+    bad_share: float = typer.Option(0.05, help="Share of deliberately broken events."),
     seed: int = typer.Option(7, help="Seed of the generators."),
+    settle_timeout: float = typer.Option(
+        600, help="Seconds to wait for every event to reach the search store and the lake."
+    ),
 ) -> None:
-    """Run the platform on this machine and reconcile every event sent."""
-    settings = StackSettings()
+    """Run the platform on this machine and reconcile every event sent, stage by stage."""
     try:
-        Stack(settings).up(report=console.print)
+        Stack(StackSettings()).up(report=console.print)
     except (StackError, ProvisionError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
 
     work = Path(tempfile.mkdtemp(prefix="tributary-demo-"))
     key, key_hash = new_key()
-    probe = make_kafka_consumer(settings.kafka, group_id=f"demo-{uuid.uuid4().hex}")
-    raw_start = _offsets(probe, settings.topics.raw)
-    dlq_start = _offsets(probe, settings.topics.collector_dlq)
+    pipeline = Pipeline(_pipeline_settings(key_hash), work / "logs")
+    reconciler = Reconciler(pipeline.settings, pipeline.settings.batch_loader.prefix)
     try:
-        collector, collector_settings = _start_collector(key_hash, work / "collector.log")
-    except StackError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    options = collector_settings.collector
-    url = f"http://{options.host}:{options.port}"
-    console.print(f"collector: ready at {url} (gRPC {options.host}:{options.grpc_port})")
-    stats: list[EmitterStats] = []
-    try:
-        stats.append(
-            produce_events(
-                "clickstream (REST)",
-                ClickstreamSource(users=max(1, events // 20), seed=seed, bad_share=bad_share),
-                events,
-                rate=None,
-                batch_size=100,
-                transport=TransportName.REST,
-                url=url,
-                grpc_target=None,
-                api_key=key,
-                spool=work / "clickstream.sqlite",
-                gzip=True,
-                max_retries=5,
-            )
+        try:
+            pipeline.start()
+        except StackError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
+        console.print(
+            f"stream processes running (logs in {work / 'logs'}): "
+            f"collector {pipeline.collector_url} "
+            f"(gRPC {pipeline.grpc_target}), enrichment API {pipeline.enrichment_url}, "
+            "enricher, real-time loader, batch loader"
         )
-        stats.append(
-            produce_events(
-                "iot (gRPC)",
-                IoTSource(devices=20, seed=seed, bad_share=bad_share),
-                iot_events,
-                rate=None,
-                batch_size=100,
-                transport=TransportName.GRPC,
-                url=None,
-                grpc_target=f"{options.host}:{options.grpc_port}",
-                api_key=key,
-                spool=work / "iot.sqlite",
-                gzip=None,
-                max_retries=5,
-            )
-        )
+        stats = _produce(pipeline, key, work, events, iot_events, bad_share, seed)
+        started = time.monotonic()
+        with console.status("waiting for every event to reach OpenSearch and the lake"):
+            result = reconciler.collect()
+            while not result.settled and time.monotonic() - started < settle_timeout:
+                if dead := [p.name for p in pipeline if not p.running()]:
+                    console.print(
+                        f"[red]error:[/red] {', '.join(dead)} exited; see {work / 'logs'}"
+                    )
+                    break
+                time.sleep(2)
+                result = reconciler.collect()
+        console.print(f"settled {time.monotonic() - started:.1f} s after the last event was sent")
     finally:
-        collector.send_signal(signal.SIGTERM)
-        collector.wait(60)
-
-    raw = _read(probe, raw_start)
-    dlq = _read(probe, dlq_start)
-    probe.close()
-    _reconcile(stats, raw, dlq, settings)
+        pipeline.stop()
+        reconciler.close()
+    _report(stats, result, pipeline.settings)
 
 
-def _reconcile(
-    stats: list[EmitterStats], raw: list[bytes], dlq: list[bytes], settings: StackSettings
-) -> None:
+def _produce(
+    pipeline: Pipeline, key: str, work: Path, events: int, iot_events: int, bad: float, seed: int
+) -> list[EmitterStats]:
+    common = {"rate": None, "batch_size": 100, "api_key": key, "max_retries": 5}
+    return [
+        produce_events(
+            "clickstream (REST)",
+            ClickstreamSource(users=max(1, events // 20), seed=seed, bad_share=bad),
+            events,
+            transport=TransportName.REST,
+            url=pipeline.collector_url,
+            grpc_target=None,
+            spool=work / "clickstream.sqlite",
+            gzip=True,
+            **common,  # type: ignore[arg-type]
+        ),
+        produce_events(
+            "iot (gRPC)",
+            IoTSource(devices=20, seed=seed, bad_share=bad),
+            iot_events,
+            transport=TransportName.GRPC,
+            url=None,
+            grpc_target=pipeline.grpc_target,
+            spool=work / "iot.sqlite",
+            gzip=None,
+            **common,  # type: ignore[arg-type]
+        ),
+    ]
+
+
+def _report(stats: list[EmitterStats], result: Reconciliation, settings: PipelineSettings) -> None:
+    topics = settings.topics
     sent = sum(s.sent for s in stats)
-    accepted = sum(s.accepted for s in stats)
-    rejected: Counter[str] = Counter()
+    told_accepted = sum(s.accepted for s in stats)
+    told_rejected = sum(s.rejected_total for s in stats)
+    accepted = len(result.accepted)
+    enriched = sum(1 for i in result.enriched if i in result.accepted)
+    dead = sum(1 for i in result.enriched_dead_letters if i in result.accepted)
+    collector_dead = sum(result.collector_dead_letters.values())
+    indexed = sum(result.indexed_events.values())
+    indexed_dead = sum(result.indexed_dead_letters.values())
+    lake = sum(result.lake_rows.values())
+
+    table = Table("stage", "events", "should be", title="Reconciliation by event_id")
+    table.add_row("sent by the producers", str(sent), "")
+    table.add_row(f"accepted → {topics.raw}", str(accepted), f"{told_accepted} (collector said)")
+    table.add_row(
+        f"collector dead letters → {topics.collector_dlq}",
+        str(collector_dead),
+        f"{told_rejected} (collector said)",
+    )
+    rejected = Counter[str]()
     for s in stats:
         rejected.update(s.rejected)
-    dlq_reasons = Counter(json.loads(v)["failure_type"] for v in dlq)
-    paths = Counter(json.loads(v)["collector"]["path"] for v in raw)
-
-    table = Table("what", "producers were told", "found in Kafka", title="Reconciliation")
-    table.add_row("events sent", str(sent), "")
+    for reason in sorted(set(rejected) | set(result.collector_dead_letters)):
+        table.add_row(
+            f"  {reason}", str(result.collector_dead_letters[reason]), str(rejected[reason])
+        )
+    table.add_row(f"enriched → {topics.enriched}", str(enriched), "")
+    table.add_row(f"enricher dead letters → {topics.enriched_dlq}", str(dead), "")
+    for reason, count in sorted(result.enriched_dead_letter_reasons.items()):
+        table.add_row(f"  {reason}", str(count), "")
+    table.add_row("  enriched + dead letters", str(enriched + dead), f"{accepted} (accepted)")
+    table.add_row("indexed in OpenSearch: events", str(indexed), f"{enriched} (enriched)")
     table.add_row(
-        f"accepted → {settings.topics.raw}",
-        str(accepted),
-        f"{len(raw)} (rest {paths['rest']}, grpc {paths['grpc']})",
+        "indexed in OpenSearch: dead letters", str(indexed_dead), f"{dead} (dead letters)"
     )
     table.add_row(
-        f"rejected → {settings.topics.collector_dlq}", str(sum(rejected.values())), str(len(dlq))
+        f"loader dead letters → {topics.loader_dlq}", str(len(result.loader_dead_letters)), "0"
     )
-    for reason in sorted(set(rejected) | set(dlq_reasons)):
-        table.add_row(f"  {reason}", str(rejected[reason]), str(dlq_reasons[reason]))
+    table.add_row(
+        f"rows in the lake ({result.lake_objects} Parquet objects)",
+        str(lake),
+        f"{enriched} (enriched)",
+    )
     console.print(table)
-    ok = len(raw) == accepted and dlq_reasons == rejected and accepted + len(dlq) == sent
-    verdict = "[green]every event is accounted for" if ok else "[red]counts do not add up"
+    problems = result.problems()
+    if told_accepted != accepted:
+        problems.append(
+            f"the collector acknowledged {told_accepted}, the raw topic holds {accepted}"
+        )
+    if rejected != result.collector_dead_letters:
+        problems.append("the collector's dead letters differ from what the producers were told")
+    if accepted + collector_dead != sent:
+        problems.append(f"{sent} sent, but {accepted + collector_dead} accepted or dead-lettered")
+    for problem in problems:
+        console.print(f"[red]  {problem}[/]")
+    verdict = "[green]every event is accounted for" if not problems else "[red]counts do not add up"
     console.print(f"{verdict}[/]")
     console.print(
         "Servers keep running: 'uv run tributary stack status' shows them, "
         "'uv run tributary stack down' stops them."
     )
-    if not ok:
+    if problems:
         raise typer.Exit(1)

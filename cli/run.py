@@ -82,6 +82,8 @@ def _worker(name: str, settings_cls: Any, run: Any) -> None:
     import threading
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    for chatty in ("httpx", "opensearch"):  # one line per request otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     settings = _load(settings_cls)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

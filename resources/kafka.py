@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+import uuid
+from typing import Any, Self
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from resources.settings import KafkaSettings
@@ -42,3 +44,73 @@ def make_kafka_consumer(settings: KafkaSettings, group_id: str, **overrides: Any
 def make_kafka_admin(settings: KafkaSettings, **overrides: Any) -> AdminClient:
     """Return an admin client for topic management."""
     return AdminClient({**settings.client_config(), **overrides})
+
+
+def end_offsets(consumer: Consumer, topic: str, timeout: float = 10) -> dict[int, int]:
+    """Return the high watermark of every partition of ``topic``: where new records land."""
+    partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
+        for p in partitions
+    }
+
+
+class TopicReader:
+    """Reads a topic onward from given offsets, in rounds, as ``read_committed``.
+
+    Each :meth:`read` returns the records between the previous round's end and the topic's
+    current end. Transaction markers take offsets too, so a round ends when the consumer's
+    *position* (not the last record's offset) reaches the end; records of a transaction still
+    open stay for a later round. The reader joins no group and commits nothing.
+    """
+
+    def __init__(
+        self, settings: KafkaSettings, topic: str, start: dict[int, int] | None = None
+    ) -> None:
+        self.topic = topic
+        self._consumer = make_kafka_consumer(
+            settings,
+            group_id=f"tributary-reader-{uuid.uuid4().hex}",
+            **{"enable.auto.commit": False},
+        )
+        ends = end_offsets(self._consumer, topic)
+        self.positions = dict(ends) if start is None else {p: start.get(p, 0) for p in ends}
+        self._consumer.assign([TopicPartition(topic, p, o) for p, o in self.positions.items()])
+
+    def read(self, timeout: float = 60) -> list[Message]:
+        """Return the records up to the topic's end as of now (fewer if ``timeout`` passes)."""
+        ends = end_offsets(self._consumer, self.topic)
+        if set(ends) != set(self.positions):  # partitions were added
+            for p in set(ends) - set(self.positions):
+                self.positions[p] = 0
+            self._consumer.assign(
+                [TopicPartition(self.topic, p, o) for p, o in self.positions.items()]
+            )
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.positions[p] >= end for p, end in ends.items()):
+                break
+            msg = self._consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                out.append(msg)
+                continue
+            for tp in self._consumer.position(
+                [TopicPartition(self.topic, p) for p in self.positions]
+            ):
+                if tp.offset >= 0:
+                    self.positions[tp.partition] = tp.offset
+        for msg in out:
+            partition, offset = msg.partition(), msg.offset()
+            if partition is not None and offset is not None:
+                self.positions[partition] = max(self.positions[partition], offset + 1)
+        return out
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

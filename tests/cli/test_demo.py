@@ -30,5 +30,15 @@ def test_demo_accounts_for_every_event(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every event is accounted for" in result.stdout
     assert "Reconciliation" in result.stdout
-    sent_row = next(line for line in result.stdout.splitlines() if "events sent" in line)
-    assert "800" in sent_row
+    lines = result.stdout.splitlines()
+
+    def row(label: str) -> list[str]:
+        line = next(line for line in lines if label in line)
+        return [cell.strip() for cell in line.split("│")[1:-1]]
+
+    assert row("sent by the producers")[1] == "800"
+    enriched = int(row("enriched → ")[1])
+    assert enriched > 0
+    # Every enriched event reached OpenSearch and the lake; the table says so in figures.
+    assert row("indexed in OpenSearch: events")[1:] == [str(enriched), f"{enriched} (enriched)"]
+    assert row("rows in the lake")[1:] == [str(enriched), f"{enriched} (enriched)"]

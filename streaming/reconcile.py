@@ -1,0 +1,224 @@
+"""Reconciliation by ``event_id`` across the stages of the stream, from a starting point on.
+
+A :class:`Reconciler` notes where every topic ends when it is created, then reads what each
+stage wrote after that: the events the collector accepted (raw topic) and refused (collector
+dead letters), what the enricher wrote (enriched topic, ``read_committed``, and its dead
+letters), what the real-time loader indexed or refused (OpenSearch documents by ``_id``, the
+loader dead letters) and what the batch loader wrote (Parquet rows of the raw zone, found
+through the manifests written since the start). :meth:`Reconciler.collect` returns a
+:class:`Reconciliation` whose :meth:`~Reconciliation.problems` names every event that is
+missing or duplicated anywhere. The demo prints it; the reliability tests assert on it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow.parquet as pq
+from opensearchpy import OpenSearch
+
+from resources.kafka import TopicReader
+from resources.opensearch import make_opensearch_client
+from resources.s3 import make_s3_client
+from resources.settings import PlatformSettings
+from streaming.lake_layout import parse_object_name
+from streaming.search_indices import DEADLETTERS, EVENTS
+
+# Ids per OpenSearch ``ids`` query; hits per query stay below index.max_result_window.
+_IDS_PER_QUERY = 4000
+
+
+@dataclass
+class Reconciliation:
+    """What every stage holds of the events accepted since the reconciler started."""
+
+    accepted: Counter[str] = field(default_factory=Counter)
+    collector_dead_letters: Counter[str] = field(default_factory=Counter)  # by failure type
+    enriched: Counter[str] = field(default_factory=Counter)
+    enriched_dead_letters: Counter[str] = field(default_factory=Counter)
+    enriched_dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    loader_dead_letters: Counter[str] = field(default_factory=Counter)
+    indexed_events: Counter[str] = field(default_factory=Counter)
+    indexed_dead_letters: Counter[str] = field(default_factory=Counter)
+    lake_rows: Counter[str] = field(default_factory=Counter)
+    lake_objects: int = 0
+    overlapping_objects: list[tuple[str, str]] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        """Every way in which the stages disagree; empty when each event is where it belongs."""
+        found: list[str] = []
+
+        def report(what: str, ids: Iterable[str]) -> None:
+            ids = sorted(ids)
+            if ids:
+                found.append(f"{len(ids)} {what}, e.g. {', '.join(ids[:3])}")
+
+        accepted = set(self.accepted)
+        # Only this run's events: the workers may also be catching up on older ones.
+        enriched = set(self.enriched) & accepted
+        dead = set(self.enriched_dead_letters) & accepted
+        report("accepted more than once", (i for i, n in self.accepted.items() if n > 1))
+        report("accepted but neither enriched nor dead-lettered", accepted - enriched - dead)
+        report("both enriched and dead-lettered", enriched & dead)
+        report("enriched twice", (i for i in enriched if self.enriched[i] > 1))
+        report("dead-lettered twice", (i for i in dead if self.enriched_dead_letters[i] > 1))
+        rejected = set(self.loader_dead_letters)
+        report("enriched but not indexed", enriched - set(self.indexed_events) - rejected)
+        report("indexed twice", (i for i in enriched if self.indexed_events[i] > 1))
+        report("dead letters not indexed", dead - set(self.indexed_dead_letters))
+        report("dead letters indexed twice", (i for i in dead if self.indexed_dead_letters[i] > 1))
+        report("enriched but not in the lake", enriched - set(self.lake_rows))
+        report("in the lake twice", (i for i in enriched if self.lake_rows[i] > 1))
+        for a, b in self.overlapping_objects:
+            found.append(f"lake objects {a} and {b} cover the same offsets")
+        return found
+
+    @property
+    def settled(self) -> bool:
+        """True when every accepted event has reached the end of each of its paths."""
+        return not self.problems()
+
+
+def _event_id(value: bytes | None) -> str | None:
+    try:
+        data = json.loads(value or b"")
+    except ValueError:
+        return None
+    return data.get("event_id") if isinstance(data, dict) else None
+
+
+class Reconciler:
+    """Follows every stage from the moment it is created (or from given raw offsets)."""
+
+    def __init__(self, settings: PlatformSettings, lake_prefix: str = "events/") -> None:
+        self.settings = settings
+        self.lake_prefix = lake_prefix
+        self.started_at = datetime.now(UTC)
+        topics = settings.topics
+        self._readers = {
+            name: TopicReader(settings.kafka, topic)
+            for name, topic in (
+                ("raw", topics.raw),
+                ("collector_dlq", topics.collector_dlq),
+                ("enriched", topics.enriched),
+                ("enriched_dlq", topics.enriched_dlq),
+                ("loader_dlq", topics.loader_dlq),
+            )
+        }
+        self._state = Reconciliation()
+        self._manifest_cursor = (
+            f"{lake_prefix}_manifests/flushed_date={self.started_at.date().isoformat()}/"
+            f"{self.started_at.strftime('%Y%m%dT%H%M%S.%fZ')}"
+        )
+        self._objects: dict[str, list[str]] = {}  # data key -> event ids in it
+        self._s3 = make_s3_client(settings.s3)
+        self._search: OpenSearch = make_opensearch_client(settings.opensearch)
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._search.close()
+
+    def __enter__(self) -> Reconciler:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _read_topics(self) -> None:
+        state = self._state
+        for msg in self._readers["raw"].read():
+            if event_id := _event_id(msg.value()):
+                state.accepted[event_id] += 1
+        for msg in self._readers["collector_dlq"].read():
+            state.collector_dead_letters[json.loads(msg.value() or b"{}").get("failure_type")] += 1
+        for msg in self._readers["enriched"].read():
+            if event_id := _event_id(msg.value()):
+                state.enriched[event_id] += 1
+        for msg in self._readers["enriched_dlq"].read():
+            failed = json.loads(msg.value() or b"{}")
+            if event_id := failed.get("event_id"):
+                state.enriched_dead_letters[event_id] += 1
+            state.enriched_dead_letter_reasons[failed.get("failure_type", "unreadable")] += 1
+        for msg in self._readers["loader_dlq"].read():
+            if event_id := _event_id(msg.value()):
+                state.loader_dead_letters[event_id] += 1
+
+    def _count_indexed(self, family: str, ids: list[str]) -> Counter[str]:
+        pattern = f"{self.settings.opensearch.index_prefix}-{family}-*"
+        self._search.indices.refresh(index=pattern, ignore_unavailable=True, allow_no_indices=True)
+        counts: Counter[str] = Counter()
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            answer = self._search.search(
+                index=pattern,
+                body={"query": {"ids": {"values": chunk}}, "_source": False},
+                size=2 * len(chunk),
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+            counts.update(hit["_id"] for hit in answer["hits"]["hits"])
+        return counts
+
+    def _read_lake(self) -> None:
+        bucket = self.settings.s3.raw_bucket
+        paginator = self._s3.get_paginator("list_objects_v2")
+        new_keys: set[str] = set()
+        for page in paginator.paginate(
+            Bucket=bucket,
+            Prefix=f"{self.lake_prefix}_manifests/",
+            StartAfter=self._manifest_cursor,
+        ):
+            for item in page.get("Contents", []):
+                self._manifest_cursor = max(self._manifest_cursor, item["Key"])
+                body = self._s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                new_keys.add(json.loads(body)["key"])
+        for key in sorted(new_keys):  # a rewritten object replaces what was read of it
+            data = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            table = pq.read_table(io.BytesIO(data), columns=["event_id"])
+            self._objects[key] = table.column("event_id").to_pylist()
+
+    def _overlaps(self) -> list[tuple[str, str]]:
+        # Objects of one partition but different event hours interleave by design; within
+        # one hour's folder no two may share an offset.
+        by_partition: dict[tuple[str, str, int], list[tuple[int, int, str]]] = {}
+        for key in self._objects:
+            folder, name = key.rsplit("/", 1)
+            topic, partition, first, last = parse_object_name(name)
+            by_partition.setdefault((folder, topic, partition), []).append((first, last, key))
+        found = []
+        for ranges in by_partition.values():
+            ranges.sort()
+            reach, reaching = -1, ""  # the furthest offset covered so far, and by which object
+            for first, last, key in ranges:
+                if first <= reach:
+                    found.append((reaching, key))
+                if last > reach:
+                    reach, reaching = last, key
+        return found
+
+    def collect(self) -> Reconciliation:
+        """Read what the stages wrote since the last call and return the whole picture."""
+        self._read_topics()
+        state = self._state
+        accepted = state.accepted
+        state.indexed_events = self._count_indexed(
+            EVENTS, sorted(i for i in state.enriched if i in accepted)
+        )
+        state.indexed_dead_letters = self._count_indexed(
+            DEADLETTERS, sorted(i for i in state.enriched_dead_letters if i in accepted)
+        )
+        self._read_lake()
+        state.lake_rows = Counter(
+            event_id for ids in self._objects.values() for event_id in ids if event_id in accepted
+        )
+        state.lake_objects = len(self._objects)
+        state.overlapping_objects = self._overlaps()
+        return state
