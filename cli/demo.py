@@ -181,7 +181,7 @@ def _report(stats: list[EmitterStats], result: Reconciliation, settings: Pipelin
         str(lake),
         f"{enriched} (enriched)",
     )
-    console.print(table)
+    console.print(table, width=max(console.width, 110))  # whole topic names, even in a log
     problems = result.problems()
     if told_accepted != accepted:
         problems.append(

@@ -59,6 +59,13 @@ class EnricherOptions(BaseModel):
         default_factory=lambda: f"tributary-enricher-{_instance_id()}",
         description="Kafka transactional.id of this instance (unique per instance).",
     )
+    transaction_timeout_ms: int = Field(
+        10_000,
+        ge=1000,
+        description="transaction.timeout.ms: how long a crashed instance's open transaction "
+        "holds back read_committed readers before the broker aborts it (Kafka Streams uses "
+        "10 s for exactly-once too). A transaction spans one batch's produce and commit only.",
+    )
     enrichment_url: str = Field("http://127.0.0.1:8001", description="The enrichment API.")
     enrichment_enabled: bool = Field(True, description="Off: validate and pass through.")
     batch_size: int = Field(500, ge=1, description="Events per transaction.")
@@ -274,7 +281,11 @@ class Enricher:
         )
         self.producer: Producer = make_kafka_producer(
             settings.kafka,
-            **{"transactional.id": self.options.transactional_id, "linger.ms": 5},
+            **{
+                "transactional.id": self.options.transactional_id,
+                "transaction.timeout.ms": self.options.transaction_timeout_ms,
+                "linger.ms": 5,
+            },
         )
         self.stats: dict[str, int] = {"consumed": 0, "enriched": 0, "dead": 0, "aborted": 0}
         self._rng = random.Random()

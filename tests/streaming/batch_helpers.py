@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import random
-import socket
 import threading
 import time
 import uuid
@@ -216,19 +214,3 @@ def read_lake(s3: S3Settings, prefix: str) -> tuple[list[LakeObject], list[dict[
                 LakeObject(key, pq.read_table(io.BytesIO(body)), topic, partition, first, last)
             )
     return objects, manifests
-
-
-def free_port_pair(used: set[int]) -> int:
-    """A port free together with its gRPC twin at +10000 (SeaweedFS uses both)."""
-    while True:
-        port = random.randint(20000, 45000)
-        if port in used or port + 10000 in used:
-            continue
-        try:
-            for candidate in (port, port + 10000):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
-        used |= {port, port + 10000}
-        return port

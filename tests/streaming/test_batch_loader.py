@@ -15,16 +15,15 @@ import pytest
 from resources.kafka import make_kafka_consumer
 from resources.s3 import make_s3_client
 from resources.settings import PlatformSettings, S3Settings
-from stack.config import StackSettings
 from stack.manager import Stack
 from streaming.batch_loader import BatchLoaderOptions, BatchLoaderSettings
 from streaming.lake_layout import EVENT_SCHEMA, object_name
+from tests.private_servers import private_stack_settings
 from tests.streaming.batch_helpers import (
     LakeObject,
     LoaderThread,
     create_topic,
     enriched_event,
-    free_port_pair,
     hours_apart,
     produce,
     produce_raw,
@@ -207,24 +206,7 @@ def test_crash_between_upload_and_commit_rewrites_the_same_objects(
 @pytest.fixture()
 def private_seaweedfs(tmp_path: Path) -> Iterator[tuple[Stack, S3Settings]]:
     """A SeaweedFS of this test's own, which it may stop and start at will."""
-    used: set[int] = set()
-    ports = {n: free_port_pair(used) for n in ("s3", "ice", "master", "vol", "filer", "adm", "ln")}
-    settings = StackSettings.model_validate(
-        {
-            "s3": {
-                "endpoint_url": f"http://127.0.0.1:{ports['s3']}",
-                "iceberg_catalog_uri": f"http://127.0.0.1:{ports['ice']}",
-            },
-            "stack": {
-                "state_dir": tmp_path / "state",
-                "seaweedfs_master_port": ports["master"],
-                "seaweedfs_volume_port": ports["vol"],
-                "seaweedfs_filer_port": ports["filer"],
-                "seaweedfs_admin_port": ports["adm"],
-                "seaweedfs_lance_port": ports["ln"],
-            },
-        }
-    )
+    settings = private_stack_settings(tmp_path / "state")
     stack = Stack(settings)
     stack.up(["seaweedfs"])
     yield stack, settings.s3

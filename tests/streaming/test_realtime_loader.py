@@ -25,8 +25,8 @@ from streaming.search_indices import (
     index_day,
     index_name,
 )
-from tests.ingestion.conftest import free_port
 from tests.kafka_helpers import read_since
+from tests.private_servers import private_stack_settings
 from tests.streaming.realtime_helpers import (
     all_docs,
     caught_up,
@@ -210,12 +210,7 @@ def test_mapping_conflict_goes_to_loader_dlq_and_loading_goes_on(
 @pytest.fixture()
 def private_opensearch(tmp_path: Path) -> Iterator[tuple[Stack, StackSettings]]:
     """An OpenSearch of this test's own, which it may stop and start at will."""
-    settings = StackSettings.model_validate(
-        {
-            "opensearch": {"url": f"http://127.0.0.1:{free_port()}"},
-            "stack": {"state_dir": tmp_path / "state", "opensearch_transport_port": free_port()},
-        }
-    )
+    settings = private_stack_settings(tmp_path / "state")
     stack = Stack(settings)
     stack.up(["opensearch"])
     yield stack, settings
