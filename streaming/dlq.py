@@ -21,10 +21,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import orjson
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Message, TopicPartition
 
 from contract.failures import REPLAY_COUNT_HEADER, FailedEvent, replay_count_of
-from resources.kafka import make_kafka_consumer, make_kafka_producer
+from resources.kafka import TopicReader, make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings
 
 
@@ -64,34 +64,11 @@ class Inspection:
     unreadable: int = 0
 
 
-def _ends(consumer: Consumer, topic: str) -> dict[int, int]:
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    return {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-        for p in partitions
-    }
-
-
-def _reached(consumer: Consumer, topic: str, ends: dict[int, int]) -> bool:
-    positions = consumer.position([TopicPartition(topic, p) for p in ends])
-    return all(tp.offset >= ends[tp.partition] or ends[tp.partition] == 0 for tp in positions)
-
-
 def inspect(settings: PlatformSettings, which: DeadLetterTopic, timeout: float = 60) -> Inspection:
     """Count every dead letter of a topic by stage and failure type, with the top reasons."""
-    topic = topic_of(settings, which)
-    consumer = make_kafka_consumer(settings.kafka, group_id=f"dlq-inspect-{uuid.uuid4().hex}")
     result = Inspection()
-    try:
-        ends = _ends(consumer, topic)
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.2)
-            if msg is None or msg.error():
-                if _reached(consumer, topic, ends):
-                    break
-                continue
+    with TopicReader(settings.kafka, topic_of(settings, which), start={}) as reader:
+        for msg in reader.read(timeout):
             result.total += 1
             try:
                 failed = FailedEvent.model_validate_json(msg.value() or b"")
@@ -101,8 +78,6 @@ def inspect(settings: PlatformSettings, which: DeadLetterTopic, timeout: float =
             result.by_reason[(failed.stage, failed.failure_type)] += 1
             for error in failed.errors[:3]:
                 result.top_errors[(failed.failure_type, error.field, error.reason[:80])] += 1
-    finally:
-        consumer.close()
     return result
 
 

@@ -7,7 +7,7 @@ import uuid
 
 from confluent_kafka import KafkaException, Message, TopicPartition
 
-from resources.kafka import make_kafka_consumer
+from resources.kafka import TopicReader, make_kafka_consumer
 from resources.settings import KafkaSettings
 
 
@@ -74,30 +74,6 @@ def read_since(
 def read_committed(
     kafka: KafkaSettings, topic: str, since: dict[int, int] | None = None, timeout: float = 60
 ) -> list[Message]:
-    """Every committed record of a transactional topic after ``since``, up to its current end.
-
-    Transaction markers take offsets too, so the end is reached when the consumer's position,
-    not the last record's offset, arrives there.
-    """
-    until = end_offsets(kafka, topic)
-    since = since or {}
-    consumer = make_kafka_consumer(kafka, group_id=f"reader-{uuid.uuid4().hex}")
-    partitions = [TopicPartition(topic, p, since.get(p, 0)) for p in until]
-    consumer.assign(partitions)
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            msg = consumer.poll(0.2)
-            if msg is not None and not msg.error():
-                out.append(msg)
-                continue
-            positions = consumer.position([TopicPartition(topic, p) for p in until])
-            if all(
-                (tp.offset if tp.offset >= 0 else since.get(tp.partition, 0)) >= until[tp.partition]
-                for tp in positions
-            ):
-                break
-    finally:
-        consumer.close()
-    return out
+    """Every committed record of a transactional topic after ``since``, up to its current end."""
+    with TopicReader(kafka, topic, start=since or {}) as reader:
+        return reader.read(timeout)
