@@ -74,7 +74,7 @@ def demo(
     work = Path(tempfile.mkdtemp(prefix="tributary-demo-"))
     key, key_hash = new_key()
     pipeline = Pipeline(_pipeline_settings(key_hash), work / "logs")
-    reconciler = Reconciler(pipeline.settings, pipeline.settings.batch_loader.prefix)
+    reconciler = Reconciler(pipeline.settings)
     try:
         try:
             pipeline.start()

@@ -80,6 +80,9 @@ class S3Settings(BaseModel):
     access_key_id: str = LOCAL_S3_ACCESS_KEY
     secret_access_key: SecretStr = SecretStr(LOCAL_S3_SECRET_KEY)
     raw_bucket: str = Field("tributary-raw", description="Bucket of the raw Parquet zone.")
+    raw_prefix: str = Field(
+        "events/", description="Key prefix of the raw zone's data in the raw bucket."
+    )
     warehouse_bucket: str = Field("tributary-lake", description="Bucket of the Iceberg tables.")
     iceberg_catalog_uri: str = Field(
         "http://127.0.0.1:8181", description="Iceberg REST catalog (served by SeaweedFS)."

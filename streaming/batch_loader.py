@@ -67,7 +67,6 @@ class BatchLoaderOptions(BaseModel):
     dlq_topic: str | None = Field(
         None, description="Where undecodable records go; default: topics.loader_dlq."
     )
-    prefix: str = Field("events/", description="Key prefix of the data in the raw bucket.")
     flush_max_events: int = Field(10_000, ge=1, description="Flush a buffer at this many events.")
     flush_max_bytes: int = Field(
         64 * 2**20, ge=1, description="Flush a buffer at this many record bytes."
@@ -148,6 +147,7 @@ class _Loader:
         self.topic = self.opts.topic or settings.topics.enriched
         self.dlq_topic = self.opts.dlq_topic or settings.topics.loader_dlq
         self.bucket = settings.s3.raw_bucket
+        self.prefix = settings.s3.raw_prefix
         self.s3: S3Client = make_s3_client(settings.s3)
         self.stats = stats
         self.after_upload = after_upload
@@ -205,7 +205,7 @@ class _Loader:
         self._account(-buf.size)
 
     def _read_marker(self, partition: int) -> list[PlannedRange]:
-        key = marker_key(self.opts.prefix, self.topic, partition)
+        key = marker_key(self.prefix, self.topic, partition)
         backoff = self.opts.retry_backoff_initial_s
         while True:
             try:
@@ -354,7 +354,7 @@ class _Loader:
         return True
 
     def _write(self, buf: _Buffer) -> bool:
-        key = object_key(self.opts.prefix, buf.key, buf.first_offset, buf.last_offset)
+        key = object_key(self.prefix, buf.key, buf.first_offset, buf.last_offset)
         try:
             if buf.planned is None:
                 self._write_marker(buf.key.partition, PlannedRange(buf.key, buf.first, buf.last))
@@ -368,7 +368,7 @@ class _Loader:
             )  # fmt: skip
             self.s3.put_object(
                 Bucket=self.bucket,
-                Key=manifest_key(self.opts.prefix, key, at),
+                Key=manifest_key(self.prefix, key, at),
                 Body=json.dumps(doc).encode(),
                 ContentType="application/json",
             )
@@ -402,7 +402,7 @@ class _Loader:
         body["ranges"] = [r.to_json() for r in ranges]
         self.s3.put_object(
             Bucket=self.bucket,
-            Key=marker_key(self.opts.prefix, self.topic, partition),
+            Key=marker_key(self.prefix, self.topic, partition),
             Body=json.dumps(body).encode(),
             ContentType="application/json",
         )

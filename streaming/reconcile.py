@@ -95,9 +95,9 @@ def _event_id(value: bytes | None) -> str | None:
 class Reconciler:
     """Follows every stage from the moment it is created (or from given raw offsets)."""
 
-    def __init__(self, settings: PlatformSettings, lake_prefix: str = "events/") -> None:
+    def __init__(self, settings: PlatformSettings) -> None:
         self.settings = settings
-        self.lake_prefix = lake_prefix
+        self.lake_prefix = settings.s3.raw_prefix
         self.started_at = datetime.now(UTC)
         topics = settings.topics
         self._readers = {
@@ -112,7 +112,7 @@ class Reconciler:
         }
         self._state = Reconciliation()
         self._manifest_cursor = (
-            f"{lake_prefix}_manifests/flushed_date={self.started_at.date().isoformat()}/"
+            f"{self.lake_prefix}_manifests/flushed_date={self.started_at.date().isoformat()}/"
             f"{self.started_at.strftime('%Y%m%dT%H%M%S.%fZ')}"
         )
         self._objects: dict[str, list[str]] = {}  # data key -> event ids in it

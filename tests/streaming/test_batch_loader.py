@@ -50,7 +50,6 @@ def loader_settings(
         "group_id": f"batch-{tag}",
         "topic": topic,
         "dlq_topic": f"{topic}.dlq",
-        "prefix": f"test-batch/{tag}/",
         "flush_max_events": 25,
         "flush_max_age_s": 1.0,
         "retry_backoff_initial_s": 0.2,
@@ -62,7 +61,7 @@ def loader_settings(
     return BatchLoaderSettings(
         kafka=platform.kafka,
         topics=platform.topics,
-        s3=s3 or platform.s3,
+        s3=(s3 or platform.s3).model_copy(update={"raw_prefix": f"test-batch/{tag}/"}),
         batch_loader=BatchLoaderOptions.model_validate(opts),
     )
 
@@ -109,7 +108,7 @@ def test_every_event_once_partitioned_by_event_hour_with_manifests(
     kafka: PlatformSettings, s3: PlatformSettings
 ) -> None:
     settings = loader_settings(kafka)
-    topic, prefix = settings.batch_loader.topic, settings.batch_loader.prefix
+    topic, prefix = settings.batch_loader.topic, settings.s3.raw_prefix
     assert topic is not None
     events = [enriched_event(ts, i) for i, ts in enumerate(hours_apart(BASE, 120))]
     late = enriched_event(BASE - timedelta(days=2, minutes=13), 999)  # two days late
@@ -162,7 +161,7 @@ def test_crash_between_upload_and_commit_rewrites_the_same_objects(
     kafka: PlatformSettings, s3: PlatformSettings
 ) -> None:
     settings = loader_settings(kafka, flush_max_events=10, flush_max_age_s=30.0)
-    topic, prefix = settings.batch_loader.topic, settings.batch_loader.prefix
+    topic, prefix = settings.batch_loader.topic, settings.s3.raw_prefix
     assert topic is not None
     events = [enriched_event(ts, i) for i, ts in enumerate(hours_apart(BASE, 200))]
     produced = produce(kafka.kafka, topic, events)
@@ -220,7 +219,7 @@ def test_s3_outage_pauses_retries_and_loses_nothing(
 
     stack, s3 = private_seaweedfs
     settings = loader_settings(kafka, s3)
-    topic, prefix = settings.batch_loader.topic, settings.batch_loader.prefix
+    topic, prefix = settings.batch_loader.topic, settings.s3.raw_prefix
     assert topic is not None
     stamps = hours_apart(BASE, 120)
     produced = produce(
@@ -253,7 +252,7 @@ def test_buffered_bytes_stay_under_the_bound(kafka: PlatformSettings, s3: Platfo
     settings = loader_settings(
         kafka, flush_max_events=100_000, flush_max_age_s=3.0, max_buffered_bytes=bound
     )
-    topic, prefix = settings.batch_loader.topic, settings.batch_loader.prefix
+    topic, prefix = settings.batch_loader.topic, settings.s3.raw_prefix
     assert topic is not None
     events = [enriched_event(ts, i) for i, ts in enumerate(hours_apart(BASE, 300))]
     produced = produce(kafka.kafka, topic, events)
@@ -301,7 +300,7 @@ def test_kill_9_mid_stream_then_restart_writes_every_event_once(
     import time
 
     settings = loader_settings(kafka, flush_max_events=10, flush_max_age_s=30.0)
-    topic, prefix = settings.batch_loader.topic, settings.batch_loader.prefix
+    topic, prefix = settings.batch_loader.topic, settings.s3.raw_prefix
     assert topic is not None
     events = [enriched_event(ts, i) for i, ts in enumerate(hours_apart(BASE, 1000, hours=5))]
     produced = produce(kafka.kafka, topic, events)
@@ -315,7 +314,7 @@ def test_kill_9_mid_stream_then_restart_writes_every_event_once(
             "TRIBUTARY_BATCH_LOADER__GROUP_ID": opts.group_id,
             "TRIBUTARY_BATCH_LOADER__TOPIC": topic,
             "TRIBUTARY_BATCH_LOADER__DLQ_TOPIC": str(opts.dlq_topic),
-            "TRIBUTARY_BATCH_LOADER__PREFIX": prefix,
+            "TRIBUTARY_S3__RAW_PREFIX": prefix,
             "TRIBUTARY_BATCH_LOADER__FLUSH_MAX_EVENTS": "10",
             "TRIBUTARY_BATCH_LOADER__FLUSH_MAX_AGE_S": "30",
         }

@@ -77,7 +77,7 @@ def rig(kafka: PlatformSettings, tmp_path_factory: pytest.TempPathFactory) -> It
     settings = PipelineSettings(
         kafka=KafkaSettings(bootstrap_servers=kafka.kafka.bootstrap_servers, partitions=3),
         topics=topics,
-        s3=servers.s3,
+        s3=servers.s3.model_copy(update={"raw_prefix": f"{run}/"}),
         opensearch=OpenSearchSettings(url=servers.opensearch.url, index_prefix=run),
         collector=CollectorOptions(
             port=free_port(),
@@ -99,7 +99,6 @@ def rig(kafka: PlatformSettings, tmp_path_factory: pytest.TempPathFactory) -> It
         ),
         batch_loader=BatchLoaderOptions(
             group_id=f"{run}-batch",
-            prefix=f"{run}/",
             flush_max_events=300,
             flush_max_age_s=2.0,
             commit_interval_s=1.0,
@@ -163,7 +162,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 def run_with_fault(rig: Rig, fault: Fault) -> Reconciliation:
     """Send events, apply ``fault`` mid-stream, recover, and return the reconciliation."""
-    with Reconciler(rig.settings, rig.settings.batch_loader.prefix) as reconciler:
+    with Reconciler(rig.settings) as reconciler:
         feed = Feed(rig).start()
         fault(reconciler)
         stats = feed.join()
