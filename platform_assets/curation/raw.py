@@ -1,0 +1,44 @@
+"""The raw zone as polars sees it: the schema of ``streaming.lake_layout.EVENT_SCHEMA``.
+
+The curation functions take the raw zone's rows as polars frames. ``RAW_SCHEMA`` is the polars
+form of the Arrow schema the batch loader writes (``scores`` is a ``Map``), and
+``scan_raw_zone`` reads one partition's Parquet objects lazily, without the Hive partition
+columns (``event_date``/``event_hour`` live in the object keys, not in the files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from streaming.lake_layout import EVENT_SCHEMA
+
+RAW_SCHEMA: pl.Schema = pl.Schema(pl.from_arrow(EVENT_SCHEMA.empty_table()).schema)  # type: ignore[union-attr]
+"""Column names and polars dtypes of a raw-zone row, in the file's column order."""
+
+RAW_COLUMNS: tuple[str, ...] = tuple(RAW_SCHEMA.names())
+
+SHOP_VENDOR = "com.tributary.shop"
+
+
+def scan_raw_zone(
+    source: str | Path | Sequence[str | Path], storage_options: dict[str, Any] | None = None
+) -> pl.LazyFrame:
+    """Scan raw-zone Parquet objects (paths, globs or ``s3://`` URIs) as a ``LazyFrame``.
+
+    Only the columns of ``RAW_SCHEMA`` are kept, so Hive partition columns never leak in.
+    """
+    paths: Any = [str(p) for p in source] if isinstance(source, list | tuple) else str(source)
+    lf = pl.scan_parquet(paths, hive_partitioning=False, storage_options=storage_options)
+    return lf.select(RAW_COLUMNS)
+
+
+def as_lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    return frame.lazy() if isinstance(frame, pl.DataFrame) else frame
+
+
+def empty_raw() -> pl.DataFrame:
+    return pl.DataFrame(schema=RAW_SCHEMA)
