@@ -25,9 +25,9 @@ from contract.records import (
 )
 from resources.kafka import make_kafka_admin, make_kafka_producer
 from resources.s3 import make_s3_client
-from resources.settings import KafkaSettings, S3Settings
+from resources.settings import KafkaSettings, PlatformSettings, S3Settings
 from resources.topics import TopicSpec, ensure_topics
-from streaming.batch_loader import BatchLoaderSettings, LoaderStats, run
+from streaming.batch_loader import BatchLoaderOptions, BatchLoaderSettings, LoaderStats, run
 from streaming.lake_layout import parse_object_name
 from tests.kafka_helpers import end_offsets
 
@@ -214,3 +214,30 @@ def read_lake(s3: S3Settings, prefix: str) -> tuple[list[LakeObject], list[dict[
                 LakeObject(key, pq.read_table(io.BytesIO(body)), topic, partition, first, last)
             )
     return objects, manifests
+
+
+def loader_settings(
+    platform: PlatformSettings, s3: S3Settings | None = None, **options: Any
+) -> BatchLoaderSettings:
+    tag = uuid.uuid4().hex[:10]
+    topic = f"test.batch.{tag}"
+    create_topic(platform.kafka, topic)
+    create_topic(platform.kafka, f"{topic}.dlq", 1)
+    opts = {
+        "group_id": f"batch-{tag}",
+        "topic": topic,
+        "dlq_topic": f"{topic}.dlq",
+        "flush_max_events": 25,
+        "flush_max_age_s": 1.0,
+        "retry_backoff_initial_s": 0.2,
+        "retry_backoff_max_s": 2.0,
+        "poll_timeout_s": 0.2,
+        "commit_interval_s": 0.5,
+        **options,
+    }
+    return BatchLoaderSettings(
+        kafka=platform.kafka,
+        topics=platform.topics,
+        s3=(s3 or platform.s3).model_copy(update={"raw_prefix": f"test-batch/{tag}/"}),
+        batch_loader=BatchLoaderOptions.model_validate(opts),
+    )

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import collections
 import itertools
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,15 +14,15 @@ from resources.kafka import make_kafka_consumer
 from resources.s3 import make_s3_client
 from resources.settings import PlatformSettings, S3Settings
 from stack.manager import Stack
-from streaming.batch_loader import BatchLoaderOptions, BatchLoaderSettings
+from streaming.batch_loader import BatchLoaderSettings
 from streaming.lake_layout import EVENT_SCHEMA, object_name
 from tests.private_servers import private_stack_settings
 from tests.streaming.batch_helpers import (
     LakeObject,
     LoaderThread,
-    create_topic,
     enriched_event,
     hours_apart,
+    loader_settings,
     produce,
     produce_raw,
     read_lake,
@@ -37,33 +35,6 @@ BASE = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
 class SimulatedCrash(BaseException):
     """Raised by the upload hook: the loader dies between an upload and its commit."""
-
-
-def loader_settings(
-    platform: PlatformSettings, s3: S3Settings | None = None, **options: Any
-) -> BatchLoaderSettings:
-    tag = uuid.uuid4().hex[:10]
-    topic = f"test.batch.{tag}"
-    create_topic(platform.kafka, topic)
-    create_topic(platform.kafka, f"{topic}.dlq", 1)
-    opts = {
-        "group_id": f"batch-{tag}",
-        "topic": topic,
-        "dlq_topic": f"{topic}.dlq",
-        "flush_max_events": 25,
-        "flush_max_age_s": 1.0,
-        "retry_backoff_initial_s": 0.2,
-        "retry_backoff_max_s": 2.0,
-        "poll_timeout_s": 0.2,
-        "commit_interval_s": 0.5,
-        **options,
-    }
-    return BatchLoaderSettings(
-        kafka=platform.kafka,
-        topics=platform.topics,
-        s3=(s3 or platform.s3).model_copy(update={"raw_prefix": f"test-batch/{tag}/"}),
-        batch_loader=BatchLoaderOptions.model_validate(opts),
-    )
 
 
 def assert_exactly_once(objects: list[LakeObject], expected_ids: set[str]) -> None:
