@@ -53,13 +53,16 @@ class Stack:
         self.services = {name: cls(settings) for name, cls in SERVICES.items()}
 
     def select(self, names: Iterable[str] | None) -> list[Service]:
-        chosen = list(names or [])
+        """The named services, every one for ``None``, none for an empty list."""
+        if names is None:
+            return list(self.services.values())
+        chosen = list(names)
         unknown = [n for n in chosen if n not in self.services]
         if unknown:
             raise StackError(
                 f"unknown service(s) {', '.join(unknown)}; known: {', '.join(self.services)}"
             )
-        return [self.services[n] for n in (chosen or self.services)]
+        return [self.services[n] for n in chosen]
 
     def _process(self, service: Service) -> ManagedProcess:
         return ManagedProcess(service.name, self.state_dir)
