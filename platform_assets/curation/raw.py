@@ -42,3 +42,21 @@ def as_lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
 
 def empty_raw() -> pl.DataFrame:
     return pl.DataFrame(schema=RAW_SCHEMA)
+
+
+def decode_json(values: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[int]]:
+    """Decode JSON strings with ``dtype``; rows whose types do not fit are null.
+
+    ``str.json_decode`` fails as a whole when one value does not fit the types, so on failure
+    the rows are bisected until the misfits are isolated. Returns the decoded Series and the
+    positions of the rows that did not decode.
+    """
+    try:
+        return values.str.json_decode(dtype), []
+    except pl.exceptions.PolarsError:
+        if len(values) == 1:
+            return pl.Series(values.name, [None], dtype=dtype), [0]
+    half = len(values) // 2
+    left, bad_left = decode_json(values.slice(0, half), dtype)
+    right, bad_right = decode_json(values.slice(half), dtype)
+    return left.append(right), bad_left + [half + i for i in bad_right]
