@@ -46,6 +46,8 @@ def provision_s3(settings: PlatformSettings) -> list[str]:
         raise ProvisionError(f"S3 at {settings.s3.endpoint_url} answered {code}: {exc}") from exc
     except EndpointConnectionError as exc:
         raise ProvisionError(f"S3 at {settings.s3.endpoint_url} is unreachable: {exc}") from exc
+    except RuntimeError as exc:  # the warehouse exists as a plain bucket
+        raise ProvisionError(str(exc)) from exc
 
 
 def main() -> None:
