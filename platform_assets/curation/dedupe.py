@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from platform_assets.curation.raw import as_lazy
+from platform_assets.curation.raw import ENGINE, as_lazy, collect
 
 Granularity = Literal["1d", "1h"]
 WINNER_ORDER = (
@@ -125,7 +125,7 @@ def deduplicate(
             are ignored); ``None`` for none.
         granularity: the partition bucket of the winner rule (``1d`` daily, ``1h`` hourly).
     """
-    current = events.collect() if isinstance(events, pl.LazyFrame) else events
+    current = collect(events) if isinstance(events, pl.LazyFrame) else events
     keys = (
         _keys(current.lazy(), granularity)
         .with_row_index(_ROW)
@@ -135,7 +135,7 @@ def deduplicate(
     lookback_rows = 0
     if lookback is not None:
         lb = _keys(as_lazy(lookback), granularity)
-        lookback_rows = lb.select(pl.len()).collect().item()
+        lookback_rows = collect(lb.select(pl.len())).item()
         # Only lookback rows whose id also occurs in the partition can matter.
         lb = lb.join(keys.select("event_id"), on="event_id", how="semi")
         parts.append(lb.with_columns(_row=pl.lit(None, pl.UInt32), _src=pl.lit(1, pl.Int32)))
@@ -154,7 +154,7 @@ def deduplicate(
             winner_kafka_offset=pl.col("kafka_offset").first().over("event_id"),
             _winner_src=pl.col("_src").first().over("event_id"),
         )
-        .collect()
+        .collect(engine=ENGINE)
     )
     losers = copies.filter(~pl.col("_winner") & (pl.col("_src") == 0))
     removed = losers.select(
@@ -182,6 +182,8 @@ def deduplicate(
         removed_seen_in_lookback=seen,
         lookback_rows=lookback_rows,
         event_ids_with_copies=in_current.get_column("event_id").n_unique(),
-        max_copies=int(copies.get_column("_copies").max() or 1) if copies.height else 1,  # type: ignore[arg-type]
+        max_copies=copies.select(pl.col("_copies").max().fill_null(1)).item()
+        if copies.height
+        else 1,
     )
     return DedupResult(events=kept, removed=removed, stats=stats)

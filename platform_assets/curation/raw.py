@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import polars as pl
 
@@ -34,6 +34,16 @@ def scan_raw_zone(
     paths: Any = [str(p) for p in source] if isinstance(source, list | tuple) else str(source)
     lf = pl.scan_parquet(paths, hive_partitioning=False, storage_options=storage_options)
     return lf.select(RAW_COLUMNS)
+
+
+ENGINE: Final = "in-memory"
+"""The polars engine of every ``collect``: polars 2.1's streaming engine intermittently panics
+(``binview/mod.rs: assertion failed: i < self.len()``) on the session plan (string columns
+after a semi join and a concat); the in-memory engine never did in the same loop."""
+
+
+def collect(frame: pl.LazyFrame) -> pl.DataFrame:
+    return frame.collect(engine=ENGINE)
 
 
 def as_lazy(frame: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:

@@ -34,7 +34,7 @@ import pandera.polars as pa
 import polars as pl
 
 from contract.registry import SCHEMAS_DIR
-from platform_assets.curation.raw import RAW_SCHEMA, as_lazy, decode_json
+from platform_assets.curation.raw import RAW_SCHEMA, collect, decode_json
 from streaming.lake_layout import EVENT_SCHEMA
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -452,7 +452,7 @@ def validate_events(raw: pl.DataFrame | pl.LazyFrame) -> ValidationResult:
     Raises:
         SchemaContractError: a column is missing or has the wrong dtype.
     """
-    frame = as_lazy(raw).collect() if isinstance(raw, pl.LazyFrame) else raw
+    frame = collect(raw) if isinstance(raw, pl.LazyFrame) else raw
     _check_columns(frame)
     frame = frame.select(RAW_SCHEMA.names()).with_row_index(_ROW)
     rows = frame.get_column(_ROW)
