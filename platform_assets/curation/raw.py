@@ -62,7 +62,9 @@ def decode_json(values: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[
     positions of the rows that did not decode.
     """
     try:
-        return values.str.json_decode(dtype), []
+        # Through a frame: the expression engine decodes in parallel, Series.str does not.
+        decoded = values.to_frame("v").select(pl.col("v").str.json_decode(dtype))
+        return decoded.to_series().alias(values.name), []
     except pl.exceptions.PolarsError:
         if len(values) == 1:
             return pl.Series(values.name, [None], dtype=dtype), [0]

@@ -15,8 +15,8 @@ midnight). Only the clickstream vendors (``SESSION_VENDORS``) are sessionised; o
 
 **Attributes.** Every event gets ``device_class`` (the user agent's class, ``other`` when
 unknown), ``is_bot`` (the user agent says bot, or the bot model's ``bot_probability`` is at
-least ``BOT_THRESHOLD``) and ``country_code``. ``user_attributes`` summarises them per
-``user_key`` for ``dim_users``.
+least ``BOT_THRESHOLD``) and ``country_code``; ``marts.dim_users`` summarises them per ``user_key`` (first/last seen,
+latest country and device class, bot).
 """
 
 from __future__ import annotations
@@ -103,14 +103,19 @@ def _actors(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _sessions(keys: pl.LazyFrame, gap: timedelta) -> pl.LazyFrame:
-    """Session start and event number per row of ``keys`` (any order)."""
+    """Session start and event number per row of ``keys`` (any order).
+
+    Rows are grouped by a categorical code of ``user_key`` (exact, and sorting integers is
+    several times faster than sorting the strings) and ordered by event time; ties keep the
+    input order. ``_boundary`` marks the first row of each (actor, session) run.
+    """
     ts = pl.col("event_timestamp")
-    new = (pl.col("user_key") != pl.col("user_key").shift(1)).fill_null(True) | (
-        (ts - ts.shift(1)) > gap
-    ).fill_null(True)
+    code = pl.col("_code")
+    new = (code != code.shift(1)).fill_null(True) | ((ts - ts.shift(1)) > gap).fill_null(True)
     position = pl.int_range(pl.len(), dtype=pl.UInt32)
     return (
-        keys.sort("user_key", "event_timestamp", "event_id")
+        keys.with_columns(_code=pl.col("user_key").cast(pl.Categorical).to_physical())
+        .sort("_code", "event_timestamp", maintain_order=True)
         .with_columns(_new=new)
         .with_columns(
             session_started_at=pl.when("_new").then(ts).forward_fill(),
@@ -124,6 +129,15 @@ def _sessions(keys: pl.LazyFrame, gap: timedelta) -> pl.LazyFrame:
                 pl.col("session_started_at").dt.epoch("ms").cast(pl.String),
             )
         )
+    )
+
+
+def _runs(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Mark the first row of each session among the rows left (still in session order)."""
+    start = pl.col("session_started_at")
+    return frame.with_columns(
+        _boundary=(pl.col("_code") != pl.col("_code").shift(1)).fill_null(True)
+        | (start != start.shift(1)).fill_null(True)
     )
 
 
@@ -162,9 +176,13 @@ def sessionise(
     sessions = (
         _sessions(pl.concat(parts), gap)
         .filter(pl.col(_ROW).is_not_null())
-        .select(_ROW, "session_id", "session_started_at", "session_event_number")
+        .pipe(_runs)
+        .select(_ROW, "session_id", "session_started_at", "session_event_number", "_boundary")
         .collect(engine=ENGINE)
     )
+    n_sessions = int(sessions.get_column("_boundary").sum())
+    started = int((sessions.get_column("session_event_number") == 1).sum())
+    sessions = sessions.drop("_boundary")
     # Back to input order: row i takes the session row at where[i] (null: not sessionised).
     n = frame.height
     rows = sessions.get_column(_ROW).to_numpy()
@@ -189,53 +207,15 @@ def sessionise(
         ],
         how="horizontal",
     )
-    started = out.filter(pl.col("session_event_number") == 1).height
-    n_sessions = out.get_column("session_id").drop_nulls().n_unique()
     stats = SessionStats(
         events=n,
         sessionised_events=len(rows),
         sessions=n_sessions,
         sessions_started=started,
         sessions_continued=n_sessions - started,
-        user_keys=out.get_column("user_key").n_unique(),
+        user_keys=actors.select(
+            pl.col("user_key").cast(pl.Categorical).to_physical().n_unique()
+        ).item(),
         bot_events=int(out.get_column("is_bot").sum()),
     )
     return SessionResult(events=out, stats=stats)
-
-
-def _mode(column: str) -> pl.Expr:
-    """The most frequent non-null value (ties: the smallest), as an aggregation."""
-    values = pl.col(column).drop_nulls()
-    counts = values.value_counts(sort=False)
-    return (
-        counts.sort_by(
-            [counts.struct.field("count"), counts.struct.field(column)],
-            descending=[True, False],
-        )
-        .first()
-        .struct.field(column)
-    )
-
-
-def user_attributes(sessionised: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    """One row per ``user_key`` seen in the partition: ids, first/last seen, attributes.
-
-    ``country_code`` and ``device_class`` are the user's most frequent values in the
-    partition; ``is_bot`` is true when any of its events was a bot's.
-    """
-    return (
-        as_lazy(sessionised)
-        .group_by("user_key")
-        .agg(
-            user_id=pl.col("user_id").drop_nulls().min(),
-            first_seen_at=pl.col("event_timestamp").min(),
-            last_seen_at=pl.col("event_timestamp").max(),
-            country_code=_mode("country_code"),
-            device_class=_mode("device_class"),
-            is_bot=pl.col("is_bot").any(),
-            events=pl.len().cast(pl.UInt32),
-            sessions=pl.col("session_id").drop_nulls().n_unique().cast(pl.UInt32),
-        )
-        .sort("user_key")
-        .collect(engine=ENGINE)
-    )

@@ -1,0 +1,582 @@
+"""The reporting model of one partition (an event date): staging, facts, dimensions, KPIs.
+
+Every function takes frames of one partition and returns a ``DataFrame`` with explicit keys,
+sorted by them, so that re-running a partition on the same inputs gives identical output:
+
+| table | key | grain |
+|---|---|---|
+| ``stg_events`` | ``event_id`` | one deduplicated, sessionised event, payload fields typed |
+| ``fct_events`` | ``event_id`` | one event (``event_date`` partitions it) |
+| ``fct_sessions`` | ``session_id``, ``session_date`` | a session's events in the partition |
+| ``fct_order_lines`` | ``order_id``, ``line_number`` | one line of a purchase |
+| ``dim_users`` | ``user_key`` | a user (logged-in id, else device or anonymous session) |
+| ``dim_products`` | ``product_id`` | a product, attributes from its latest product view |
+| ``dim_date`` | ``date_key`` | a calendar day |
+| ``agg_daily_kpis`` | ``date`` | one day: sessions, funnel, revenue, users, dead letters |
+
+``dim_users`` and ``dim_products`` return the rows of the partition's users/products merged
+with the previous state of the dimension (``previous``): the asset upserts them by key.
+First/last seen are min/max, so merging is idempotent and does not depend on the order in
+which partitions run; the other attributes come from the most recent sighting.
+
+EUR amounts are the enrichment's (the ``money`` column's ``amount_eur``), never re-converted.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from contract.failures import FailureType
+from platform_assets.curation.raw import ENGINE, as_lazy, decode_json
+from platform_assets.curation.validate import PAYLOAD_FIELDS
+
+FUNNEL = ("page_view", "product_view", "add_to_cart", "checkout_started", "purchase")
+COMMERCE = ("product_view", "add_to_cart", "checkout_started", "purchase")
+_AMOUNT_FIELD = {
+    "product_view": "/price",
+    "add_to_cart": "/price",
+    "checkout_started": "/cart_value",
+    "purchase": "/total",
+}
+_ITEM = PAYLOAD_FIELDS["purchase"].to_schema()["items"]
+COMMERCE_COLUMNS = pl.Schema(
+    {
+        "product_id": pl.String(),
+        "product_name": pl.String(),
+        "category": pl.String(),
+        "quantity": pl.Int64(),
+        "price": pl.Float64(),
+        "currency": pl.String(),
+        "cart_id": pl.String(),
+        "item_count": pl.Int64(),
+        "order_id": pl.String(),
+        "payment_method": pl.String(),
+        "order_items": _ITEM,
+        "order_items_eur": pl.List(
+            pl.Struct({"line_number": pl.UInt32, "unit_price_eur": pl.Float64})
+        ),
+        "amount": pl.Float64(),
+        "amount_eur": pl.Float64(),
+    }
+)
+DEAD_LETTER_REASONS = (*(f.value for f in FailureType), "other", "quarantined")
+_ROW = "_row"
+
+
+def _commerce(frame: pl.DataFrame) -> pl.DataFrame:
+    """Typed payload fields of the commerce events (``COMMERCE_COLUMNS``), in row order."""
+    names = frame.get_column("event_name")
+    parts = []
+    for name in COMMERCE:
+        mask = names == name
+        if not mask.any():
+            continue
+        part = frame.filter(mask).select(_ROW, "payload", "money")
+        decoded, _ = decode_json(part.get_column("payload"), PAYLOAD_FIELDS[name])
+        fields = decoded.struct.unnest()
+        amount_name = _AMOUNT_FIELD[name].lstrip("/")
+        if "items" in fields.columns:
+            fields = fields.rename({"items": "order_items"})
+        fields = fields.with_columns(
+            amount=pl.col("total" if amount_name == "total" else amount_name)
+        )
+        money = part.select(
+            amount_eur=pl.col("money")
+            .list.eval(
+                pl.element()
+                .filter(pl.element().struct.field("field") == _AMOUNT_FIELD[name])
+                .struct.field("amount_eur")
+            )
+            .list.first()
+        )
+        if name == "purchase":
+            entry = pl.element().struct
+            money = money.with_columns(
+                order_items_eur=part.get_column("money").list.eval(
+                    pl.struct(
+                        line_number=entry.field("field")
+                        .str.extract(r"^/items/(\d+)/unit_price$")
+                        .cast(pl.UInt32),
+                        unit_price_eur=entry.field("amount_eur"),
+                    ).filter(entry.field("field").str.ends_with("/unit_price"))
+                )
+            )
+        typed = pl.concat([part.select(_ROW), fields, money], how="horizontal")
+        parts.append(
+            typed.select(
+                _ROW,
+                *[
+                    pl.col(c) if c in typed.columns else pl.lit(None, dtype).alias(c)
+                    for c, dtype in COMMERCE_COLUMNS.items()
+                ],
+            )
+        )
+    if not parts:
+        return pl.DataFrame(schema={_ROW: pl.UInt32, **COMMERCE_COLUMNS})
+    return pl.concat(parts)
+
+
+def _aligned(values: pl.DataFrame, n: int) -> pl.DataFrame:
+    """Rows of ``values`` (with ``_row``) placed at their ``_row``; other rows null."""
+    where = np.full(n, -1, dtype=np.int64)
+    where[values.get_column(_ROW).to_numpy()] = np.arange(values.height)
+    index = pl.Series(where).cast(pl.UInt32, strict=False).set(pl.Series(where < 0), None)
+    return values.drop(_ROW).select(pl.all().gather(index))
+
+
+def stage_events(sessionised: pl.DataFrame) -> pl.DataFrame:
+    """``stg_events``: the partition's sessionised events, renamed and typed for modelling.
+
+    Rows are sorted by ``event_timestamp, event_id``, so every "first"/"latest" pick
+    downstream is deterministic whatever the order the raw objects were read in.
+    """
+    frame = sessionised.with_row_index(_ROW)
+    commerce = _aligned(_commerce(frame), frame.height)
+    ts = pl.col("event_timestamp")
+    base = frame.select(
+        "event_id",
+        event_date=ts.dt.date(),
+        event_hour=ts.dt.hour(),
+        event_timestamp=ts,
+        collector_received_at=pl.col("collector_received_at"),
+        is_late=pl.col("collector_received_at").dt.date() > ts.dt.date(),
+        event_vendor=pl.col("event_vendor"),
+        event_name=pl.col("event_name"),
+        event_version=pl.col("event_version"),
+        source=pl.col("source"),
+        user_key=pl.col("user_key"),
+        user_id=pl.col("user_id"),
+        session_id=pl.col("session_id"),
+        session_started_at=pl.col("session_started_at"),
+        session_event_number=pl.col("session_event_number"),
+        device_class=pl.col("device_class"),
+        is_bot=pl.col("is_bot"),
+        country_code=pl.col("country_code"),
+        browser_family=pl.col("ua_browser_family"),
+        os_family=pl.col("ua_os_family"),
+    )
+    # One deterministic order for every mart built from it (and ``fct_events``'s own).
+    return pl.concat([base, commerce], how="horizontal").sort("event_timestamp", "event_id")
+
+
+def fct_events(stg: pl.DataFrame) -> pl.DataFrame:
+    """One row per event, key ``event_id``, ordered like ``stg`` (event time, then id)."""
+    return stg.select(
+        "event_id",
+        "event_date",
+        "event_hour",
+        "event_timestamp",
+        "collector_received_at",
+        "is_late",
+        "event_name",
+        "event_version",
+        "user_key",
+        "session_id",
+        "device_class",
+        "is_bot",
+        "country_code",
+        "product_id",
+        "order_id",
+        "quantity",
+        "amount_eur",
+    )
+
+
+def _first_in_session(column: str) -> pl.Expr:
+    return pl.col(column).get(pl.col("session_event_number").arg_min())
+
+
+def fct_sessions(stg: pl.DataFrame, day: date) -> pl.DataFrame:
+    """The partition's part of every session: counts, funnel steps, revenue, duration.
+
+    A session that started before the partition (``started_in_partition`` false) is counted
+    by the KPIs of the day it started; here it shows what happened in this partition.
+    """
+    name = pl.col("event_name")
+    steps = {f"reached_{step}": (name == step).any() for step in FUNNEL}
+    out = (
+        stg.lazy()
+        .filter(pl.col("session_id").is_not_null())
+        .group_by("session_id")
+        .agg(
+            user_key=pl.col("user_key").first(),
+            user_id=pl.col("user_id").drop_nulls().min(),
+            started_at=pl.col("session_started_at").min(),
+            first_event_at=pl.col("event_timestamp").min(),
+            last_event_at=pl.col("event_timestamp").max(),
+            events=pl.len().cast(pl.UInt32),
+            page_views=(name == "page_view").sum().cast(pl.UInt32),
+            product_views=(name == "product_view").sum().cast(pl.UInt32),
+            add_to_carts=(name == "add_to_cart").sum().cast(pl.UInt32),
+            checkouts_started=(name == "checkout_started").sum().cast(pl.UInt32),
+            purchases=(name == "purchase").sum().cast(pl.UInt32),
+            revenue_eur=pl.col("amount_eur").filter(name == "purchase").sum(),
+            device_class=_first_in_session("device_class"),
+            country_code=_first_in_session("country_code"),
+            is_bot=pl.col("is_bot").any(),
+            started_in_partition=pl.col("session_event_number").min() == 1,
+            **steps,
+        )
+    )
+    # Funnel steps are nested: a session reaches a step only if it reached the one before.
+    nested = []
+    previous = None
+    for step in FUNNEL:
+        col = pl.col(f"reached_{step}")
+        expr = col if previous is None else col & previous
+        nested.append(expr.alias(f"reached_{step}"))
+        previous = expr
+    return (
+        out.with_columns(nested)
+        .with_columns(
+            session_date=pl.lit(day),
+            duration_s=(pl.col("last_event_at") - pl.col("started_at")).dt.total_milliseconds()
+            / 1000,
+            is_bounce=pl.col("events") == 1,
+        )
+        .sort("session_id")
+        .collect(engine=ENGINE)
+    )
+
+
+def fct_order_lines(stg: pl.DataFrame) -> pl.DataFrame:
+    """One row per line of every purchase, key ``order_id, line_number``.
+
+    ``unit_price_eur`` is the enrichment's conversion of the line's unit price (the money
+    entry ``/items/<line_number>/unit_price``).
+    """
+    orders = stg.filter(pl.col("event_name") == "purchase").select(
+        "order_id",
+        "event_id",
+        "event_date",
+        "order_items",
+        "order_items_eur",
+        ordered_at=pl.col("event_timestamp"),
+        user_key=pl.col("user_key"),
+        session_id=pl.col("session_id"),
+        currency=pl.col("currency"),
+        payment_method=pl.col("payment_method"),
+    )
+    lines = (
+        orders.with_columns(line_number=pl.int_ranges(pl.col("order_items").list.len()))
+        .explode("order_items", "line_number")
+        .unnest("order_items")
+        .with_columns(pl.col("line_number").cast(pl.UInt32))
+    )
+    eur = (
+        orders.select("event_id", "order_items_eur")
+        .explode("order_items_eur")
+        .unnest("order_items_eur")
+        .drop_nulls("line_number")
+    )
+    lines = lines.join(eur, on=["event_id", "line_number"], how="left")
+    return lines.select(
+        "order_id",
+        "line_number",
+        "event_id",
+        "event_date",
+        "ordered_at",
+        "user_key",
+        "session_id",
+        "product_id",
+        "quantity",
+        "unit_price",
+        "currency",
+        "unit_price_eur",
+        line_amount=pl.col("unit_price") * pl.col("quantity"),
+        line_amount_eur=pl.col("unit_price_eur") * pl.col("quantity"),
+        payment_method=pl.col("payment_method"),
+    ).sort("order_id", "line_number")
+
+
+USER_COLUMNS = (
+    "user_key",
+    "user_id",
+    "first_seen_at",
+    "last_seen_at",
+    "country_code",
+    "device_class",
+    "is_bot",
+)
+
+
+def _merge_previous(
+    current: pl.DataFrame,
+    previous: pl.DataFrame | pl.LazyFrame | None,
+    key: str,
+    columns: tuple[str, ...],
+) -> pl.DataFrame:
+    """Merge the partition's rows with the dimension's previous rows of the same keys."""
+    if previous is None:
+        return current.select(columns).sort(key)
+    prev = as_lazy(previous).select(columns).join(current.lazy().select(key), on=key, how="semi")
+    joined = current.lazy().select(columns).join(prev, on=key, how="left", suffix="_prev")
+    newer = pl.col("last_seen_at_prev").is_null() | (
+        pl.col("last_seen_at") >= pl.col("last_seen_at_prev")
+    )
+    merged = []
+    for c in columns:
+        if c == key:
+            merged.append(pl.col(c))
+        elif c == "first_seen_at":
+            merged.append(pl.min_horizontal(c, f"{c}_prev").alias(c))
+        elif c == "last_seen_at":
+            merged.append(pl.max_horizontal(c, f"{c}_prev").alias(c))
+        else:
+            merged.append(
+                pl.when(newer)
+                .then(pl.coalesce(c, f"{c}_prev"))
+                .otherwise(pl.coalesce(f"{c}_prev", c))
+                .alias(c)
+            )
+    return joined.select(merged).sort(key).collect(engine=ENGINE)
+
+
+def dim_users(
+    stg: pl.DataFrame, previous: pl.DataFrame | pl.LazyFrame | None = None
+) -> pl.DataFrame:
+    """The partition's users (key ``user_key``) merged with the dimension's previous state.
+
+    ``country_code`` and ``device_class`` are those of the user's latest event; ``is_bot`` is
+    true when any of the user's events was a bot's.
+    """
+    latest = pl.col("event_timestamp").arg_max()  # stg is in time order: ties, first id
+    current = (
+        stg.lazy()
+        .group_by("user_key")
+        .agg(
+            user_id=pl.col("user_id").drop_nulls().min(),
+            first_seen_at=pl.col("event_timestamp").min(),
+            last_seen_at=pl.col("event_timestamp").max(),
+            country_code=pl.col("country_code").get(latest),
+            device_class=pl.col("device_class").get(latest),
+            is_bot=pl.col("is_bot").any(),
+        )
+        .collect(engine=ENGINE)
+    )
+    return _merge_previous(current, previous, "user_key", USER_COLUMNS)
+
+
+PRODUCT_COLUMNS = (
+    "product_id",
+    "product_name",
+    "category",
+    "price",
+    "currency",
+    "price_eur",
+    "first_seen_at",
+    "last_seen_at",
+)
+
+
+def dim_products(
+    stg: pl.DataFrame,
+    order_lines: pl.DataFrame | None = None,
+    previous: pl.DataFrame | pl.LazyFrame | None = None,
+) -> pl.DataFrame:
+    """Products seen in the partition (views, carts, order lines), key ``product_id``.
+
+    Name, category and price come from the latest product view (by time, then event id).
+    """
+    seen = [
+        stg.lazy()
+        .filter(pl.col("product_id").is_not_null())
+        .select("product_id", "event_timestamp")
+    ]
+    if order_lines is not None:
+        seen.append(order_lines.lazy().select("product_id", event_timestamp=pl.col("ordered_at")))
+    span = (
+        pl.concat(seen)
+        .group_by("product_id")
+        .agg(
+            first_seen_at=pl.col("event_timestamp").min(),
+            last_seen_at=pl.col("event_timestamp").max(),
+        )
+    )
+    latest = (
+        stg.lazy()
+        .filter(pl.col("event_name") == "product_view")
+        .sort("product_id", "event_timestamp", "event_id", descending=[False, True, True])
+        .unique("product_id", keep="first", maintain_order=True)
+        .select(
+            "product_id",
+            "product_name",
+            "category",
+            "price",
+            "currency",
+            price_eur=pl.col("amount_eur"),
+        )
+    )
+    current = span.join(latest, on="product_id", how="left").collect(engine=ENGINE)
+    return _merge_previous(current, previous, "product_id", PRODUCT_COLUMNS)
+
+
+def dim_date(start: date, end: date | None = None) -> pl.DataFrame:
+    """Calendar rows from ``start`` to ``end`` (inclusive; default: ``start`` only)."""
+    days = pl.date_range(start, end or start, "1d", eager=True).alias("date")
+    d = pl.col("date")
+    return pl.DataFrame(days).select(
+        date_key=d.dt.strftime("%Y%m%d").cast(pl.Int32),
+        date=d,
+        year=d.dt.year().cast(pl.Int16),
+        quarter=d.dt.quarter().cast(pl.Int8),
+        month=d.dt.month().cast(pl.Int8),
+        month_name=d.dt.strftime("%B"),
+        day=d.dt.day().cast(pl.Int8),
+        day_of_week=d.dt.weekday().cast(pl.Int8),
+        day_name=d.dt.strftime("%A"),
+        iso_year=d.dt.iso_year().cast(pl.Int16),
+        iso_week=d.dt.week().cast(pl.Int8),
+        is_weekend=d.dt.weekday() >= 6,
+    )
+
+
+def _rate(numerator: Any, denominator: Any) -> float | None:
+    return round(numerator / denominator, 6) if denominator else None
+
+
+def agg_daily_kpis(
+    day: date,
+    stg: pl.DataFrame,
+    sessions: pl.DataFrame,
+    users: pl.DataFrame,
+    *,
+    raw_events: int,
+    quarantined_events: int = 0,
+    duplicates_removed: int = 0,
+    dead_letters: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """One row of KPIs for ``day``.
+
+    Args:
+        day: the partition.
+        stg: ``stg_events`` of the day.
+        sessions: ``fct_sessions`` of the day.
+        users: ``dim_users`` rows of the day's users (merged with the previous state, so
+            ``first_seen_at`` tells new users from returning ones).
+        raw_events: rows of the day in the raw zone (before validation).
+        quarantined_events: rows the validation quarantined.
+        duplicates_removed: rows the deduplication removed.
+        dead_letters: the stream's dead letters of the day, columns ``reason`` (a
+            ``FailureType`` value) and ``count``; reasons outside them count as ``other``.
+
+    Sessions and the funnel count human sessions (not bots) that started on ``day``; a
+    session reaches a step only if it reached the previous one. Revenue is the EUR total of
+    the day's purchases. The dead-letter rate of a reason is its count over every event that
+    reached the platform for the day (raw rows plus the stream's dead letters); validation's
+    quarantine is the reason ``quarantined``.
+    """
+    name = pl.col("event_name")
+    human = ~pl.col("is_bot")
+    purchase = name == "purchase"
+    counts = (
+        stg.lazy()
+        .select(
+            events=human.sum(),
+            page_views=(human & (name == "page_view")).sum(),
+            product_views=(human & (name == "product_view")).sum(),
+            add_to_carts=(human & (name == "add_to_cart")).sum(),
+            checkouts_started=(human & (name == "checkout_started")).sum(),
+            purchases=purchase.sum(),
+            orders=pl.col("order_id").filter(purchase).n_unique(),
+            revenue=pl.col("amount_eur").filter(purchase).sum(),
+            late_events=pl.col("is_late").sum(),
+        )
+        .collect(engine=ENGINE)
+        .row(0, named=True)
+    )
+    orders = int(counts["orders"])
+    revenue = float(counts["revenue"] or 0.0)
+    started = sessions.filter(pl.col("started_in_partition"))
+    human_sessions = started.filter(~pl.col("is_bot"))
+    funnel = {
+        f"funnel_{step}": int(human_sessions.get_column(f"reached_{step}").sum()) for step in FUNNEL
+    }
+    conversion = {
+        f"conversion_{b}": _rate(funnel[f"funnel_{b}"], funnel[f"funnel_{a}"])
+        for a, b in pairwise(FUNNEL)
+    }
+    conversion["conversion_overall"] = _rate(funnel["funnel_purchase"], funnel["funnel_page_view"])
+    active = users.filter(~pl.col("is_bot"))
+    new = int((active.get_column("first_seen_at").dt.date() == day).sum())
+    dlq: dict[str, int] = dict.fromkeys(DEAD_LETTER_REASONS, 0)
+    if dead_letters is not None:
+        for reason, count in dead_letters.select("reason", "count").iter_rows():
+            key = reason if reason in dlq and reason != "quarantined" else "other"
+            dlq[key] = dlq.get(key, 0) + int(count)
+    stream_dlq = sum(dlq.values())
+    dlq["quarantined"] = quarantined_events
+    reached = raw_events + stream_dlq
+    row: dict[str, Any] = {
+        "date": day,
+        "raw_events": raw_events,
+        "events": counts["events"],
+        "bot_events": stg.height - counts["events"],
+        "page_views": counts["page_views"],
+        "product_views": counts["product_views"],
+        "add_to_carts": counts["add_to_carts"],
+        "checkouts_started": counts["checkouts_started"],
+        "purchases": counts["purchases"],
+        "orders": orders,
+        "revenue_eur": round(revenue, 2),
+        "average_order_value_eur": round(revenue / orders, 2) if orders else None,
+        "users": active.height,
+        "new_users": new,
+        "returning_users": active.height - new,
+        "sessions": human_sessions.height,
+        "bot_sessions": started.height - human_sessions.height,
+        **funnel,
+        **conversion,
+        "late_events": counts["late_events"],
+        "duplicates_removed": duplicates_removed,
+        "dead_letters": sum(dlq.values()),
+        "dead_letter_rate": _rate(sum(dlq.values()), reached),
+    }
+    for reason, count in dlq.items():
+        row[f"dead_letters_{reason}"] = count
+        row[f"dead_letter_rate_{reason}"] = _rate(count, reached) if reached else None
+    return pl.DataFrame([row], schema_overrides=_KPI_TYPES, strict=False)
+
+
+_KPI_TYPES: dict[str, pl.DataType] = {
+    **{
+        c: pl.Int64()
+        for c in (
+            "raw_events",
+            "events",
+            "bot_events",
+            "page_views",
+            "product_views",
+            "add_to_carts",
+            "checkouts_started",
+            "purchases",
+            "orders",
+            "users",
+            "new_users",
+            "returning_users",
+            "sessions",
+            "bot_sessions",
+            "late_events",
+            "duplicates_removed",
+            "dead_letters",
+            *(f"funnel_{s}" for s in FUNNEL),
+            *(f"dead_letters_{r}" for r in DEAD_LETTER_REASONS),
+        )
+    },
+    **{
+        c: pl.Float64()
+        for c in (
+            "revenue_eur",
+            "average_order_value_eur",
+            "dead_letter_rate",
+            "conversion_overall",
+            *(f"conversion_{s}" for s in FUNNEL[1:]),
+            *(f"dead_letter_rate_{r}" for r in DEAD_LETTER_REASONS),
+        )
+    },
+}
