@@ -15,8 +15,8 @@ midnight). Only the clickstream vendors (``SESSION_VENDORS``) are sessionised; o
 
 **Attributes.** Every event gets ``device_class`` (the user agent's class, ``other`` when
 unknown), ``is_bot`` (the user agent says bot, or the bot model's ``bot_probability`` is at
-least ``BOT_THRESHOLD``) and ``country_code``; ``marts.dim_users`` summarises them per ``user_key`` (first/last seen,
-latest country and device class, bot).
+least ``BOT_THRESHOLD``) and ``country_code``; ``marts.dim_users`` summarises them per
+``user_key`` (first/last seen, latest country and device class, bot).
 """
 
 from __future__ import annotations
