@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from platform_assets.curation.raw import ENGINE, as_lazy, collect
+from platform_assets.curation.raw import ENGINE, as_lazy, collect, filter_consuming
 
 Granularity = Literal["1d", "1h"]
 WINNER_ORDER = (
@@ -115,6 +115,7 @@ def deduplicate(
     lookback: pl.DataFrame | pl.LazyFrame | None = None,
     *,
     granularity: Granularity = "1d",
+    consume: bool = False,
 ) -> DedupResult:
     """Remove the copies of events from one partition's validated rows.
 
@@ -124,6 +125,8 @@ def deduplicate(
         lookback: validated rows of neighbouring partitions (any columns beyond the keys
             are ignored); ``None`` for none.
         granularity: the partition bucket of the winner rule (``1d`` daily, ``1h`` hourly).
+        consume: release the rows of ``events`` (a ``DataFrame``, left empty) while the
+            result is built, so that the partition is never held twice.
     """
     current = collect(events) if isinstance(events, pl.LazyFrame) else events
     keys = (
@@ -172,11 +175,12 @@ def deduplicate(
     ).cast(REMOVED_SCHEMA)
     drop = pl.Series(_ROW, losers.get_column(_ROW)).sort()
     keep = ~pl.int_range(current.height, dtype=pl.UInt32, eager=True).is_in(drop)
-    kept = current.filter(keep)
+    input_rows = current.height
+    kept = filter_consuming(current, keep) if consume else current.filter(keep)
     seen = int((removed.get_column("reason") == "seen_in_lookback").sum())
     in_current = copies.filter(pl.col("_src") == 0)
     stats = DedupStats(
-        input_rows=current.height,
+        input_rows=input_rows,
         output_rows=kept.height,
         removed_duplicates=removed.height - seen,
         removed_seen_in_lookback=seen,

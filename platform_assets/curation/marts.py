@@ -76,7 +76,7 @@ def _commerce(frame: pl.DataFrame) -> pl.DataFrame:
         mask = names == name
         if not mask.any():
             continue
-        part = frame.filter(mask).select(_ROW, "payload", "money")
+        part = frame.select(_ROW, "payload", "money").filter(mask)
         decoded, _ = decode_json(part.get_column("payload"), PAYLOAD_FIELDS[name])
         fields = decoded.struct.unnest()
         amount_name = _AMOUNT_FIELD[name].lstrip("/")
@@ -129,11 +129,12 @@ def _aligned(values: pl.DataFrame, n: int) -> pl.DataFrame:
     return values.drop(_ROW).select(pl.all().gather(index))
 
 
-def stage_events(sessionised: pl.DataFrame) -> pl.DataFrame:
+def stage_events(sessionised: pl.DataFrame, *, consume: bool = False) -> pl.DataFrame:
     """``stg_events``: the partition's sessionised events, renamed and typed for modelling.
 
     Rows are sorted by ``event_timestamp, event_id``, so every "first"/"latest" pick
-    downstream is deterministic whatever the order the raw objects were read in.
+    downstream is deterministic whatever the order the raw objects were read in. With
+    ``consume`` the rows of ``sessionised`` are released (it is left empty) before the sort.
     """
     frame = sessionised.with_row_index(_ROW)
     commerce = _aligned(_commerce(frame), frame.height)
@@ -160,8 +161,14 @@ def stage_events(sessionised: pl.DataFrame) -> pl.DataFrame:
         browser_family=pl.col("ua_browser_family"),
         os_family=pl.col("ua_os_family"),
     )
+    del frame
+    if consume:
+        for name in list(sessionised.columns):
+            sessionised.drop_in_place(name)
+    staged = pl.concat([base, commerce], how="horizontal")
+    del base, commerce
     # One deterministic order for every mart built from it (and ``fct_events``'s own).
-    return pl.concat([base, commerce], how="horizontal").sort("event_timestamp", "event_id")
+    return staged.sort("event_timestamp", "event_id")
 
 
 def fct_events(stg: pl.DataFrame) -> pl.DataFrame:

@@ -14,16 +14,18 @@ from typing import Any
 import polars as pl
 
 from platform_assets.curation import marts
-from platform_assets.curation.dedupe import DedupResult, deduplicate
-from platform_assets.curation.sessions import SessionResult, sessionise
-from platform_assets.curation.validate import ValidationResult, validate_events
+from platform_assets.curation.dedupe import DedupStats, deduplicate
+from platform_assets.curation.sessions import SessionStats, sessionise
+from platform_assets.curation.validate import ValidationStats, validate_events
 
 
 @dataclass
 class CurationResult:
-    validation: ValidationResult
-    dedup: DedupResult
-    sessions: SessionResult
+    validation: ValidationStats
+    quarantine: pl.DataFrame
+    dedup: DedupStats
+    dedup_removed: pl.DataFrame
+    sessions: SessionStats
     stg_events: pl.DataFrame
     fct_events: pl.DataFrame
     fct_sessions: pl.DataFrame
@@ -32,6 +34,10 @@ class CurationResult:
     dim_products: pl.DataFrame
     dim_date: pl.DataFrame
     agg_daily_kpis: pl.DataFrame
+    validated: pl.DataFrame | None = None
+    """The validated rows (kept only with ``keep_frames``)."""
+    deduplicated: pl.DataFrame | None = None
+    sessionised: pl.DataFrame | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
     def marts(self) -> dict[str, pl.DataFrame]:
@@ -47,9 +53,9 @@ class CurationResult:
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "validation": self.validation.stats.as_metadata(),
-            "dedup": self.dedup.stats.as_metadata(),
-            "sessions": self.sessions.stats.as_metadata(),
+            "validation": self.validation.as_metadata(),
+            "dedup": self.dedup.as_metadata(),
+            "sessions": self.sessions.as_metadata(),
             "rows": {name: frame.height for name, frame in self.marts().items()},
         }
 
@@ -62,16 +68,20 @@ def curate_partition(
     dead_letters: pl.DataFrame | None = None,
     previous_users: pl.DataFrame | None = None,
     previous_products: pl.DataFrame | None = None,
+    keep_frames: bool = True,
 ) -> CurationResult:
     """Validate, deduplicate, sessionise and model one day.
 
     Args:
-        raw: the day's raw-zone rows.
+        raw: the day's raw-zone rows; pass a ``LazyFrame`` (``scan_raw_zone``) and
+            ``keep_frames=False`` to hold at most about one extra copy of the partition.
         day: the partition.
         lookback: *validated* rows of the previous partition(s), for dedup and sessions.
         dead_letters: the day's stream dead letters (``reason``, ``count``).
         previous_users: the current ``dim_users`` (for first seen / new users).
         previous_products: the current ``dim_products``.
+        keep_frames: keep the validated, deduplicated and sessionised rows in the result;
+            without, each is released as soon as the next step has what it needs.
     """
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -82,13 +92,20 @@ def curate_partition(
         seconds[name] = round(now - clock, 3)
         clock = now
 
-    validation = validate_events(raw)
+    validation = validate_events(raw, consume=not keep_frames)
+    del raw
     lap("validate")
-    dedup = deduplicate(validation.valid, lookback)
+    dedup = deduplicate(validation.valid, lookback, consume=not keep_frames)
+    validated = validation.valid if keep_frames else None
+    validation.valid = validation.valid.clear()
     lap("deduplicate")
     sessions = sessionise(dedup.events, lookback)
+    deduplicated = dedup.events if keep_frames else None
+    dedup.events = dedup.events.clear()
     lap("sessionise")
-    stg = marts.stage_events(sessions.events)
+    sessionised = sessions.events if keep_frames else None
+    stg = marts.stage_events(sessions.events, consume=not keep_frames)
+    sessions.events = sessions.events.clear()
     lap("stage")
     fct_events = marts.fct_events(stg)
     fct_sessions = marts.fct_sessions(stg, day)
@@ -107,9 +124,11 @@ def curate_partition(
     )
     lap("marts")
     return CurationResult(
-        validation=validation,
-        dedup=dedup,
-        sessions=sessions,
+        validation=validation.stats,
+        quarantine=validation.quarantine,
+        dedup=dedup.stats,
+        dedup_removed=dedup.removed,
+        sessions=sessions.stats,
         stg_events=stg,
         fct_events=fct_events,
         fct_sessions=fct_sessions,
@@ -118,5 +137,8 @@ def curate_partition(
         dim_products=products,
         dim_date=marts.dim_date(day),
         agg_daily_kpis=kpis,
+        validated=validated,
+        deduplicated=deduplicated,
+        sessionised=sessionised,
         seconds=seconds,
     )

@@ -72,3 +72,15 @@ def decode_json(values: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[
     left, bad_left = decode_json(values.slice(0, half), dtype)
     right, bad_right = decode_json(values.slice(half), dtype)
     return left.append(right), bad_left + [half + i for i in bad_right]
+
+
+def filter_consuming(frame: pl.DataFrame, mask: pl.Series) -> pl.DataFrame:
+    """``frame.filter(mask)``, taking the columns out of ``frame`` one at a time.
+
+    ``frame`` is left empty. Only one column is ever held twice, so filtering a partition
+    costs one column's extra memory instead of a whole copy of the partition.
+    """
+    out = []
+    for name in list(frame.columns):
+        out.append(frame.drop_in_place(name).filter(mask))
+    return pl.DataFrame(out)

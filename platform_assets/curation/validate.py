@@ -34,7 +34,7 @@ import pandera.polars as pa
 import polars as pl
 
 from contract.registry import SCHEMAS_DIR
-from platform_assets.curation.raw import RAW_SCHEMA, collect, decode_json
+from platform_assets.curation.raw import RAW_SCHEMA, collect, decode_json, filter_consuming
 from streaming.lake_layout import EVENT_SCHEMA
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -425,7 +425,7 @@ def _payload_failures(frame: pl.DataFrame) -> list[pl.DataFrame]:
         mask = names == name
         if not mask.any():
             continue
-        part = frame.filter(mask).select(_ROW, "payload")
+        part = frame.select(_ROW, "payload").filter(mask)
         fields, bad = decode_payloads(part, name)
         rows = part.get_column(_ROW)
         if bad:
@@ -443,18 +443,25 @@ def _payload_failures(frame: pl.DataFrame) -> list[pl.DataFrame]:
     return out
 
 
-def validate_events(raw: pl.DataFrame | pl.LazyFrame) -> ValidationResult:
+def validate_events(raw: pl.DataFrame | pl.LazyFrame, *, consume: bool = False) -> ValidationResult:
     """Split one partition's raw rows into valid and quarantined rows, with figures.
 
     Args:
-        raw: raw-zone rows (``RAW_SCHEMA``; extra columns are ignored).
+        raw: raw-zone rows (``RAW_SCHEMA``; extra columns are ignored). A ``LazyFrame`` is
+            collected here and its rows are released while ``valid`` is built.
+        consume: also release a ``DataFrame`` given as ``raw`` (it is left empty), so that
+            the partition is never held twice.
 
     Raises:
         SchemaContractError: a column is missing or has the wrong dtype.
     """
     frame = collect(raw) if isinstance(raw, pl.LazyFrame) else raw
     _check_columns(frame)
-    frame = frame.select(RAW_SCHEMA.names()).with_row_index(_ROW)
+    frame = frame.select(RAW_SCHEMA.names()).with_row_index(_ROW)  # our own frame object
+    if consume and isinstance(raw, pl.DataFrame):
+        for name in list(raw.columns):
+            raw.drop_in_place(name)
+    del raw
     rows = frame.get_column(_ROW)
     failures = pl.concat(
         [_failures(ENVELOPE_SCHEMA, frame.drop(_ROW), rows), *_payload_failures(frame)]
@@ -467,13 +474,14 @@ def validate_events(raw: pl.DataFrame | pl.LazyFrame) -> ValidationResult:
         quarantine_reasons=pl.struct("column", "check", "reason").sort_by("column", "check")
     )
     is_bad = _mask(frame.height, by_row.get_column(_ROW).to_list())
-    valid = frame.filter(~is_bad).drop(_ROW)
     quarantine = (
         frame.filter(is_bad)
         .join(by_row, on=_ROW, how="left", maintain_order="left")
         .drop(_ROW)
         .cast({"quarantine_reasons": REASONS_TYPE})
     )
+    raw_rows = frame.height
+    valid = filter_consuming(frame, ~is_bad).drop(_ROW)
     by_check = Counter(
         dict(
             reasons.group_by(pl.format("{}.{}", "column", "check").alias("k"))
@@ -484,7 +492,7 @@ def validate_events(raw: pl.DataFrame | pl.LazyFrame) -> ValidationResult:
     )
     by_type = dict(quarantine.group_by("event_type").len().sort("event_type").iter_rows())
     stats = ValidationStats(
-        raw_rows=frame.height,
+        raw_rows=raw_rows,
         valid_rows=valid.height,
         quarantined_rows=quarantine.height,
         failures_by_check=dict(sorted(by_check.items())),
