@@ -105,15 +105,15 @@ def child_polars_agg(root: Path) -> dict[str, Any]:
     import polars as pl
 
     from platform_assets.curation.dedupe import deduplicate
-    from platform_assets.curation.raw import ENGINE
+    from platform_assets.curation.raw import ENGINE, decode_json
 
     baseline = _rss_now_mb()
     began = time.perf_counter()
     day = pl.scan_parquet(_files(root, DAY)).select(_AGG_COLUMNS).collect(engine=ENGINE)
     lookback = pl.scan_parquet(_files(root, DAY - timedelta(days=1))).select(_AGG_COLUMNS[:6])
-    deduped = deduplicate(day, lookback).events
+    deduped = deduplicate(day, lookback, consume=True).events
     name = pl.col("event_name")
-    user = pl.col("context").str.json_decode(pl.Struct({"user_id": pl.String}))
+    users, _ = decode_json(deduped.get_column("context"), pl.Struct({"user_id": pl.String}))
     total = pl.element().struct
     agg = deduped.select(
         events=pl.len(),
@@ -122,7 +122,7 @@ def child_polars_agg(root: Path) -> dict[str, Any]:
         add_to_carts=(name == "add_to_cart").sum(),
         checkouts_started=(name == "checkout_started").sum(),
         purchases=(name == "purchase").sum(),
-        users=user.struct.field("user_id").drop_nulls().n_unique(),
+        users=users.struct.field("user_id").drop_nulls().n_unique(),
         revenue_eur=pl.col("money")
         .list.eval(total.field("amount_eur").filter(total.field("field") == "/total"))
         .list.sum()

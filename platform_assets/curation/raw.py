@@ -54,13 +54,29 @@ def empty_raw() -> pl.DataFrame:
     return pl.DataFrame(schema=RAW_SCHEMA)
 
 
+DECODE_BATCH = 200_000
+"""Rows decoded at once: polars holds the parsed JSON of a whole batch (several times the
+text's size), so decoding ten million contexts at once would cost gigabytes."""
+
+
 def decode_json(values: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[int]]:
     """Decode JSON strings with ``dtype``; rows whose types do not fit are null.
 
-    ``str.json_decode`` fails as a whole when one value does not fit the types, so on failure
-    the rows are bisected until the misfits are isolated. Returns the decoded Series and the
-    positions of the rows that did not decode.
+    Decodes ``DECODE_BATCH`` rows at a time. ``str.json_decode`` fails as a whole when one
+    value does not fit the types, so on failure the batch is bisected until the misfits are
+    isolated. Returns the decoded Series and the positions of the rows that did not decode.
     """
+    if len(values) > DECODE_BATCH:
+        parts, bad = [], []
+        for start in range(0, len(values), DECODE_BATCH):
+            part, part_bad = _decode(values.slice(start, DECODE_BATCH), dtype)
+            parts.append(part)
+            bad += [start + i for i in part_bad]
+        return pl.concat(parts).alias(values.name), bad
+    return _decode(values, dtype)
+
+
+def _decode(values: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[int]]:
     try:
         # Through a frame: the expression engine decodes in parallel, Series.str does not.
         decoded = values.to_frame("v").select(pl.col("v").str.json_decode(dtype))
@@ -69,8 +85,8 @@ def decode_json(values: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, list[
         if len(values) == 1:
             return pl.Series(values.name, [None], dtype=dtype), [0]
     half = len(values) // 2
-    left, bad_left = decode_json(values.slice(0, half), dtype)
-    right, bad_right = decode_json(values.slice(half), dtype)
+    left, bad_left = _decode(values.slice(0, half), dtype)
+    right, bad_right = _decode(values.slice(half), dtype)
     return left.append(right), bad_left + [half + i for i in bad_right]
 
 
