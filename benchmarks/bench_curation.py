@@ -43,6 +43,10 @@ def _rss_now_mb() -> float:
 
 
 def _peak_mb() -> float:
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -105,16 +109,28 @@ def child_polars_agg(root: Path) -> dict[str, Any]:
     import polars as pl
 
     from platform_assets.curation.dedupe import deduplicate
-    from platform_assets.curation.raw import ENGINE, decode_json
 
     baseline = _rss_now_mb()
     began = time.perf_counter()
-    day = pl.scan_parquet(_files(root, DAY)).select(_AGG_COLUMNS).collect(engine=ENGINE)
+    entry = pl.element().struct
+    # Like DuckDB's scan, derive the per-row values while reading (streaming engine, both
+    # cores), so the large context and money columns are never held.
+    day = (
+        pl.scan_parquet(_files(root, DAY))
+        .select(
+            *_AGG_COLUMNS[:7],
+            user_id=pl.col("context")
+            .str.json_decode(pl.Struct({"user_id": pl.String}))
+            .struct.field("user_id"),
+            total_eur=pl.col("money")
+            .list.eval(entry.field("amount_eur").filter(entry.field("field") == "/total"))
+            .list.sum(),
+        )
+        .collect(engine="streaming")
+    )
     lookback = pl.scan_parquet(_files(root, DAY - timedelta(days=1))).select(_AGG_COLUMNS[:6])
     deduped = deduplicate(day, lookback, consume=True).events
     name = pl.col("event_name")
-    users, _ = decode_json(deduped.get_column("context"), pl.Struct({"user_id": pl.String}))
-    total = pl.element().struct
     agg = deduped.select(
         events=pl.len(),
         page_views=(name == "page_view").sum(),
@@ -122,16 +138,12 @@ def child_polars_agg(root: Path) -> dict[str, Any]:
         add_to_carts=(name == "add_to_cart").sum(),
         checkouts_started=(name == "checkout_started").sum(),
         purchases=(name == "purchase").sum(),
-        users=users.struct.field("user_id").drop_nulls().n_unique(),
-        revenue_eur=pl.col("money")
-        .list.eval(total.field("amount_eur").filter(total.field("field") == "/total"))
-        .list.sum()
-        .sum()
-        .round(2),
+        users=pl.col("user_id").drop_nulls().n_unique(),
+        revenue_eur=pl.col("total_eur").sum().round(2),
     )
     elapsed = time.perf_counter() - began
     return {
-        "rows": day.height,
+        "rows": deduped.height,
         "total_s": elapsed,
         "baseline_mb": baseline,
         "peak_mb": _peak_mb(),

@@ -133,7 +133,7 @@ def _envelope_checks() -> dict[str, list[pa.Check]]:
             _rowwise(
                 "page_url",
                 "a page_view needs an http(s) page_url",
-                lambda c: ~page_view | pl.col(c).str.contains('"page_url":"http', literal=True),
+                lambda c: ~page_view | pl.col(c).str.contains(r'"page_url"\s*:\s*"https?://'),
             ),
         ],
         "context": [

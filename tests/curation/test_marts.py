@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+import pytest
+
+from platform_assets.curation import checks
+from platform_assets.curation.pipeline import CurationResult, curate_partition
+from tests.curation.rows import T0, frame, payload_for, row
+
+pytestmark = pytest.mark.unit
+
+DAY = date(2026, 11, 28)
+MIN = timedelta(minutes=1)
+
+
+def _shop() -> pl.DataFrame:
+    usd, usd_money = payload_for(
+        "purchase",
+        order_id="o-2",
+        items=[{"product_id": "SKU-2", "quantity": 1, "unit_price": 108.0}],
+        total=108.0,
+        currency="USD",
+    )
+    funnel = ["page_view", "product_view", "add_to_cart", "checkout_started", "purchase"]
+    rows = [row(name, at=T0 + i * MIN, user_id="u-1") for i, name in enumerate(funnel)]
+    rows += [row(name, at=T0 + i * MIN, user_id="u-2") for i, name in enumerate(funnel[:2])]
+    rows += [row(name, at=T0 + i * MIN, user_id="u-3") for i, name in enumerate(funnel[:4])]
+    rows.append(row("purchase", at=T0 + 4 * MIN, user_id="u-3", payload=usd, money=usd_money))
+    rows += [row(at=T0 + i * MIN, user_id=None, session_id="s-bot", bot=True) for i in (0, 1)]
+    rows.append(row("purchase", user_id="u-4", money=[]))  # quarantined: no EUR total
+    return frame(rows)
+
+
+def _curate(raw: pl.DataFrame) -> CurationResult:
+    previous = pl.DataFrame(
+        {
+            "user_key": ["u:u-1"],
+            "user_id": ["u-1"],
+            "first_seen_at": [T0 - timedelta(days=1)],
+            "last_seen_at": [T0 - timedelta(days=1)],
+            "country_code": ["FR"],
+            "device_class": ["mobile"],
+            "is_bot": [False],
+        }
+    )
+    dead = pl.DataFrame({"reason": ["schema_violation", "malformed", "weird"], "count": [3, 1, 1]})
+    return curate_partition(raw, DAY, dead_letters=dead, previous_users=previous)
+
+
+def test_kpis_equal_hand_computed_figures() -> None:
+    result = _curate(_shop())
+    kpi = result.agg_daily_kpis.row(0, named=True)
+    assert kpi["date"] == DAY
+    assert (kpi["raw_events"], kpi["events"], kpi["bot_events"]) == (15, 12, 2)
+    assert (kpi["sessions"], kpi["bot_sessions"]) == (3, 1)
+    assert [kpi[f"funnel_{s}"] for s in ("page_view", "product_view", "add_to_cart")] == [3, 3, 2]
+    assert (kpi["funnel_checkout_started"], kpi["funnel_purchase"]) == (2, 2)
+    assert kpi["conversion_product_view"] == 1.0
+    assert kpi["conversion_add_to_cart"] == pytest.approx(2 / 3, abs=1e-6)
+    assert kpi["conversion_purchase"] == 1.0
+    assert kpi["conversion_overall"] == pytest.approx(2 / 3, abs=1e-6)
+    # 100 EUR, plus 108 USD at 1.08 per EUR
+    assert (kpi["orders"], kpi["revenue_eur"], kpi["average_order_value_eur"]) == (2, 200.0, 100.0)
+    assert (kpi["users"], kpi["new_users"], kpi["returning_users"]) == (3, 2, 1)
+    # 15 raw rows + 5 stream dead letters reached the platform; 1 row was quarantined
+    assert kpi["dead_letters"] == 6
+    assert kpi["dead_letter_rate"] == pytest.approx(6 / 20)
+    assert kpi["dead_letter_rate_schema_violation"] == pytest.approx(3 / 20)
+    assert kpi["dead_letters_other"] == 1
+    assert kpi["dead_letter_rate_quarantined"] == pytest.approx(1 / 20)
+
+
+def test_order_lines_sessions_and_dimensions() -> None:
+    result = _curate(_shop())
+    lines = result.fct_order_lines
+    assert lines.select("order_id", "line_number", "quantity", "unit_price_eur").rows() == [
+        ("o-1", 0, 2, 50.0),
+        ("o-2", 0, 1, 100.0),
+    ]
+    assert lines.get_column("line_amount_eur").to_list() == [100.0, 100.0]
+    sessions = result.fct_sessions
+    buyer = sessions.filter(pl.col("user_key") == "u:u-1").row(0, named=True)
+    assert (buyer["events"], buyer["purchases"], buyer["revenue_eur"]) == (5, 1, 100.0)
+    assert buyer["reached_purchase"] and buyer["started_in_partition"]
+    assert buyer["duration_s"] == 240.0
+    users = result.dim_users
+    u1 = users.filter(pl.col("user_key") == "u:u-1").row(0, named=True)
+    assert u1["first_seen_at"] == T0 - timedelta(days=1)
+    assert u1["country_code"] == "DE"  # the latest sighting wins
+    products = result.dim_products
+    assert set(products.get_column("product_id")) == {"SKU-1", "SKU-2"}
+    assert products.filter(pl.col("product_id") == "SKU-1").row(0, named=True)["price_eur"] == 50.0
+    date_row = result.dim_date.row(0, named=True)
+    assert (date_row["date_key"], date_row["is_weekend"], date_row["iso_week"]) == (
+        20261128,
+        True,
+        48,
+    )
+
+
+def test_re_running_a_partition_gives_identical_marts() -> None:
+    raw = _shop()
+    first = _curate(raw)
+    second = _curate(raw.sample(fraction=1.0, shuffle=True, seed=2))
+    for name, table in first.marts().items():
+        assert table.equals(second.marts()[name]), name
+
+
+def test_mart_keys_and_references_hold() -> None:
+    r = _curate(_shop())
+    assert checks.check_unique(r.fct_events, ["event_id"]).passed
+    assert checks.check_unique(r.fct_sessions, ["session_id", "session_date"]).passed
+    assert checks.check_unique(r.fct_order_lines, ["order_id", "line_number"]).passed
+    assert checks.check_referential_integrity(r.fct_events, r.dim_users, "user_key").passed
+    assert checks.check_referential_integrity(
+        r.fct_order_lines, r.dim_products, "product_id"
+    ).passed
