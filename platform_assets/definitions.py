@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import dagster as dg
 
+from platform_assets.assets.lake.curated import CURATED_ASSETS, validated_events
+from platform_assets.assets.lake.raw_zone import raw_zone_asset
 from platform_assets.assets.streaming.topics import topic_assets
 from platform_assets.resources import resources_for
+from platform_assets.sensors.raw_zone import raw_zone_sensor
 from resources.settings import PlatformSettings
 
 
 def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*topic_assets(settings.topics)],
+        assets=[*topic_assets(settings.topics), raw_zone_asset(settings.s3), *CURATED_ASSETS],
+        sensors=[
+            raw_zone_sensor(settings.s3, dg.AssetSelection.assets(validated_events)),
+            dg.AutomationConditionSensorDefinition(
+                "curated_automation",
+                target=dg.AssetSelection.all(),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=30,
+            ),
+        ],
         resources=resources_for(settings),
     )
 

@@ -15,32 +15,16 @@ import http.server
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from enrichment.config import EnrichmentOptions
-from ingestion.core.auth import new_key
-from ingestion.core.config import ApiKey, CollectorOptions
-from ingestion.producers.config import ProducerOptions
-from ingestion.producers.emitter import Emitter, EmitterStats
-from ingestion.producers.sources import ClickstreamSource
-from ingestion.producers.spool import SqliteSpool
-from ingestion.producers.transports import make_transport
-from resources.kafka import make_kafka_admin
-from resources.s3 import ensure_buckets
-from resources.settings import KafkaSettings, OpenSearchSettings, PlatformSettings, TopicNames
-from resources.topics import ensure_topics, platform_topics
+from resources.settings import PlatformSettings
+from stack.config import StackSettings
 from stack.manager import Stack
-from stack.processes import Pipeline, PipelineSettings
-from streaming.batch_loader import BatchLoaderOptions
-from streaming.enricher import EnricherOptions
-from streaming.realtime_loader import RealtimeLoaderOptions
 from streaming.reconcile import Reconciler, Reconciliation
-from tests.ingestion.conftest import free_port
+from tests.pipeline_rig import Feed, Rig, settle, start_rig
 from tests.private_servers import private_stack_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -50,107 +34,26 @@ Fault = Callable[[Reconciler], None]
 RATE = 500.0  # events/s: the fault lands while events flow
 
 
-@dataclass
-class Rig:
-    stack: Stack
-    pipeline: Pipeline
-    settings: PipelineSettings
-    key: str
-    work: Path
-
-
 @pytest.fixture(scope="module")
-def rig(kafka: PlatformSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+def private(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Stack, StackSettings, Path]]:
+    """A SeaweedFS and an OpenSearch of the module's own: the tests stop and restart them."""
     work = tmp_path_factory.mktemp("faults")
     servers = private_stack_settings(work / "state")
     stack = Stack(servers)
     stack.up(["seaweedfs", "opensearch"])
-    run = f"faults-{uuid.uuid4().hex[:8]}"
-    key, key_hash = new_key()
-    topics = TopicNames(
-        raw=f"{run}.raw",
-        collector_dlq=f"{run}.raw.dlq",
-        enriched=f"{run}.enriched",
-        enriched_dlq=f"{run}.enriched.dlq",
-        loader_dlq=f"{run}.loader.dlq",
-    )
-    settings = PipelineSettings(
-        kafka=KafkaSettings(bootstrap_servers=kafka.kafka.bootstrap_servers, partitions=3),
-        topics=topics,
-        s3=servers.s3.model_copy(update={"raw_prefix": f"{run}/"}),
-        opensearch=OpenSearchSettings(url=servers.opensearch.url, index_prefix=run),
-        collector=CollectorOptions(
-            port=free_port(),
-            grpc_port=0,
-            workers=1,
-            api_keys=[ApiKey(producer="faults", sha256=key_hash)],
-        ),
-        enrichment=EnrichmentOptions(port=free_port()),
-        enricher=EnricherOptions(
-            group_id=f"{run}-enricher",
-            batch_size=200,
-            request_timeout_s=1.5,
-            backoff_cap_s=1.0,
-            breaker_reset_s=2.0,
-            dead_letter_after_s=600,  # no outage here lasts that long: nothing may be dead-lettered
-        ),
-        realtime_loader=RealtimeLoaderOptions(
-            group_id=f"{run}-realtime", batch_size=200, retry_backoff_max_s=2.0
-        ),
-        batch_loader=BatchLoaderOptions(
-            group_id=f"{run}-batch",
-            flush_max_events=300,
-            flush_max_age_s=2.0,
-            commit_interval_s=1.0,
-            retry_backoff_max_s=2.0,
-        ),
-    )
-    ensure_topics(make_kafka_admin(settings.kafka), platform_topics(topics, settings.kafka))
-    ensure_buckets(settings.s3)
-    pipeline = Pipeline(settings, work / "logs", inherit_env=False)
-    pipeline.start()
-    yield Rig(stack, pipeline, settings, key, work)
-    pipeline.stop()
+    yield stack, servers, work
     stack.down(["opensearch", "seaweedfs"])
 
 
-class Feed:
-    """Events sent over HTTP at a fixed rate, in a thread, by the platform's own producer."""
-
-    def __init__(self, rig: Rig, events: int = EVENTS, rate: float = RATE) -> None:
-        options = ProducerOptions(
-            collector_url=rig.pipeline.collector_url, api_key=rig.key, max_retries=30
-        )
-        spool = SqliteSpool(rig.work / f"spool-{uuid.uuid4().hex}.sqlite")
-        self.emitter = Emitter.from_options(
-            make_transport("rest", options), spool, options, rate=rate
-        )
-        source = ClickstreamSource(users=200, seed=int(time.time()), bad_share=0.05)
-        self.stats: EmitterStats | None = None
-        self._thread = threading.Thread(
-            target=lambda: setattr(self, "stats", self.emitter.run(source, events))
-        )
-
-    def start(self) -> Feed:
-        self._thread.start()
-        return self
-
-    def join(self, timeout: float = 120) -> EmitterStats:
-        self._thread.join(timeout)
-        assert self.stats is not None, "the producer did not finish"
-        return self.stats
-
-
-def settle(reconciler: Reconciler, rig: Rig, timeout: float = 240) -> Reconciliation:
-    """Wait until every accepted event has reached all its destinations (or time runs out)."""
-    deadline = time.monotonic() + timeout
-    result = reconciler.collect()
-    while not result.settled and time.monotonic() < deadline:
-        dead = [p.name for p in rig.pipeline if not p.running()]
-        assert not dead, f"{dead} exited: {rig.pipeline[dead[0]].log_tail()}"
-        time.sleep(1)
-        result = reconciler.collect()
-    return result
+@pytest.fixture(scope="module")
+def rig(kafka: PlatformSettings, private: tuple[Stack, StackSettings, Path]) -> Iterator[Rig]:
+    _, servers, work = private
+    # No outage here lasts long enough to dead-letter anything.
+    rig = start_rig(kafka, servers, work, enricher_dead_letter_after_s=600)
+    yield rig
+    rig.pipeline.stop()
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -163,7 +66,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
 def run_with_fault(rig: Rig, fault: Fault) -> Reconciliation:
     """Send events, apply ``fault`` mid-stream, recover, and return the reconciliation."""
     with Reconciler(rig.settings) as reconciler:
-        feed = Feed(rig).start()
+        feed = Feed(rig, EVENTS, RATE).start()
         fault(reconciler)
         stats = feed.join()
         result = settle(reconciler, rig)
@@ -264,27 +167,29 @@ def test_enrichment_api_answers_500_for_a_while(rig: Rig) -> None:
     run_with_fault(rig, fault)
 
 
-def test_opensearch_stopped_for_a_while(rig: Rig) -> None:
+def test_opensearch_stopped_for_a_while(
+    rig: Rig, private: tuple[Stack, StackSettings, Path]
+) -> None:
     def fault(reconciler: Reconciler) -> None:
         wait_until(
             lambda: progressed(reconciler, lambda r: sum(r.indexed_events.values())),
             60,
             "indexing",
         )
-        rig.stack.down(["opensearch"])
+        private[0].down(["opensearch"])
         time.sleep(6)
-        rig.stack.up(["opensearch"])
+        private[0].up(["opensearch"])
 
     run_with_fault(rig, fault)
 
 
-def test_s3_stopped_for_a_while(rig: Rig) -> None:
+def test_s3_stopped_for_a_while(rig: Rig, private: tuple[Stack, StackSettings, Path]) -> None:
     def fault(reconciler: Reconciler) -> None:
         wait_until(
             lambda: progressed(reconciler, lambda r: sum(r.lake_rows.values())), 60, "the lake"
         )
-        rig.stack.down(["seaweedfs"])
+        private[0].down(["seaweedfs"])
         time.sleep(6)
-        rig.stack.up(["seaweedfs"])
+        private[0].up(["seaweedfs"])
 
     run_with_fault(rig, fault)

@@ -1,0 +1,293 @@
+"""The curated lake: validate, deduplicate, sessionise, model — one event date per partition.
+
+Each asset wraps one step of ``platform_assets.curation`` and is stored as an Iceberg table by
+the lake IO manager (key ``iceberg/<namespace>/<table>``), partitioned by ``event_date``, so
+re-materialising a partition replaces its rows and never duplicates them. Checks that guard
+correctness run inside the step that produces the data, for exactly the partition that ran,
+and are blocking: downstream does not materialise on bad data.
+
+The chain starts from the raw-zone sensor (``validated_events``); the rest follows through
+declarative automation (``AutomationCondition.eager``), and the daily schedule re-runs the
+marts of the day before.
+"""
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from platform_assets.assets.lake.raw_zone import RAW_EVENTS
+from platform_assets.curation import checks, marts
+from platform_assets.curation.dedupe import deduplicate
+from platform_assets.curation.sessions import sessionise
+from platform_assets.curation.validate import validate_events
+from platform_assets.partitions import daily
+from platform_assets.resources import RawZoneResource
+
+PARTITION_COLUMN = "event_date"
+PARTITIONED = {"partition_expr": PARTITION_COLUMN}
+PREVIOUS_AND_CURRENT_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0)
+FOLLOW = dg.AutomationCondition.eager()
+GROUP = "curated"
+
+
+def key(namespace: str, table: str) -> dg.AssetKey:
+    return dg.AssetKey(["iceberg", namespace, table])
+
+
+VALIDATED = key("staging", "validated_events")
+QUARANTINED = key("staging", "quarantined_events")
+DEDUPLICATED = key("staging", "deduplicated_events")
+STG_EVENTS = key("staging", "stg_events")
+
+
+def _day(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> date:
+    return date.fromisoformat(context.partition_key)
+
+
+def _signed(dtype: Any) -> Any:
+    """``dtype`` with unsigned integers widened to signed ones: Iceberg has no unsigned types."""
+    if dtype in (pl.UInt8, pl.UInt16):
+        return pl.Int32()
+    if dtype in (pl.UInt32, pl.UInt64):
+        return pl.Int64()
+    if isinstance(dtype, pl.List):
+        return pl.List(_signed(dtype.inner))
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct({f.name: _signed(f.dtype) for f in dtype.fields})
+    return dtype
+
+
+def _with_partition(frame: pl.DataFrame, day: date) -> pl.DataFrame:
+    """The frame as its Iceberg table stores it: signed integers, and the partition column."""
+    casts = {name: _signed(dtype) for name, dtype in frame.schema.items()}
+    changed: dict[str, Any] = {n: t for n, t in casts.items() if t != frame.schema[n]}
+    return frame.with_columns(
+        *(pl.col(n).cast(t) for n, t in changed.items()), pl.lit(day).alias(PARTITION_COLUMN)
+    )
+
+
+def _split(frame: pl.DataFrame, day: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The partition's rows, and the rows of the days before it (the lookback)."""
+    current = pl.col(PARTITION_COLUMN) == day
+    return frame.filter(current).drop(PARTITION_COLUMN), frame.filter(~current).drop(
+        PARTITION_COLUMN
+    )
+
+
+def _table_metadata(frame: pl.DataFrame, **extra: Any) -> dict[str, Any]:
+    with pl.Config(
+        tbl_formatting="MARKDOWN",
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_cols=12,
+        fmt_str_lengths=40,
+    ):
+        preview = str(frame.head(5)) if frame.height else "(empty)"
+    return {
+        "dagster/row_count": frame.height,
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+        ),
+        "preview": dg.MetadataValue.md(preview),
+        **extra,
+    }
+
+
+def _check(spec_key: dg.AssetKey, name: str, outcome: checks.CheckOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=spec_key,
+        check_name=name,
+        passed=outcome.passed,
+        description=outcome.description or None,
+        metadata={
+            k: dg.MetadataValue.json(v) if isinstance(v, dict | list) else v
+            for k, v in outcome.metadata.items()
+        },
+    )
+
+
+@dg.multi_asset(
+    outs={
+        "validated_events": dg.AssetOut(
+            key=VALIDATED,
+            metadata=PARTITIONED,
+            description="Raw-zone rows that passed the envelope schema (pandera) and their "
+            "event type's payload checks.",
+            group_name=GROUP,
+            kinds={"iceberg", "polars"},
+        ),
+        "quarantined_events": dg.AssetOut(
+            key=QUARANTINED,
+            metadata=PARTITIONED,
+            description="Raw-zone rows that failed validation, with every reason "
+            "(column, check); never dropped silently.",
+            group_name=GROUP,
+            kinds={"iceberg", "polars"},
+        ),
+    },
+    deps=[RAW_EVENTS],
+    partitions_def=daily,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "raw_equals_valid_plus_quarantined",
+            asset=VALIDATED,
+            blocking=True,
+            description="Every raw row of the partition is either valid or quarantined.",
+        )
+    ],
+)
+def validated_events(
+    context: dg.AssetExecutionContext, raw_zone: RawZoneResource
+) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+    day = _day(context)
+    raw, objects = raw_zone.read(day.isoformat())
+    result = validate_events(raw)
+    stats = result.stats.as_metadata()
+    yield dg.Output(
+        _with_partition(result.valid, day),
+        output_name="validated_events",
+        metadata=_table_metadata(
+            result.valid,
+            raw_objects=len(objects),
+            validation=dg.MetadataValue.json(stats),
+        ),
+    )
+    yield dg.Output(
+        _with_partition(result.quarantine, day),
+        output_name="quarantined_events",
+        metadata=_table_metadata(
+            result.quarantine,
+            failures_by_check=dg.MetadataValue.json(stats["failures_by_check"]),
+        ),
+    )
+    yield _check(
+        VALIDATED,
+        "raw_equals_valid_plus_quarantined",
+        checks.check_validation_reconciles(raw.height, result),
+    )
+
+
+@dg.asset(
+    key=DEDUPLICATED,
+    ins={"validated": dg.AssetIn(VALIDATED, partition_mapping=PREVIOUS_AND_CURRENT_DAY)},
+    partitions_def=daily,
+    metadata=PARTITIONED,
+    automation_condition=FOLLOW,
+    group_name=GROUP,
+    kinds={"iceberg", "polars"},
+    description="Validated events once per event_id: the earliest received copy wins; the "
+    "day before is the lookback that catches late and replayed copies.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "removed_only_duplicates",
+            asset=DEDUPLICATED,
+            blocking=True,
+            description="Every removed row shares its event_id with a kept one.",
+        )
+    ],
+)
+def deduplicated_events(
+    context: dg.AssetExecutionContext, validated: pl.DataFrame
+) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+    day = _day(context)
+    current, lookback = _split(validated, day)
+    result = deduplicate(current, lookback)
+    yield dg.Output(
+        _with_partition(result.events, day),
+        metadata=_table_metadata(
+            result.events, dedup=dg.MetadataValue.json(result.stats.as_metadata())
+        ),
+    )
+    yield _check(
+        DEDUPLICATED,
+        "removed_only_duplicates",
+        checks.check_dedup_removed_only_duplicates(current, result, lookback),
+    )
+
+
+@dg.asset(
+    key=STG_EVENTS,
+    ins={"deduplicated": dg.AssetIn(DEDUPLICATED, partition_mapping=PREVIOUS_AND_CURRENT_DAY)},
+    partitions_def=daily,
+    metadata=PARTITIONED,
+    automation_condition=FOLLOW,
+    group_name=GROUP,
+    kinds={"iceberg", "polars"},
+    description="Deduplicated events with sessions (30-minute inactivity gap), user and "
+    "device attributes, and typed payload fields: the staging table of the marts.",
+    check_specs=[
+        dg.AssetCheckSpec("event_id_unique", asset=STG_EVENTS, blocking=True),
+        dg.AssetCheckSpec("keys_not_null", asset=STG_EVENTS, blocking=True),
+    ],
+)
+def stg_events(
+    context: dg.AssetExecutionContext, deduplicated: pl.DataFrame
+) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+    day = _day(context)
+    current, lookback = _split(deduplicated, day)
+    sessions = sessionise(current, lookback)
+    stg = marts.stage_events(sessions.events)
+    yield dg.Output(
+        _with_partition(stg, day),
+        metadata=_table_metadata(stg, sessions=dg.MetadataValue.json(sessions.stats.as_metadata())),
+    )
+    yield _check(STG_EVENTS, "event_id_unique", checks.check_unique(stg, ["event_id"]))
+    yield _check(
+        STG_EVENTS,
+        "keys_not_null",
+        checks.check_not_null(stg, ["event_id", "event_timestamp", "session_id", "user_key"]),
+    )
+
+
+def _mart(name: str, description: str, build: Any, keys: list[str]) -> dg.AssetsDefinition:
+    asset_key = key("marts", name)
+
+    @dg.asset(
+        key=asset_key,
+        ins={"stg": dg.AssetIn(STG_EVENTS)},
+        partitions_def=daily,
+        metadata=PARTITIONED,
+        automation_condition=FOLLOW,
+        group_name="marts",
+        kinds={"iceberg", "polars"},
+        description=description,
+        check_specs=[dg.AssetCheckSpec("key_unique", asset=asset_key, blocking=True)],
+    )
+    def mart(
+        context: dg.AssetExecutionContext, stg: pl.DataFrame
+    ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+        day = _day(context)
+        frame = build(stg, day)
+        yield dg.Output(_with_partition(frame, day), metadata=_table_metadata(frame))
+        yield _check(asset_key, "key_unique", checks.check_unique(frame, keys))
+
+    return mart
+
+
+fct_events = _mart(
+    "fct_events", "One row per event.", lambda stg, day: marts.fct_events(stg), ["event_id"]
+)
+fct_sessions = _mart(
+    "fct_sessions",
+    "One row per session and day: duration, events, funnel steps reached, revenue.",
+    lambda stg, day: marts.fct_sessions(stg, day),
+    ["session_id", "session_date"],
+)
+fct_order_lines = _mart(
+    "fct_order_lines",
+    "One row per line of a purchase, with EUR amounts.",
+    lambda stg, day: marts.fct_order_lines(stg),
+    ["order_id", "line_number"],
+)
+
+CURATED_ASSETS = [
+    validated_events,
+    deduplicated_events,
+    stg_events,
+    fct_events,
+    fct_sessions,
+    fct_order_lines,
+]
