@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from platform_assets.assets.lake.curated import CURATED_ASSETS, validated_events
+from platform_assets.assets.lake.curated import (
+    CURATED_ASSETS,
+    daily_marts_job,
+    daily_marts_schedule,
+    validated_events,
+)
 from platform_assets.assets.lake.raw_zone import raw_zone_asset
 from platform_assets.assets.streaming.topics import topic_assets
 from platform_assets.resources import resources_for
@@ -24,6 +29,8 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
                 minimum_interval_seconds=30,
             ),
         ],
+        jobs=[daily_marts_job],
+        schedules=[daily_marts_schedule],
         resources=resources_for(settings),
     )
 

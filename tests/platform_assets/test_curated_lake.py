@@ -8,6 +8,7 @@ Iceberg catalog, and the figures must agree with the raw zone row for row.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ class Loaded:
     rig: Rig
     settings: PlatformSettings
     raw: dict[str, pl.DataFrame]  # event date -> its raw-zone rows
+    dead_letter_reasons: Counter[str]  # the enricher's dead letters of the run, by reason
 
 
 def _raw_zone(settings: PlatformSettings) -> RawZoneResource:
@@ -58,12 +60,14 @@ def loaded(
     work = tmp_path_factory.mktemp("curated")
     rig = start_rig(kafka, s3, work)
     start = datetime.now(UTC) - timedelta(hours=3)
+    reasons: Counter[str] = Counter()
     try:
         for events in (EVENTS, RESENT):  # the second round repeats the first RESENT events
             with Reconciler(rig.settings) as reconciler:
                 Feed(rig, events, None, seed=11, start=start).start().join()
                 result = settle(reconciler, rig)
             assert result.settled, result.problems()
+            reasons += result.enriched_dead_letter_reasons
     finally:
         rig.pipeline.stop()
     settings = PlatformSettings(
@@ -76,7 +80,7 @@ def loaded(
     zone = _raw_zone(settings)
     days = {d.isoformat() for d in (start.date(), (start + timedelta(hours=1)).date())}
     raw = {day: zone.read(day)[0] for day in sorted(days)}
-    yield Loaded(rig, settings, {day: rows for day, rows in raw.items() if rows.height})
+    yield Loaded(rig, settings, {day: rows for day, rows in raw.items() if rows.height}, reasons)
 
 
 def materialize(loaded: Loaded, day: str) -> dg.ExecuteInProcessResult:
@@ -124,6 +128,24 @@ def test_the_chain_accounts_for_every_raw_row_and_removes_true_duplicates(
         facts = table(loaded, "marts.fct_events", day)
         assert stg.height == deduplicated.height == facts.height
         assert stg["session_id"].null_count() == 0
+
+        kpis = table(loaded, "marts.agg_daily_kpis", day)
+        assert kpis.height == 1
+        row = kpis.row(0, named=True)
+        assert row["raw_events"] == raw.height
+        assert row["duplicates_removed"] == valid.height - deduplicated.height
+        lines = table(loaded, "marts.fct_order_lines", day)
+        assert row["purchases"] == stg.filter(pl.col("event_name") == "purchase").height
+        assert lines.height >= row["orders"] > 0
+        assert row["sessions"] > 0 and row["users"] > 0
+        dim_users = pl.from_arrow(
+            make_catalog(loaded.settings).load_table("marts.dim_users").scan().to_arrow()
+        )
+        assert isinstance(dim_users, pl.DataFrame)
+        assert set(stg["user_key"]) <= set(dim_users["user_key"])
+        dead_letters = loaded.dead_letter_reasons
+        if day == datetime.now(UTC).date().isoformat():  # dead letters are indexed by day failed
+            assert row["dead_letters_schema_violation"] == dead_letters["schema_violation"] > 0
 
     # The resent events that passed validation are the only duplicates in the raw zone.
     all_raw = pl.concat(loaded.raw.values())

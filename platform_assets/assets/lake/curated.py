@@ -23,8 +23,10 @@ from platform_assets.curation import checks, marts
 from platform_assets.curation.dedupe import deduplicate
 from platform_assets.curation.sessions import sessionise
 from platform_assets.curation.validate import validate_events
-from platform_assets.partitions import daily
+from platform_assets.partitions import FIRST_DAY, daily
 from platform_assets.resources import RawZoneResource
+from resources.dagster_resources import OpenSearchResource
+from streaming.search_indices import DEADLETTERS, index_name
 
 PARTITION_COLUMN = "event_date"
 PARTITIONED = {"partition_expr": PARTITION_COLUMN}
@@ -283,6 +285,138 @@ fct_order_lines = _mart(
     ["order_id", "line_number"],
 )
 
+
+DIM_USERS = key("marts", "dim_users")
+DIM_PRODUCTS = key("marts", "dim_products")
+
+
+def _dimension_output(
+    asset_key: dg.AssetKey, frame: pl.DataFrame, keys: list[str]
+) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+    yield dg.Output(frame, metadata=_table_metadata(frame))
+    yield _check(asset_key, "key_unique", checks.check_unique(frame, keys))
+
+
+@dg.asset(
+    key=DIM_USERS,
+    ins={"stg": dg.AssetIn(STG_EVENTS)},
+    automation_condition=FOLLOW,
+    group_name="marts",
+    kinds={"iceberg", "polars"},
+    description="One row per user (logged-in id, else device or anonymous session): first "
+    "and last seen, latest country and device class, whether a bot. Rebuilt from every "
+    "partition of stg_events.",
+    check_specs=[dg.AssetCheckSpec("key_unique", asset=DIM_USERS, blocking=True)],
+)
+def dim_users(stg: pl.DataFrame) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+    yield from _dimension_output(
+        DIM_USERS, marts.dim_users(stg.drop(PARTITION_COLUMN)), ["user_key"]
+    )
+
+
+@dg.asset(
+    key=DIM_PRODUCTS,
+    ins={"stg": dg.AssetIn(STG_EVENTS), "order_lines": dg.AssetIn(key("marts", "fct_order_lines"))},
+    automation_condition=FOLLOW,
+    group_name="marts",
+    kinds={"iceberg", "polars"},
+    description="One row per product, attributes from its latest sighting, EUR price. "
+    "Rebuilt from every partition.",
+    check_specs=[dg.AssetCheckSpec("key_unique", asset=DIM_PRODUCTS, blocking=True)],
+)
+def dim_products(
+    stg: pl.DataFrame, order_lines: pl.DataFrame
+) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+    frame = marts.dim_products(stg.drop(PARTITION_COLUMN), order_lines.drop(PARTITION_COLUMN))
+    yield from _dimension_output(DIM_PRODUCTS, frame, ["product_id"])
+
+
+@dg.asset(
+    key=key("marts", "dim_date"),
+    group_name="marts",
+    kinds={"iceberg", "polars"},
+    description="One row per calendar day from the first partition to a year ahead.",
+)
+def dim_date() -> dg.Output[pl.DataFrame]:
+    start = date.fromisoformat(FIRST_DAY)
+    frame = marts.dim_date(start, date.today().replace(year=date.today().year + 1))
+    return dg.Output(frame, metadata=_table_metadata(frame))
+
+
+KPIS = key("marts", "agg_daily_kpis")
+# New users are those not seen in the 30 days before: the window the KPIs look back over.
+USER_LOOKBACK = dg.TimeWindowPartitionMapping(
+    start_offset=-30, end_offset=0, allow_nonexistent_upstream_partitions=True
+)
+
+
+@dg.asset(
+    key=KPIS,
+    ins={
+        "stg": dg.AssetIn(STG_EVENTS, partition_mapping=USER_LOOKBACK),
+        "sessions": dg.AssetIn(key("marts", "fct_sessions")),
+        "validated": dg.AssetIn(VALIDATED),
+        "quarantined": dg.AssetIn(QUARANTINED),
+        "deduplicated": dg.AssetIn(DEDUPLICATED),
+    },
+    partitions_def=daily,
+    metadata=PARTITIONED,
+    automation_condition=FOLLOW,
+    group_name="marts",
+    kinds={"iceberg", "polars"},
+    description="One row per day: sessions, funnel conversion, revenue (EUR), new and "
+    "returning users, and the dead-letter rate by reason (stream dead letters from the "
+    "search store, plus the lake's quarantine).",
+    check_specs=[dg.AssetCheckSpec("one_row", asset=KPIS, blocking=True)],
+)
+def agg_daily_kpis(
+    context: dg.AssetExecutionContext,
+    opensearch: OpenSearchResource,
+    stg: pl.DataFrame,
+    sessions: pl.DataFrame,
+    validated: pl.DataFrame,
+    quarantined: pl.DataFrame,
+    deduplicated: pl.DataFrame,
+) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+    day = _day(context)
+    current, earlier = _split(stg, day)
+    users = marts.dim_users(current, marts.dim_users(earlier) if earlier.height else None)
+    users = users.filter(pl.col("user_key").is_in(current.get_column("user_key").unique()))
+    frame = marts.agg_daily_kpis(
+        day,
+        current,
+        sessions.drop(PARTITION_COLUMN),
+        users,
+        raw_events=validated.height + quarantined.height,
+        quarantined_events=quarantined.height,
+        duplicates_removed=validated.height - deduplicated.height,
+        dead_letters=dead_letters_by_reason(opensearch, day),
+    )
+    yield dg.Output(_with_partition(frame, day), metadata=_table_metadata(frame))
+    yield dg.AssetCheckResult(
+        asset_key=KPIS,
+        check_name="one_row",
+        passed=frame.height == 1,
+        metadata={"rows": frame.height},
+    )
+
+
+def dead_letters_by_reason(opensearch: OpenSearchResource, day: date) -> pl.DataFrame:
+    """The stream's dead letters of ``day`` by failure type, from the real-time store."""
+    index = index_name(opensearch.index_prefix, DEADLETTERS, day)
+    answer = opensearch.get_client().search(
+        index=index,
+        body={"size": 0, "aggs": {"reasons": {"terms": {"field": "failure_type", "size": 50}}}},
+        ignore_unavailable=True,
+        allow_no_indices=True,
+    )
+    buckets = answer.get("aggregations", {}).get("reasons", {}).get("buckets", [])
+    return pl.DataFrame(
+        {"reason": [b["key"] for b in buckets], "count": [b["doc_count"] for b in buckets]},
+        schema={"reason": pl.String, "count": pl.Int64},
+    )
+
+
 CURATED_ASSETS = [
     validated_events,
     deduplicated_events,
@@ -290,4 +424,18 @@ CURATED_ASSETS = [
     fct_events,
     fct_sessions,
     fct_order_lines,
+    dim_users,
+    dim_products,
+    dim_date,
+    agg_daily_kpis,
 ]
+
+MARTS = dg.AssetSelection.groups("marts")
+daily_marts_job = dg.define_asset_job("daily_marts", selection=MARTS, partitions_def=daily)
+# Late events keep arriving for a while: at 01:30 UTC the marts of the day before are rebuilt.
+daily_marts_schedule = dg.build_schedule_from_partitioned_job(
+    daily_marts_job,
+    hour_of_day=1,
+    minute_of_hour=30,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
