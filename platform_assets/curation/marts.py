@@ -194,10 +194,6 @@ def fct_events(stg: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _first_in_session(column: str) -> pl.Expr:
-    return pl.col(column).get(pl.col("session_event_number").arg_min())
-
-
 def fct_sessions(stg: pl.DataFrame, day: date) -> pl.DataFrame:
     """The partition's part of every session: counts, funnel steps, revenue, duration.
 
@@ -205,29 +201,46 @@ def fct_sessions(stg: pl.DataFrame, day: date) -> pl.DataFrame:
     by the KPIs of the day it started; here it shows what happened in this partition.
     """
     name = pl.col("event_name")
-    steps = {f"reached_{step}": (name == step).any() for step in FUNNEL}
+    # Plain column aggregations only (the fast group-by paths): the per-step indicators are
+    # computed on the rows first. stg is in time order, so first() is the earliest event.
+    counts = {
+        "page_views": "page_view",
+        "product_views": "product_view",
+        "add_to_carts": "add_to_cart",
+        "checkouts_started": "checkout_started",
+        "purchases": "purchase",
+    }
     out = (
         stg.lazy()
         .filter(pl.col("session_id").is_not_null())
+        .select(
+            "session_id",
+            "user_key",
+            "user_id",
+            "session_started_at",
+            "event_timestamp",
+            "device_class",
+            "country_code",
+            "is_bot",
+            "session_event_number",
+            *[(name == step).cast(pl.UInt32).alias(f"_{step}") for step in FUNNEL],
+            _revenue=pl.when(name == "purchase").then(pl.col("amount_eur")),
+        )
         .group_by("session_id")
         .agg(
             user_key=pl.col("user_key").first(),
-            user_id=pl.col("user_id").drop_nulls().min(),
+            user_id=pl.col("user_id").min(),
             started_at=pl.col("session_started_at").min(),
             first_event_at=pl.col("event_timestamp").min(),
             last_event_at=pl.col("event_timestamp").max(),
             events=pl.len().cast(pl.UInt32),
-            page_views=(name == "page_view").sum().cast(pl.UInt32),
-            product_views=(name == "product_view").sum().cast(pl.UInt32),
-            add_to_carts=(name == "add_to_cart").sum().cast(pl.UInt32),
-            checkouts_started=(name == "checkout_started").sum().cast(pl.UInt32),
-            purchases=(name == "purchase").sum().cast(pl.UInt32),
-            revenue_eur=pl.col("amount_eur").filter(name == "purchase").sum(),
-            device_class=_first_in_session("device_class"),
-            country_code=_first_in_session("country_code"),
-            is_bot=pl.col("is_bot").any(),
+            **{column: pl.col(f"_{step}").sum() for column, step in counts.items()},
+            revenue_eur=pl.col("_revenue").sum(),
+            device_class=pl.col("device_class").first(),
+            country_code=pl.col("country_code").first(),
+            is_bot=pl.col("is_bot").max(),
             started_in_partition=pl.col("session_event_number").min() == 1,
-            **steps,
+            **{f"reached_{step}": pl.col(f"_{step}").max() > 0 for step in FUNNEL},
         )
     )
     # Funnel steps are nested: a session reaches a step only if it reached the one before.
@@ -352,16 +365,16 @@ def dim_users(
     ``country_code`` and ``device_class`` are those of the user's latest event; ``is_bot`` is
     true when any of the user's events was a bot's.
     """
-    latest = pl.col("event_timestamp").arg_max()  # stg is in time order: ties, first id
+    # stg is in time order (then event id), so last() is the user's latest event.
     current = (
         stg.lazy()
         .group_by("user_key")
         .agg(
-            user_id=pl.col("user_id").drop_nulls().min(),
-            first_seen_at=pl.col("event_timestamp").min(),
-            last_seen_at=pl.col("event_timestamp").max(),
-            country_code=pl.col("country_code").get(latest),
-            device_class=pl.col("device_class").get(latest),
+            user_id=pl.col("user_id").min(),
+            first_seen_at=pl.col("event_timestamp").first(),
+            last_seen_at=pl.col("event_timestamp").last(),
+            country_code=pl.col("country_code").last(),
+            device_class=pl.col("device_class").last(),
             is_bot=pl.col("is_bot").any(),
         )
         .collect(engine=ENGINE)
@@ -405,18 +418,14 @@ def dim_products(
             last_seen_at=pl.col("event_timestamp").max(),
         )
     )
+    # stg is in time order (then event id): last() is a product's latest view.
     latest = (
         stg.lazy()
         .filter(pl.col("event_name") == "product_view")
-        .sort("product_id", "event_timestamp", "event_id", descending=[False, True, True])
-        .unique("product_id", keep="first", maintain_order=True)
-        .select(
-            "product_id",
-            "product_name",
-            "category",
-            "price",
-            "currency",
-            price_eur=pl.col("amount_eur"),
+        .group_by("product_id")
+        .agg(
+            pl.col("product_name", "category", "price", "currency").last(),
+            price_eur=pl.col("amount_eur").last(),
         )
     )
     current = span.join(latest, on="product_id", how="left").collect(engine=ENGINE)
