@@ -7,6 +7,7 @@ import pytest
 
 from platform_assets.curation import checks
 from platform_assets.curation.pipeline import CurationResult, curate_partition
+from platform_assets.curation.raw import empty_raw
 from tests.curation.rows import T0, frame, payload_for, row
 
 pytestmark = pytest.mark.unit
@@ -117,3 +118,27 @@ def test_mart_keys_and_references_hold() -> None:
     assert checks.check_referential_integrity(
         r.fct_order_lines, r.dim_products, "product_id"
     ).passed
+
+
+def test_an_empty_partition_gives_empty_marts_with_the_same_schemas() -> None:
+    full = _curate(_shop())
+    empty = curate_partition(empty_raw(), DAY)
+    for name, table in empty.marts().items():
+        assert table.schema == full.marts()[name].schema, name
+    assert empty.agg_daily_kpis.row(0, named=True)["sessions"] == 0
+    assert empty.fct_events.height == 0
+
+
+def test_without_keep_frames_the_chain_gives_the_same_marts() -> None:
+    raw = _shop()
+    kept = _curate(raw)
+    assert kept.validated is not None and kept.deduplicated is not None
+    lean = curate_partition(
+        raw.lazy(),
+        DAY,
+        dead_letters=pl.DataFrame({"reason": ["schema_violation"], "count": [3]}),
+        keep_frames=False,
+    )
+    assert lean.validated is None
+    assert lean.fct_events.equals(kept.fct_events)
+    assert lean.fct_order_lines.equals(kept.fct_order_lines)
