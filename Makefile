@@ -31,6 +31,7 @@ stack-status:
 bench: install
 	$(UV) run python benchmarks/bench_contract.py
 	$(UV) run python benchmarks/bench_collector.py --private-kafka
+	$(UV) run python benchmarks/bench_enricher.py
 
 proto: install
 	$(UV) run python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. ingestion/grpc/collector.proto
