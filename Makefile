@@ -3,7 +3,7 @@
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint stack-up stack-down stack-status bench
+.PHONY: install demo test lint stack-up stack-down stack-status bench dagster
 
 install:
 	./scripts/bootstrap
@@ -19,6 +19,11 @@ lint: install
 	$(UV) run ruff format --check .
 	$(UV) run mypy .
 
+# The Dagster webserver and daemon on the instance the demo's runs went to.
+dagster: install
+	mkdir -p .tributary/dagster && touch .tributary/dagster/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/.tributary/dagster $(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
 stack-up: install
 	$(UV) run tributary stack up
 
@@ -32,6 +37,7 @@ bench: install
 	$(UV) run python benchmarks/bench_contract.py
 	$(UV) run python benchmarks/bench_collector.py --private-kafka
 	$(UV) run python benchmarks/bench_enricher.py
+	$(UV) run python benchmarks/bench_stream.py
 
 proto: install
 	$(UV) run python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. ingestion/grpc/collector.proto

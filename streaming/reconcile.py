@@ -47,6 +47,7 @@ class Reconciliation:
     indexed_dead_letters: Counter[str] = field(default_factory=Counter)
     lake_rows: Counter[str] = field(default_factory=Counter)
     lake_objects: int = 0
+    lake_dates: set[str] = field(default_factory=set)  # event dates the objects belong to
     overlapping_objects: list[tuple[str, str]] = field(default_factory=list)
 
     def problems(self) -> list[str]:
@@ -220,5 +221,11 @@ class Reconciler:
             event_id for ids in self._objects.values() for event_id in ids if event_id in accepted
         )
         state.lake_objects = len(self._objects)
+        state.lake_dates = {
+            part.removeprefix("event_date=")
+            for key in self._objects
+            for part in key.split("/")
+            if part.startswith("event_date=")
+        }
         state.overlapping_objects = self._overlaps()
         return state

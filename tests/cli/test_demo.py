@@ -42,3 +42,10 @@ def test_demo_accounts_for_every_event(
     # Every enriched event reached OpenSearch and the lake; the table says so in figures.
     assert row("indexed in OpenSearch: events")[1:] == [str(enriched), f"{enriched} (enriched)"]
     assert row("rows in the lake")[1:] == [str(enriched), f"{enriched} (enriched)"]
+    # Then the curated lake was materialised for the demo's dates, every check green.
+    curated = [line for line in lines if " passed" in line and line.startswith("│ 20")]
+    assert curated, result.stdout
+    for line in curated:
+        passed, total = line.split("│")[2].split()[0].split("/")
+        assert passed == total and int(total) > 0, line
+    assert "http://127.0.0.1:3000" in result.stdout

@@ -21,7 +21,7 @@ import polars as pl
 from platform_assets.assets.lake.raw_zone import RAW_EVENTS
 from platform_assets.curation import checks, marts
 from platform_assets.curation.dedupe import deduplicate
-from platform_assets.curation.sessions import sessionise
+from platform_assets.curation.sessions import SESSION_VENDORS, sessionise
 from platform_assets.curation.validate import validate_events
 from platform_assets.partitions import FIRST_DAY, daily
 from platform_assets.resources import RawZoneResource
@@ -223,6 +223,7 @@ def deduplicated_events(
     check_specs=[
         dg.AssetCheckSpec("event_id_unique", asset=STG_EVENTS, blocking=True),
         dg.AssetCheckSpec("keys_not_null", asset=STG_EVENTS, blocking=True),
+        dg.AssetCheckSpec("sessions_assigned", asset=STG_EVENTS, blocking=True),
     ],
 )
 def stg_events(
@@ -240,8 +241,11 @@ def stg_events(
     yield _check(
         STG_EVENTS,
         "keys_not_null",
-        checks.check_not_null(stg, ["event_id", "event_timestamp", "session_id", "user_key"]),
+        checks.check_not_null(stg, ["event_id", "event_timestamp", "user_key"]),
     )
+    # Only the shop's events are sessionised (IoT readings and logs have no sessions).
+    shop = stg.filter(pl.col("event_vendor").is_in(list(SESSION_VENDORS)))
+    yield _check(STG_EVENTS, "sessions_assigned", checks.check_not_null(shop, ["session_id"]))
 
 
 def _mart(name: str, description: str, build: Any, keys: list[str]) -> dg.AssetsDefinition:
