@@ -38,7 +38,6 @@ bench: install
 	$(UV) run python benchmarks/bench_collector.py --private-kafka
 	$(UV) run python benchmarks/bench_enricher.py
 	$(UV) run python benchmarks/bench_stream.py
-	$(UV) run python benchmarks/bench_stream.py
 
 proto: install
 	$(UV) run python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. ingestion/grpc/collector.proto
