@@ -22,8 +22,10 @@ a consumer group and output topics of its own, interleaved over ``--rounds`` rou
 
 Events/s are counted between the first and the last committed transaction of a run (the group
 join and the first transaction are left out, the same for every run). The table shows the
-median over the rounds, the spread, and per run the transactions and how many of them had to
-retry ``AddOffsetsToTxn`` (librdkafka's request counters, from its statistics callback).
+median over the rounds, the spread, and per run the transactions, how many of them had to
+retry ``AddOffsetsToTxn`` (librdkafka's request counters, from its statistics callback) and
+the median duration of the enricher's call to the enrichment API (one per batch; the enricher
+waits for it, so it bounds the enricher's rate).
 
 Why the old baseline measured ~5.4k events/s against the enricher's 13-17k: not its client
 settings (consumer and producer configuration, batch size and poll pattern matched well
@@ -291,6 +293,7 @@ class RunResult:
     transactions: int
     add_offsets_retries: int
     enriched: int
+    api_calls: list[float] = field(default_factory=list)  # seconds per enrichment call
 
 
 @dataclass
@@ -390,6 +393,18 @@ def measure(
         else:
             e.run()
 
+    api_calls: list[float] = []
+    if e.client is not None:
+        client, enrich = e.client, e.client.enrich
+
+        def timed_enrich(records: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return enrich(records)
+            finally:
+                api_calls.append(time.perf_counter() - began)
+
+        client.enrich = timed_enrich  # type: ignore[method-assign]
     if not run.passthrough:
         original = e._commit
 
@@ -435,7 +450,7 @@ def measure(
     (t0, c0), (t1, c1) = commits[0], commits[-1]
     txns = len(commits)
     retries = counter.requests.get("AddOffsetsToTxn", txns) - txns
-    return RunResult((c1 - c0) / (t1 - t0), txns, retries, enriched)
+    return RunResult((c1 - c0) / (t1 - t0), txns, retries, enriched, api_calls)
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -523,16 +538,18 @@ def main() -> int:
     )
     say(
         f"  {'run':<52}{'events/s':>10}{'min-max':>18}{'ratio':>8}"
-        f"{'txns':>7}{'AddOffsets retries':>20}"
+        f"{'txns':>7}{'AddOffsets retries':>20}{'API ms/batch':>14}"
     )
     for run in runs:
         rates = [x.rate for x in run.results]
         txns = sum(x.transactions for x in run.results)
         retried = sum(x.add_offsets_retries for x in run.results)
         spread = f"{min(rates):,.0f}-{max(rates):,.0f}"
+        calls = [c for x in run.results for c in x.api_calls]
+        api_ms = f"{1000 * statistics.median(calls):.0f}" if calls else "-"
         say(
             f"  {run.name:<52}{run.median:>10,.0f}{spread:>18}{run.median / base:>8.2f}"
-            f"{txns:>7}{retried:>20}"
+            f"{txns:>7}{retried:>20}{api_ms:>14}"
         )
     share = target_run.median / base
     verdict = "ok" if share >= TARGET_SHARE else "MISS"
