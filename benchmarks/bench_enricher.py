@@ -468,7 +468,7 @@ def main() -> int:
         "--partitions",
         type=int,
         default=KafkaSettings().partitions,
-        help="Partitions of the raw and enriched topics (default: the platform's).",
+        help="Partitions of the raw and enriched topics (the platform's).",
     )
     parser.add_argument(
         "--keep", action="store_true", help="Keep the temporary folder (logs, Kafka data)."

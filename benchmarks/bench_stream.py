@@ -1071,7 +1071,7 @@ def main() -> int:
         "--memory-rate",
         type=int,
         default=1000,
-        help="Offered events/s of the memory run (default: one this shared machine carries).",
+        help="Offered events/s of the memory run (one this shared machine carries).",
     )
     parser.add_argument("--sample-seconds", type=float, default=5, help="Memory sampling period.")
     parser.add_argument(
