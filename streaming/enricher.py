@@ -285,6 +285,10 @@ class Enricher:
                 "transactional.id": self.options.transactional_id,
                 "transaction.timeout.ms": self.options.transaction_timeout_ms,
                 "linger.ms": 5,
+                # A transaction begun right after a commit is refused (CONCURRENT_TRANSACTIONS)
+                # until the broker has written the markers; librdkafka retries after 100 ms by
+                # default, the Java client after 20 ms (KAFKA-5477).
+                "retry.backoff.ms": 20,
             },
         )
         self.stats: dict[str, int] = {"consumed": 0, "enriched": 0, "dead": 0, "aborted": 0}
