@@ -11,6 +11,7 @@ from platform_assets.assets.lake.curated import (
     validated_events,
 )
 from platform_assets.assets.lake.raw_zone import raw_zone_asset
+from platform_assets.assets.search.indices import index_assets
 from platform_assets.assets.streaming.topics import topic_assets
 from platform_assets.resources import resources_for
 from platform_assets.sensors.raw_zone import raw_zone_sensor
@@ -19,7 +20,12 @@ from resources.settings import PlatformSettings
 
 def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*topic_assets(settings.topics), raw_zone_asset(settings.s3), *CURATED_ASSETS],
+        assets=[
+            *topic_assets(settings.topics),
+            *index_assets(settings.opensearch),
+            raw_zone_asset(settings.s3),
+            *CURATED_ASSETS,
+        ],
         sensors=[
             raw_zone_sensor(settings.s3, dg.AssetSelection.assets(validated_events)),
             dg.AutomationConditionSensorDefinition(

@@ -1,0 +1,35 @@
+"""The real-time store's indices, as external assets: written by the real-time loader."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from resources.settings import OpenSearchSettings
+from streaming.search_indices import DEADLETTERS, EVENTS
+
+
+def index_assets(settings: OpenSearchSettings) -> list[dg.AssetSpec]:
+    def spec(family: str, description: str, source: str) -> dg.AssetSpec:
+        return dg.AssetSpec(
+            key=["opensearch", family],
+            description=description,
+            deps=[["kafka", source]],
+            group_name="realtime",
+            kinds={"opensearch"},
+            metadata={"index_pattern": f"{settings.index_prefix}-{family}-*"},
+        )
+
+    return [
+        spec(
+            EVENTS,
+            "Enriched events, one daily index by event time, _id = event_id (a replay "
+            "overwrites), explicit mappings incl. geo_point; retention by deleting old indices.",
+            "events_enriched",
+        ),
+        spec(
+            DEADLETTERS,
+            "The enricher's dead letters, one daily index by failure time, with reason, "
+            "errors and the original payload.",
+            "events_enriched_dlq",
+        ),
+    ]
