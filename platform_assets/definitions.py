@@ -14,6 +14,7 @@ from platform_assets.assets.lake.raw_zone import raw_zone_asset
 from platform_assets.assets.search.indices import index_assets
 from platform_assets.assets.streaming.topics import topic_assets
 from platform_assets.resources import resources_for
+from platform_assets.sensors.alerts import alert_sensor, stream_alert
 from platform_assets.sensors.raw_zone import raw_zone_sensor
 from resources.settings import PlatformSettings
 
@@ -28,6 +29,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         ],
         sensors=[
             raw_zone_sensor(settings.s3, dg.AssetSelection.assets(validated_events)),
+            alert_sensor(settings.alerts),
             dg.AutomationConditionSensorDefinition(
                 "curated_automation",
                 target=dg.AssetSelection.all(),
@@ -35,7 +37,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
                 minimum_interval_seconds=30,
             ),
         ],
-        jobs=[daily_marts_job],
+        jobs=[daily_marts_job, stream_alert],
         schedules=[daily_marts_schedule],
         resources=resources_for(settings),
     )

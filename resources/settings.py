@@ -103,6 +103,14 @@ class LakeSettings(BaseModel):
     )
 
 
+class AlertSettings(BaseModel):
+    window_minutes: float = Field(5, gt=0, description="Window of the real-time alert rates.")
+    max_dead_letter_rate: float = Field(
+        0.2, ge=0, le=1, description="Alert above this share of dead letters in the window."
+    )
+    webhook_url: str | None = Field(None, description="Where alerts are POSTed as JSON.")
+
+
 class PlatformSettings(BaseSettings):
     """Connection settings shared by every process of the platform."""
 
@@ -118,6 +126,7 @@ class PlatformSettings(BaseSettings):
     s3: S3Settings = S3Settings()
     opensearch: OpenSearchSettings = OpenSearchSettings()
     lake: LakeSettings = LakeSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Self:
