@@ -65,3 +65,20 @@ def test_each_profile_has_its_resources(profile: str, monkeypatch: pytest.Monkey
     # The secret reaches Dagster as an environment reference, so the UI never shows it.
     assert isinstance(s3.aws_secret_access_key, dg.EnvVar)
     assert s3.aws_secret_access_key.env_var_name == "TRIBUTARY_S3__SECRET_ACCESS_KEY"
+
+
+def test_the_daily_schedule_runs_the_marts_of_the_day_before() -> None:
+    from datetime import UTC, datetime
+
+    defs = build_definitions(PlatformSettings())
+    schedule = defs.get_schedule_def("daily_marts_schedule")
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 29, 1, 30, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
+    requests = list(schedule.evaluate_tick(context).run_requests or [])
+    assert [r.partition_key for r in requests] == ["2026-11-28"]
+    job = defs.get_job_def("daily_marts")
+    selected = set(job.asset_layer.asset_graph.executable_asset_keys)
+    assert dg.AssetKey(["iceberg", "marts", "agg_daily_kpis"]) in selected
+    assert dg.AssetKey(["iceberg", "staging", "stg_events"]) not in selected

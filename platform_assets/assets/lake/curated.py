@@ -12,7 +12,7 @@ marts of the day before.
 """
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
@@ -436,10 +436,17 @@ CURATED_ASSETS = [
 
 MARTS = dg.AssetSelection.groups("marts")
 daily_marts_job = dg.define_asset_job("daily_marts", selection=MARTS, partitions_def=daily)
+
+
 # Late events keep arriving for a while: at 01:30 UTC the marts of the day before are rebuilt.
-daily_marts_schedule = dg.build_schedule_from_partitioned_job(
-    daily_marts_job,
-    hour_of_day=1,
-    minute_of_hour=30,
+# (build_schedule_from_partitioned_job would pick today's partition: it exists, end_offset=1.)
+@dg.schedule(
+    job=daily_marts_job,
+    cron_schedule="30 1 * * *",
+    execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
+def daily_marts_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    assert context.scheduled_execution_time is not None
+    day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    return dg.RunRequest(run_key=f"daily-marts-{day}", partition_key=day)
