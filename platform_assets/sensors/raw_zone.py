@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 
 from platform_assets.assets.lake.raw_zone import RAW_EVENTS
@@ -81,11 +82,17 @@ def raw_zone_sensor(s3_settings: S3Settings, target: dg.AssetSelection) -> dg.Se
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
-    def sensor(context: dg.SensorEvaluationContext, s3: S3Resource) -> dg.SensorResult:
+    def sensor(
+        context: dg.SensorEvaluationContext, s3: S3Resource
+    ) -> dg.SensorResult | dg.SkipReason:
         after = json.loads(context.cursor)["after"] if context.cursor else None
-        arrivals, cursor = scan(
-            s3.get_client(), s3_settings.raw_bucket, s3_settings.raw_prefix, after
-        )
+        try:
+            arrivals, cursor = scan(
+                s3.get_client(), s3_settings.raw_bucket, s3_settings.raw_prefix, after
+            )
+        except (BotoCoreError, ClientError) as exc:
+            # The object store is down or refuses us: nothing is lost, the cursor stays.
+            return dg.SkipReason(f"raw zone unreachable: {exc}")
         known = set(daily.get_partition_keys())
         requests, events = [], []
         for day, arrival in sorted(arrivals.items()):

@@ -32,7 +32,7 @@ def target() -> None:
     """Stands in for the curated chain: the sensor only needs a partitioned target."""
 
 
-def evaluate(s3: S3Settings, cursor: str | None) -> dg.SensorResult:
+def evaluate(s3: S3Settings, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
     sensor = raw_zone_sensor(s3, dg.AssetSelection.assets(target))
     context = dg.build_sensor_context(
         cursor=cursor,
@@ -47,8 +47,15 @@ def evaluate(s3: S3Settings, cursor: str | None) -> dg.SensorResult:
         definitions=dg.Definitions(assets=[target], sensors=[sensor]),
     )
     result = sensor(context)
-    assert isinstance(result, dg.SensorResult)
+    assert isinstance(result, dg.SensorResult | dg.SkipReason)
     return result
+
+
+def test_an_unreachable_raw_zone_skips_the_tick() -> None:
+    closed = S3Settings(endpoint_url="http://127.0.0.1:9")  # nothing listens on the discard port
+    result = evaluate(closed, '{"after": "events/_manifests/x"}')
+    assert isinstance(result, dg.SkipReason)
+    assert "raw zone unreachable" in (result.skip_message or "")
 
 
 def test_new_objects_launch_their_dates_once_with_counts(
@@ -68,6 +75,7 @@ def test_new_objects_launch_their_dates_once_with_counts(
     assert days == ["2026-11-26", "2026-11-27"]
 
     first = evaluate(settings.s3, None)
+    assert isinstance(first, dg.SensorResult)
     assert [r.partition_key for r in first.run_requests or []] == days
     run_keys = [r.run_key for r in first.run_requests or []]
     assert len(set(run_keys)) == 2
@@ -85,6 +93,7 @@ def test_new_objects_launch_their_dates_once_with_counts(
 
     # Nothing new: no run, and the cursor stays.
     again = evaluate(settings.s3, first.cursor)
+    assert isinstance(again, dg.SensorResult)
     assert not again.run_requests and not again.asset_events
     assert again.cursor == first.cursor
 
@@ -97,6 +106,7 @@ def test_new_objects_launch_their_dates_once_with_counts(
     finally:
         loader.close()
     third = evaluate(settings.s3, first.cursor)
+    assert isinstance(third, dg.SensorResult)
     assert [r.partition_key for r in third.run_requests or []] == ["2026-11-26"]
     assert third.run_requests[0].run_key not in run_keys  # type: ignore[index]
     assert third.asset_events[0].metadata["new_rows"].value == 1
