@@ -13,6 +13,7 @@ import pytest
 
 from platform_assets.sensors.alerts import alert_sensor, stream_alert
 from resources.dagster_resources import OpenSearchResource
+from resources.opensearch import make_opensearch_client
 from resources.settings import AlertSettings, PlatformSettings
 from streaming.realtime_loader import RealtimeLoaderSettings
 from tests.streaming.realtime_helpers import (
@@ -73,6 +74,10 @@ def indexed(kafka: PlatformSettings, opensearch: PlatformSettings) -> RealtimeLo
     )
     with loader_thread(settings):
         wait_for(lambda: caught_up(settings), 90, "the loader to index everything")
+    # Indexed is not yet searchable: make the documents visible now, not after the next refresh.
+    make_opensearch_client(settings.opensearch).indices.refresh(
+        index=f"{settings.opensearch.index_prefix}-*"
+    )
     return settings
 
 
