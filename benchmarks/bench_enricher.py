@@ -59,10 +59,8 @@ import argparse
 import contextlib
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -86,6 +84,7 @@ from resources.settings import KafkaSettings, TopicNames
 from resources.topics import TopicSpec, ensure_topics, platform_topics
 from stack.config import StackSettings
 from stack.manager import Stack
+from stack.private import free_port_pair, private_stack_settings
 from stack.processes import PlatformProcess, child_env
 from streaming.enricher import Enricher, EnricherOptions, EnricherSettings
 
@@ -95,56 +94,6 @@ BASELINE_RETRY_BACKOFF_MS = 20
 
 def say(msg: str = "") -> None:
     print(msg, flush=True)
-
-
-# -- private servers (also used by bench_stream.py) ----------------------------------------
-
-
-def free_port_pair(used: set[int]) -> int:
-    """A free port whose +10000 twin is free too (SeaweedFS puts its gRPC ports there)."""
-    while True:
-        port = random.randint(20000, 45000)
-        if port in used or port + 10000 in used:
-            continue
-        try:
-            for candidate in (port, port + 10000):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
-        used |= {port, port + 10000}
-        return port
-
-
-def private_stack_settings(state_dir: Path) -> StackSettings:
-    """Stack settings with every server on free ports and its state in ``state_dir``.
-
-    Built from explicit values only for the connections, so the shared servers on the default
-    ports (and any ``TRIBUTARY_*`` connection variables) are never used.
-    """
-    used: set[int] = set()
-    names = ("kafka", "ctl", "s3", "ice", "master", "vol", "filer", "adm", "ln", "os", "ost")
-    p = {n: free_port_pair(used) for n in names}
-    return StackSettings.model_validate(
-        {
-            "kafka": {"bootstrap_servers": f"127.0.0.1:{p['kafka']}"},
-            "s3": {
-                "endpoint_url": f"http://127.0.0.1:{p['s3']}",
-                "iceberg_catalog_uri": f"http://127.0.0.1:{p['ice']}",
-            },
-            "opensearch": {"url": f"http://127.0.0.1:{p['os']}"},
-            "stack": {
-                "state_dir": state_dir,
-                "kafka_controller_port": p["ctl"],
-                "seaweedfs_master_port": p["master"],
-                "seaweedfs_volume_port": p["vol"],
-                "seaweedfs_filer_port": p["filer"],
-                "seaweedfs_admin_port": p["adm"],
-                "seaweedfs_lance_port": p["ln"],
-                "opensearch_transport_port": p["ost"],
-            },
-        }
-    )
 
 
 @contextlib.contextmanager

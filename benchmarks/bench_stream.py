@@ -95,7 +95,6 @@ import orjson
 import psutil
 from bench_enricher import (
     fill,
-    free_port_pair,
     private_stack,
     raw_values,
     say,
@@ -113,6 +112,7 @@ from resources.settings import KafkaSettings, TopicNames
 from resources.topics import ensure_topics
 from stack.config import StackSettings
 from stack.manager import Stack
+from stack.private import free_port_pair
 from stack.processes import Pipeline, PipelineSettings
 from streaming import batch_loader
 from streaming.batch_loader import BatchLoaderSettings, LoaderStats

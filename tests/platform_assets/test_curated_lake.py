@@ -37,18 +37,6 @@ class Loaded:
     dead_letter_ids: set[str]  # events the enricher dead-lettered (all schema violations)
 
 
-def _raw_zone(settings: PlatformSettings) -> RawZoneResource:
-    s3 = settings.s3
-    return RawZoneResource(
-        endpoint_url=s3.endpoint_url,
-        region=s3.region,
-        access_key_id=s3.access_key_id,
-        secret_access_key=s3.secret_access_key.get_secret_value(),
-        bucket=s3.raw_bucket,
-        prefix=s3.raw_prefix,
-    )
-
-
 @pytest.fixture(scope="module")
 def loaded(
     kafka: PlatformSettings,
@@ -77,7 +65,7 @@ def loaded(
         opensearch=rig.settings.opensearch,
         lake=LakeSettings(local_root=work / "lake"),
     )
-    zone = _raw_zone(settings)
+    zone: RawZoneResource = resources_for(settings)["raw_zone"]
     days = {d.isoformat() for d in (start.date(), (start + timedelta(hours=1)).date())}
     raw = {day: zone.read(day)[0] for day in sorted(days)}
     yield Loaded(rig, settings, {day: rows for day, rows in raw.items() if rows.height}, dead)

@@ -14,9 +14,9 @@ from resources.kafka import make_kafka_consumer
 from resources.s3 import make_s3_client
 from resources.settings import PlatformSettings, S3Settings
 from stack.manager import Stack
+from stack.private import private_stack_settings
 from streaming.batch_loader import BatchLoaderSettings
 from streaming.lake_layout import EVENT_SCHEMA, object_name
-from tests.private_servers import private_stack_settings
 from tests.streaming.batch_helpers import (
     LakeObject,
     LoaderThread,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -20,10 +17,9 @@ from ingestion.producers.sources import ClickstreamSource
 from resources.kafka import make_kafka_admin, make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings, TopicNames
 from resources.topics import ensure_topics, platform_topics
+from stack.processes import PlatformProcess, child_env
 from streaming.enricher import CircuitBreaker, Enricher, EnricherSettings
 from tests.kafka_helpers import end_offsets, read_committed
-
-TRIBUTARY = str(Path(sys.executable).parent / "tributary")
 
 
 @pytest.fixture()
@@ -187,49 +183,30 @@ def test_valid_events_are_enriched_and_the_rest_dead_lettered(
     assert enricher.stats["enriched"] == len(valid_ids)
 
 
-def start_enricher(settings: EnricherSettings, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIBUTARY_")}
-    env.update(
-        {
-            "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-            "TRIBUTARY_TOPICS__RAW": settings.topics.raw,
-            "TRIBUTARY_TOPICS__ENRICHED": settings.topics.enriched,
-            "TRIBUTARY_TOPICS__ENRICHED_DLQ": settings.topics.enriched_dlq,
-            "TRIBUTARY_ENRICHER__GROUP_ID": settings.enricher.group_id,
-            "TRIBUTARY_ENRICHER__ENRICHMENT_ENABLED": "false",
-            "TRIBUTARY_ENRICHER__BATCH_SIZE": "200",
-        }
-    )
-    return subprocess.Popen(
-        [TRIBUTARY, "run", "enricher"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
-    )
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 def test_kill_9_and_a_rebalance_neither_duplicate_nor_drop(
     kafka: PlatformSettings, topics: TopicNames, tmp_path: Path
 ) -> None:
     values, valid_ids, _ = raw_records(20000, bad_share=0.0)
-    settings = settings_for(kafka, topics)
-    log = tmp_path / "enricher.log"
-    first = start_enricher(settings, log)
+    settings = settings_for(kafka, topics, batch_size=200)
+    env = child_env(settings, inherit=False)
+    instances = [PlatformProcess("enricher", env, tmp_path / f"enricher-{i}.log") for i in range(3)]
+    first, second, third = instances
+    first.start()
     feeder = threading.Thread(target=produce, args=(kafka, topics.raw, values))
     feeder.start()
     try:
         time.sleep(4)
-        second = start_enricher(settings, log)  # joins the group: a rebalance mid-stream
+        second.start()  # joins the group: a rebalance mid-stream
         time.sleep(3)
-        first.send_signal(signal.SIGKILL)  # crash mid-transaction, most likely
-        first.wait(10)
+        first.stop(signal.SIGKILL)  # crash mid-transaction, most likely
         feeder.join()
-        third = start_enricher(settings, log)
+        third.start()
         wait_for(lambda: committed_through(settings), 180, "the group to catch up")
     finally:
-        for proc in (first, second, third):
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(30)
+        for instance in instances:
+            instance.stop()
     ids = ids_of(read_committed(kafka.kafka, topics.enriched))
     duplicates = [i for i, n in Counter(ids).items() if n > 1]
     assert not duplicates, f"{len(duplicates)} events enriched twice"

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import orjson
 import pytest
 
+from enrichment.config import EnrichmentOptions, EnrichmentSettings
 from resources.settings import PlatformSettings, TopicNames
+from stack.processes import PlatformProcess, child_env
 from streaming.dlq import DeadLetterTopic, replay
 from streaming.enricher import Enricher
 from tests.ingestion.conftest import free_port
@@ -31,42 +29,14 @@ from tests.streaming.test_enricher import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TRIBUTARY = str(Path(sys.executable).parent / "tributary")
 
+class EnrichmentApi(PlatformProcess):
+    """``tributary run enrichment-api`` on a free port, stopped and restarted by the tests."""
 
-class EnrichmentApi:
     def __init__(self, port: int, log: Path) -> None:
-        self.port = port
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TRIBUTARY_")}
-        env["TRIBUTARY_ENRICHMENT__PORT"] = str(self.port)
-        self.proc = subprocess.Popen(
-            [TRIBUTARY, "run", "enrichment-api"],
-            env=env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        raise RuntimeError(self.log.read_text()[-2000:])
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(30)
-            self.proc = None
+        self.url = f"http://127.0.0.1:{port}"
+        env = child_env(EnrichmentSettings(enrichment=EnrichmentOptions(port=port)), inherit=False)
+        super().__init__("enrichment-api", env, log, ready_url=f"{self.url}/healthz")
 
 
 @pytest.fixture()

@@ -23,9 +23,9 @@ import pytest
 from resources.settings import PlatformSettings
 from stack.config import StackSettings
 from stack.manager import Stack
+from stack.private import private_stack_settings
 from streaming.reconcile import Reconciler, Reconciliation
 from tests.pipeline_rig import Feed, Rig, settle, start_rig
-from tests.private_servers import private_stack_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,6 +16,7 @@ from resources.opensearch import make_opensearch_client
 from resources.settings import PlatformSettings
 from stack.config import StackSettings
 from stack.manager import Stack
+from stack.private import private_stack_settings
 from streaming.realtime_loader import RealtimeLoaderSettings, record_id
 from streaming.search_indices import (
     DEADLETTERS,
@@ -26,7 +27,6 @@ from streaming.search_indices import (
     index_name,
 )
 from tests.kafka_helpers import read_since
-from tests.private_servers import private_stack_settings
 from tests.streaming.realtime_helpers import (
     all_docs,
     caught_up,
