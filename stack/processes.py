@@ -75,12 +75,23 @@ def child_env(settings: BaseModel, inherit: bool = True) -> dict[str, str]:
 
 
 class PlatformProcess:
-    """One ``tributary run <name>`` child: started, watched, signalled by its own PID."""
+    """One child, started, watched and signalled by its own PID.
+
+    The command is ``tributary run <name>`` unless another is given.
+    """
 
     def __init__(
-        self, name: str, env: Mapping[str, str], log: Path, ready_url: str | None = None
+        self,
+        name: str,
+        env: Mapping[str, str],
+        log: Path,
+        ready_url: str | None = None,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
+        self.command = command or [TRIBUTARY, "run", name]
+        self.cwd = cwd
         self.env = dict(env)
         self.log = log
         self.ready_url = ready_url
@@ -96,8 +107,9 @@ class PlatformProcess:
     def start(self, timeout: float = 90) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [TRIBUTARY, "run", self.name],
+                self.command,
                 env=self.env,
+                cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -3,87 +3,36 @@
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.ingestion.conftest import free_port
+from resources.settings import PlatformSettings
+from stack.dagster import DagsterServer
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } isMaterializable } }"
 
 
 @pytest.fixture(scope="module")
-def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("dagster-home")
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    port = free_port()
-    log = home / "webserver.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIBUTARY_")}
-    env["DAGSTER_HOME"] = str(home)
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "dagster-webserver"),
-                "-w",
-                "workspace.yaml",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
+def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterServer]:
+    with DagsterServer(tmp_path_factory.mktemp("dagster-home"), PlatformSettings()) as server:
+        yield server
 
 
-def graph(url: str) -> dict[str, dict[str, Any]]:
-    # The code location loads in the background: ask until its assets are there.
-    deadline = time.monotonic() + 120
-    while True:
-        answer = httpx.post(f"{url}/graphql", json={"query": QUERY}, timeout=30).json()
-        nodes = answer.get("data", {}).get("assetNodes") or []
-        if nodes or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+def graph(server: DagsterServer) -> dict[str, dict[str, Any]]:
     return {
         "/".join(n["assetKey"]["path"]): {
             "deps": {"/".join(d["path"]) for d in n["dependencyKeys"]},
             "materializable": n["isMaterializable"],
         }
-        for n in nodes
+        for n in server.graphql(QUERY)["assetNodes"]
     }
 
 
-def test_one_flow_from_ingestion_to_the_marts(webserver: str) -> None:
+def test_one_flow_from_ingestion_to_the_marts(webserver: DagsterServer) -> None:
     nodes = graph(webserver)
     chain = [
         "kafka/events_raw",
