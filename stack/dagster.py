@@ -113,7 +113,8 @@ class DagsterServer:
         answer: dict[str, Any] = resp.json()
         if answer.get("errors"):
             raise StackError(f"GraphQL errors: {answer['errors']}")
-        return answer["data"]
+        data: dict[str, Any] = answer["data"]
+        return data
 
     def wait_for_assets(self, timeout: float = 180) -> None:
         """The code location loads in the background: wait until its assets are served."""
