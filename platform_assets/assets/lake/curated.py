@@ -40,11 +40,11 @@ LATE_DAYS = 3
 # partition is recomputed when an earlier day is updated.
 FOLLOW = (
     dg.AutomationCondition.eager()
+    .without(~dg.AutomationCondition.any_deps_missing())
     .replace(
         dg.AutomationCondition.in_latest_time_window(),
         dg.AutomationCondition.in_latest_time_window(timedelta(days=LATE_DAYS)),
     )
-    .without(~dg.AutomationCondition.any_deps_missing())
 )
 GROUP = "curated"
 
