@@ -312,6 +312,20 @@ def ensure_succeeded(client: DagsterClient, run_id: str, status: str) -> str:
     raise DagsterRunFailed(run_id, status, client.run_url(run_id), failures)
 
 
+def webserver_url(conn_type: str | None, host: str, port: int | None, schema: str | None) -> str:
+    """The webserver's base URL from a connection's fields (Airflow's ``Connection``).
+
+    ``http://h:3000`` as a URI gives type ``http``, host ``h``, port 3000; a path prefix
+    (``dagster-webserver --path-prefix``) goes in the schema; a host may also be a full URL.
+    """
+    if "://" in host:
+        base = host.rstrip("/")
+    else:
+        scheme = conn_type if conn_type in ("http", "https") else "http"
+        base = f"{scheme}://{host}" + (f":{port}" if port else "")
+    return base + (f"/{schema.strip('/')}" if schema and schema.strip("/") else "")
+
+
 def split_keys(selection: str | Iterable[str]) -> list[str]:
     """Asset keys from a list, or from one comma- or newline-separated string (templated)."""
     items = selection.replace("\n", ",").split(",") if isinstance(selection, str) else selection

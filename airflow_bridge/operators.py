@@ -24,23 +24,10 @@ from airflow_bridge.dagster_client import (
     DagsterRunFailed,
     DagsterRunTimeout,
     split_keys,
+    webserver_url,
 )
 
 DEFAULT_CONN_ID = "dagster_default"
-
-
-def webserver_url(conn_type: str | None, host: str, port: int | None, schema: str | None) -> str:
-    """The webserver's base URL from an Airflow connection's fields.
-
-    ``http://h:3000`` as a URI gives type ``http``, host ``h``, port 3000; a path prefix
-    (``dagster-webserver --path-prefix``) goes in the schema; a host may also be a full URL.
-    """
-    if "://" in host:
-        base = host.rstrip("/")
-    else:
-        scheme = conn_type if conn_type in ("http", "https") else "http"
-        base = f"{scheme}://{host}" + (f":{port}" if port else "")
-    return base + (f"/{schema.strip('/')}" if schema and schema.strip("/") else "")
 
 
 class DagsterAssetOperator(BaseOperator):
