@@ -69,7 +69,10 @@ query Failures($runId: ID!, $after: String) {
       hasMore
       events {
         __typename
-        ... on ExecutionStepFailureEvent { stepKey error { message } }
+        ... on ExecutionStepFailureEvent {
+          stepKey
+          error { message cause { message cause { message } } }
+        }
         ... on RunFailureEvent { message }
       }
     }
@@ -262,7 +265,7 @@ class DagsterClient:
                 break
             for event in logs["events"]:
                 if event["__typename"] == "ExecutionStepFailureEvent":
-                    error = (event.get("error") or {}).get("message", "").strip()
+                    error = error_chain(event.get("error"))
                     messages.append(f"step {event['stepKey']} failed: {error}")
                 elif event["__typename"] == "RunFailureEvent":
                     messages.append(event["message"].strip())
@@ -302,6 +305,15 @@ class DagsterClient:
                 )
             sleep(poll_interval)
         return ensure_succeeded(self, run_id, status)
+
+
+def error_chain(error: Mapping[str, Any] | None) -> str:
+    """A Python error and its causes in one line: the wrapper says where, the cause what."""
+    parts: list[str] = []
+    while error:
+        parts.append(str(error.get("message", "")).strip().rstrip(":"))
+        error = error.get("cause")
+    return " <- caused by: ".join(p for p in parts if p)
 
 
 def ensure_succeeded(client: DagsterClient, run_id: str, status: str) -> str:

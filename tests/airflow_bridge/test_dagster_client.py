@@ -125,7 +125,17 @@ def test_a_failed_run_raises_with_every_failed_step_across_log_pages() -> None:
                         "hasMore": True,
                         "events": [
                             {"__typename": "MaterializationEvent"},
-                            {"__typename": step, "stepKey": "a", "error": {"message": "boom\n"}},
+                            {
+                                "__typename": step,
+                                "stepKey": "a",
+                                "error": {
+                                    "message": 'Error occurred while executing op "a"::\n',
+                                    "cause": {
+                                        "message": "ConnectionError: refused\n",
+                                        "cause": None,
+                                    },
+                                },
+                            },
                         ],
                     }
                 },
@@ -145,8 +155,12 @@ def test_a_failed_run_raises_with_every_failed_step_across_log_pages() -> None:
     with pytest.raises(DagsterRunFailed) as caught:
         fake.client().wait("r1", poll_interval=0, sleep=lambda _: None)
     assert caught.value.status == "FAILURE"
-    assert caught.value.failures == ["step a failed: boom", "Execution failed."]
-    assert "boom" in str(caught.value) and f"{URL}/runs/r1" in str(caught.value)
+    assert caught.value.failures == [
+        'step a failed: Error occurred while executing op "a"'
+        " <- caused by: ConnectionError: refused",
+        "Execution failed.",
+    ]
+    assert "ConnectionError: refused" in str(caught.value) and f"{URL}/runs/r1" in str(caught.value)
     assert [v["after"] for v in fake.asked("Failures")] == [None, "c1"]
 
 
