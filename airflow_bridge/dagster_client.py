@@ -268,7 +268,7 @@ class DagsterClient:
                     error = error_chain(event.get("error"))
                     messages.append(f"step {event['stepKey']} failed: {error}")
                 elif event["__typename"] == "RunFailureEvent":
-                    messages.append(event["message"].strip())
+                    messages.append(one_line(event["message"]))
             if not logs["hasMore"]:
                 break
             after = logs["cursor"]
@@ -307,11 +307,15 @@ class DagsterClient:
         return ensure_succeeded(self, run_id, status)
 
 
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def error_chain(error: Mapping[str, Any] | None) -> str:
     """A Python error and its causes in one line: the wrapper says where, the cause what."""
     parts: list[str] = []
     while error:
-        parts.append(str(error.get("message", "")).strip().rstrip(":"))
+        parts.append(one_line(str(error.get("message", ""))).rstrip(":"))
         error = error.get("cause")
     return " <- caused by: ".join(p for p in parts if p)
 

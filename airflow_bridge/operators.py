@@ -112,10 +112,12 @@ class DagsterAssetOperator(BaseOperator):
                 timeout=self.run_timeout,
                 on_status=lambda status: self.log.info("Dagster run %s is %s", run_id, status),
             )
+            self._run_id = None  # ended: nothing left for on_kill to terminate
         except DagsterRequestError as e:
             # Retrying cannot help: the selection or partition is wrong.
             raise AirflowFailException(str(e)) from e
         except DagsterRunFailed as e:
+            self._run_id = None
             raise AirflowException(str(e)) from e
         except DagsterRunTimeout as e:
             self._terminate()

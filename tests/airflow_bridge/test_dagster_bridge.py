@@ -51,6 +51,12 @@ PARTITIONED = {
     if assets.partitions_def is not None
     for key in assets.keys
 }
+DIMENSIONS = {
+    "/".join(key.path)
+    for assets in CURATED_ASSETS
+    if assets.partitions_def is None
+    for key in assets.keys
+}
 
 
 @dataclass
@@ -136,21 +142,40 @@ def bridge(private: StackSettings, tmp_path_factory: pytest.TempPathFactory) -> 
         yield Bridge(settings, dagster, airflow, raw)
 
 
-def airflow_runs(bridge: Bridge, day: str) -> list[dict[str, Any]]:
-    """The Dagster runs the DAG launched for ``day``."""
+def airflow_runs(bridge: Bridge, tags: dict[str, str]) -> list[dict[str, Any]]:
+    """The Dagster runs the DAG launched that carry ``tags``."""
+    wanted = {"airflow/dag_id": DAG_ID, **tags}
     answer = bridge.dagster.graphql(
         """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {
              ... on Runs { results { runId status assetSelection { path }
                                      tags { key value } } } } }""",
-        {
-            "tags": [
-                {"key": "airflow/dag_id", "value": DAG_ID},
-                {"key": "dagster/partition", "value": day},
-            ]
-        },
+        {"tags": [{"key": k, "value": v} for k, v in wanted.items()]},
     )
     runs: list[dict[str, Any]] = answer["runsOrError"]["results"]
     return runs
+
+
+def tags_of(run: dict[str, Any]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["tags"]}
+
+
+def selection_of(run: dict[str, Any]) -> set[str]:
+    return {"/".join(k["path"]) for k in run["assetSelection"]}
+
+
+def latest_unpartitioned(bridge: Bridge, keys: set[str]) -> dict[str, str | None]:
+    """Asset key -> the run of its latest materialization (None: never)."""
+    nodes = bridge.dagster.graphql(
+        """query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) {
+             assetKey { path } assetMaterializations(limit: 1) { runId } } }""",
+        {"keys": [{"path": k.split("/")} for k in sorted(keys)]},
+    )["assetNodes"]
+    return {
+        "/".join(n["assetKey"]["path"]): (
+            n["assetMaterializations"][0]["runId"] if n["assetMaterializations"] else None
+        )
+        for n in nodes
+    }
 
 
 def latest_materializations(bridge: Bridge, day: str) -> dict[str, str | None]:
@@ -181,13 +206,13 @@ def test_the_dag_materialises_the_partition_of_its_logical_date(bridge: Bridge) 
     proc = bridge.airflow.dags_test(DAG_ID, DAY_OK)
     assert proc.returncode == 0, proc.stdout[-6000:]
 
-    [run] = airflow_runs(bridge, DAY_OK)
+    [run] = airflow_runs(bridge, {"dagster/partition": DAY_OK})
     assert run["status"] == "SUCCESS"
-    tags = {t["key"]: t["value"] for t in run["tags"]}
+    tags = tags_of(run)
     assert tags["airflow/task_id"] == "materialise_curated_day"
     assert tags["airflow/run_id"] in proc.stdout
-    # The DAG selects exactly the curated lake's partitioned assets.
-    assert {"/".join(k["path"]) for k in run["assetSelection"]} == PARTITIONED
+    # The day's task selects exactly the curated lake's partitioned assets.
+    assert selection_of(run) == PARTITIONED
     # The task's log links the run.
     assert f"{bridge.dagster.url}/runs/{run['runId']}" in proc.stdout
 
@@ -202,14 +227,29 @@ def test_the_dag_materialises_the_partition_of_its_logical_date(bridge: Bridge) 
     kpis = rows(bridge, "marts.agg_daily_kpis", DAY_OK)
     assert kpis.height == 1
     assert kpis.row(0, named=True)["raw_events"] == raw.height
-    assert rows(bridge, "staging.stg_events", DAY_OK).height > 0
+    stg = rows(bridge, "staging.stg_events", DAY_OK)
+    assert stg.height > 0
+
+    # Then the dimensions, unpartitioned, in a run of their own that took in the new day.
+    [dims] = airflow_runs(
+        bridge, {"airflow/run_id": tags["airflow/run_id"], "airflow/task_id": "rebuild_dimensions"}
+    )
+    assert dims["status"] == "SUCCESS"
+    assert selection_of(dims) == DIMENSIONS
+    assert "dagster/partition" not in tags_of(dims)
+    assert latest_unpartitioned(bridge, DIMENSIONS) == dict.fromkeys(DIMENSIONS, dims["runId"])
+    users = pl.from_arrow(
+        make_catalog(bridge.settings).load_table("marts.dim_users").scan().to_arrow()
+    )
+    assert isinstance(users, pl.DataFrame)
+    assert set(stg["user_key"]) <= set(users["user_key"])
 
 
 def test_a_failed_dagster_run_fails_the_airflow_task(bridge: Bridge) -> None:
     proc = bridge.airflow.dags_test(DAG_ID, DAY_BAD)
     assert proc.returncode != 0, proc.stdout[-6000:]
 
-    [run] = airflow_runs(bridge, DAY_BAD)
+    [run] = airflow_runs(bridge, {"dagster/partition": DAY_BAD})
     assert run["status"] == "FAILURE"
     # The task's error names the failed step and the check that stopped it.
     failure = next(line for line in proc.stdout.splitlines() if f"{run['runId']} ended" in line)
@@ -218,3 +258,5 @@ def test_a_failed_dagster_run_fails_the_airflow_task(bridge: Bridge) -> None:
     materialised = latest_materializations(bridge, DAY_BAD)
     assert materialised["iceberg/staging/stg_events"] == run["runId"]
     assert rows(bridge, "staging.validated_events", DAY_BAD).height > 0
+    # The dimensions' task never ran: its upstream failed.
+    assert airflow_runs(bridge, {"airflow/run_id": tags_of(run)["airflow/run_id"]}) == [run]

@@ -131,7 +131,7 @@ def test_a_failed_run_raises_with_every_failed_step_across_log_pages() -> None:
                                 "error": {
                                     "message": 'Error occurred while executing op "a"::\n',
                                     "cause": {
-                                        "message": "ConnectionError: refused\n",
+                                        "message": "ConnectionError:\n  refused\n",
                                         "cause": None,
                                     },
                                 },
