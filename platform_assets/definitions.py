@@ -46,6 +46,10 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         jobs=[daily_marts_job, stream_alert, freshness_job],
         schedules=[daily_marts_schedule, freshness_schedule],
         resources=resources_for(settings),
+        # One process per run, not per step: a step's process would import Dagster, polars
+        # and pyiceberg again (seconds each on a small machine) only to hand data over
+        # through the lake anyway; the steps of a run share the machine's cores regardless.
+        executor=dg.in_process_executor,
     )
 
 
