@@ -11,6 +11,7 @@ from platform_assets.assets.lake.curated import (
     validated_events,
 )
 from platform_assets.assets.lake.raw_zone import raw_zone_asset
+from platform_assets.assets.query.reporting import reporting_assets, reporting_views_job
 from platform_assets.assets.search.indices import index_assets
 from platform_assets.assets.streaming.topics import topic_assets
 from platform_assets.resources import resources_for
@@ -26,6 +27,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
             *index_assets(settings.opensearch),
             raw_zone_asset(settings.s3),
             *CURATED_ASSETS,
+            *reporting_assets(settings),
         ],
         sensors=[
             raw_zone_sensor(settings.s3, dg.AssetSelection.assets(validated_events)),
@@ -37,7 +39,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
                 minimum_interval_seconds=30,
             ),
         ],
-        jobs=[daily_marts_job, stream_alert],
+        jobs=[daily_marts_job, stream_alert, reporting_views_job],
         schedules=[daily_marts_schedule],
         resources=resources_for(settings),
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from opensearchpy import NotFoundError, OpenSearch
+from opensearchpy import NotFoundError, OpenSearch, RequestError
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +315,28 @@ def ensure_templates(client: OpenSearch, layout: IndexLayout) -> None:
         client.indices.put_mapping(index=pattern, body={"_meta": template["mappings"]["_meta"]})
         for alias in template["aliases"]:
             client.indices.put_alias(index=pattern, name=alias)
+
+
+def ensure_alias(client: OpenSearch, layout: IndexLayout, family: str, day: date) -> bool:
+    """Make sure ``family``'s alias exists, so readers can name it before any document came.
+
+    When the family has no index yet, its templates are put (unless the loader's are there
+    already) and the index of ``day`` is created from them, empty. Return True if it was.
+    """
+    alias = alias_name(layout.prefix, family)
+    if client.indices.exists_alias(name=alias):
+        return False
+    for name, body in layout.templates().items():
+        if not client.indices.exists_index_template(name=name):
+            client.indices.put_index_template(name=name, body=body)
+    try:
+        client.indices.create(index=index_name(layout.prefix, family, day))
+    except RequestError as exc:
+        if exc.error != "resource_already_exists_exception":
+            raise
+    # An index made before the alias existed (by an older loader) joins it here.
+    client.indices.put_alias(index=f"{layout.prefix}-{family}-*", name=alias)
+    return True
 
 
 def apply_retention(

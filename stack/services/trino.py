@@ -186,6 +186,10 @@ class TrinoServer(Service):
                     "query.max-memory-per-node": self.options.trino_query_max_memory,
                     # The plugins folder of the cached distribution, shared by every state dir.
                     "plugin.dir": self.dist / "plugin",
+                    # CREATE CATALOG / DROP CATALOG at run time (a test's own lake, for one):
+                    # kept in etc/catalog, which every start writes afresh.
+                    "catalog.management": "dynamic",
+                    "catalog.store": "file",
                 }
             )
         )
