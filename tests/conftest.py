@@ -21,6 +21,7 @@ _ADDRESS_ENV = {
     "kafka": "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS",
     "seaweedfs": "TRIBUTARY_S3__ENDPOINT_URL",
     "opensearch": "TRIBUTARY_OPENSEARCH__URL",
+    "trino": "TRIBUTARY_TRINO__URL",
 }
 
 
@@ -88,4 +89,13 @@ def s3(servers: Servers) -> PlatformSettings:
 @pytest.fixture(scope="session")
 def opensearch(servers: Servers) -> PlatformSettings:
     servers.require("opensearch")
+    return servers.settings
+
+
+@pytest.fixture(scope="session")
+def trino(servers: Servers) -> PlatformSettings:
+    """Trino, with the lake's S3 and REST catalog and OpenSearch it reads (started first)."""
+    servers.require("seaweedfs")
+    servers.require("opensearch")
+    servers.require("trino")
     return servers.settings
