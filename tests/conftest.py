@@ -21,6 +21,7 @@ _ADDRESS_ENV = {
     "kafka": "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS",
     "seaweedfs": "TRIBUTARY_S3__ENDPOINT_URL",
     "opensearch": "TRIBUTARY_OPENSEARCH__URL",
+    "superset": "TRIBUTARY_SUPERSET__URL",
 }
 
 
@@ -88,4 +89,15 @@ def s3(servers: Servers) -> PlatformSettings:
 @pytest.fixture(scope="session")
 def opensearch(servers: Servers) -> PlatformSettings:
     servers.require("opensearch")
+    return servers.settings
+
+
+@pytest.fixture(scope="session")
+def superset(servers: Servers) -> PlatformSettings:
+    """Superset with the dashboards bundle imported (the stack provisions what it starts)."""
+    servers.require("superset")
+    if _ADDRESS_ENV["superset"] in os.environ:
+        from stack.dashboards import provision_dashboards
+
+        provision_dashboards(servers.settings)
     return servers.settings

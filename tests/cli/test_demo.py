@@ -11,7 +11,10 @@ from resources.settings import PlatformSettings
 
 @pytest.mark.e2e
 def test_demo_accounts_for_every_event(
-    kafka: PlatformSettings, s3: PlatformSettings, opensearch: PlatformSettings
+    kafka: PlatformSettings,
+    s3: PlatformSettings,
+    opensearch: PlatformSettings,
+    superset: PlatformSettings,
 ) -> None:
     result = subprocess.run(
         [
@@ -49,3 +52,12 @@ def test_demo_accounts_for_every_event(
         passed, total = line.split("│")[2].split()[0].split("/")
         assert passed == total and int(total) > 0, line
     assert "http://127.0.0.1:3000" in result.stdout
+    # It ends with the dashboards' addresses and how to log in.
+    from stack.dashboards import dashboard_urls
+
+    urls = dashboard_urls(superset)
+    assert urls, "the bundle names no dashboard"
+    tail = "\n".join(lines[-(len(urls) + 1) :])
+    assert f"log in as '{superset.superset.admin_username}'" in tail
+    for title, url in urls.items():
+        assert f"{title}: {url}" in tail
