@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections import Counter
 from typing import Any
@@ -125,3 +126,34 @@ def test_rendering_takes_each_database_uri_from_the_settings() -> None:
 )
 def test_trino_uri(url: str, user: str, catalog: str, expected: str) -> None:
     assert trino_uri(url, user, catalog) == expected
+
+
+# Form-data keys that decide a chart's query: the saved query context must agree on them.
+QUERY_KEYS = (
+    "viz_type",
+    "metrics",
+    "metric",
+    "groupby",
+    "x_axis",
+    "time_grain_sqla",
+    "adhoc_filters",
+    "row_limit",
+    "timeseries_limit_metric",
+    "order_desc",
+)
+
+
+def test_each_chart_saved_query_context_matches_its_form_data() -> None:
+    # Superset's chart-data API (GET /api/v1/chart/<id>/data/) runs the saved query context,
+    # the dashboard builds its query from the form data: they must not drift apart.
+    for name, chart in _of("charts").items():
+        assert chart["query_context"], f"{name} has no query context"
+        saved = json.loads(chart["query_context"])
+        form_data = saved["form_data"]
+        for key in QUERY_KEYS:
+            assert form_data.get(key) == chart["params"].get(key), f"{name}: {key} differs"
+        labels = [m["label"] for q in saved["queries"] for m in q["metrics"] or []]
+        wanted = [m["label"] for m in chart["params"].get("metrics", [])] or [
+            chart["params"]["metric"]["label"]
+        ]
+        assert labels == wanted, name
