@@ -10,6 +10,11 @@ from platform_assets.assets.lake.curated import (
     daily_marts_schedule,
     validated_events,
 )
+from platform_assets.assets.lake.quality import (
+    QUALITY_CHECKS,
+    freshness_job,
+    freshness_schedule,
+)
 from platform_assets.assets.lake.raw_zone import raw_zone_asset
 from platform_assets.assets.search.indices import index_assets
 from platform_assets.assets.streaming.topics import topic_assets
@@ -27,6 +32,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
             raw_zone_asset(settings.s3),
             *CURATED_ASSETS,
         ],
+        asset_checks=QUALITY_CHECKS,
         sensors=[
             raw_zone_sensor(settings.s3, dg.AssetSelection.assets(validated_events)),
             alert_sensor(settings.alerts),
@@ -37,8 +43,8 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
                 minimum_interval_seconds=30,
             ),
         ],
-        jobs=[daily_marts_job, stream_alert],
-        schedules=[daily_marts_schedule],
+        jobs=[daily_marts_job, stream_alert, freshness_job],
+        schedules=[daily_marts_schedule, freshness_schedule],
         resources=resources_for(settings),
     )
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import dagster as dg
 
 from platform_assets.assets.lake.curated import CURATED_ASSETS
+from platform_assets.assets.lake.quality import LAKE_CHECKS
 from platform_assets.resources import resources_for
 from resources.settings import PlatformSettings
 
@@ -18,12 +19,12 @@ from resources.settings import PlatformSettings
 def materialize_days(
     settings: PlatformSettings, days: Iterable[str], instance: dg.DagsterInstance
 ) -> dict[str, dg.ExecuteInProcessResult]:
-    """Run every curated asset for each day; stop at the first failed day."""
+    """Run the curated assets and the lake checks for each day; stop at the first failed day."""
     results: dict[str, dg.ExecuteInProcessResult] = {}
     resources = resources_for(settings)
     for day in sorted(days):
         result = dg.materialize(
-            CURATED_ASSETS,
+            [*CURATED_ASSETS, *LAKE_CHECKS],
             partition_key=day,
             resources=resources,
             instance=instance,

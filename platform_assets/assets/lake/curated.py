@@ -31,7 +31,21 @@ from streaming.search_indices import DEADLETTERS, index_name
 PARTITION_COLUMN = "event_date"
 PARTITIONED = {"partition_expr": PARTITION_COLUMN}
 PREVIOUS_AND_CURRENT_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0)
-FOLLOW = dg.AutomationCondition.eager()
+# Days back from the latest partition that automation still curates: late events land in
+# the raw zone's earlier dates, and the sensor requests those dates too.
+LATE_DAYS = 3
+# Eager, with two changes: it acts on the last LATE_DAYS partitions (not the latest only), and
+# a missing lookback partition (the day before the first data, or the 30 days of the KPIs'
+# user history) does not hold a partition back: the lookback is read as it is, and the
+# partition is recomputed when an earlier day is updated.
+FOLLOW = (
+    dg.AutomationCondition.eager()
+    .without(~dg.AutomationCondition.any_deps_missing())
+    .replace(
+        dg.AutomationCondition.in_latest_time_window(),
+        dg.AutomationCondition.in_latest_time_window(timedelta(days=LATE_DAYS)),
+    )
+)
 GROUP = "curated"
 
 
@@ -98,15 +112,26 @@ def _table_metadata(frame: pl.DataFrame, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _check(spec_key: dg.AssetKey, name: str, outcome: checks.CheckOutcome) -> dg.AssetCheckResult:
+def check_result(
+    spec_key: dg.AssetKey,
+    name: str,
+    outcome: checks.CheckOutcome,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    **extra: Any,
+) -> dg.AssetCheckResult:
+    """The Dagster result of a check function's outcome (see ``curation.checks``)."""
     return dg.AssetCheckResult(
         asset_key=spec_key,
         check_name=name,
         passed=outcome.passed,
+        severity=severity,
         description=outcome.description or None,
         metadata={
-            k: dg.MetadataValue.json(v) if isinstance(v, dict | list) else v
-            for k, v in outcome.metadata.items()
+            **{
+                k: dg.MetadataValue.json(v) if isinstance(v, dict | list) else v
+                for k, v in outcome.metadata.items()
+            },
+            **extra,
         },
     )
 
@@ -165,7 +190,7 @@ def validated_events(
             failures_by_check=dg.MetadataValue.json(stats["failures_by_check"]),
         ),
     )
-    yield _check(
+    yield check_result(
         VALIDATED,
         "raw_equals_valid_plus_quarantined",
         checks.check_validation_reconciles(raw.height, result),
@@ -203,7 +228,7 @@ def deduplicated_events(
             result.events, dedup=dg.MetadataValue.json(result.stats.as_metadata())
         ),
     )
-    yield _check(
+    yield check_result(
         DEDUPLICATED,
         "removed_only_duplicates",
         checks.check_dedup_removed_only_duplicates(current, result, lookback),
@@ -237,15 +262,15 @@ def stg_events(
         _with_partition(stg, day),
         metadata=_table_metadata(stg, sessions=dg.MetadataValue.json(sessions.stats.as_metadata())),
     )
-    yield _check(STG_EVENTS, "event_id_unique", checks.check_unique(stg, ["event_id"]))
-    yield _check(
+    yield check_result(STG_EVENTS, "event_id_unique", checks.check_unique(stg, ["event_id"]))
+    yield check_result(
         STG_EVENTS,
         "keys_not_null",
         checks.check_not_null(stg, ["event_id", "event_timestamp", "user_key"]),
     )
     # Only the shop's events are sessionised (IoT readings and logs have no sessions).
     shop = stg.filter(pl.col("event_vendor").is_in(list(SESSION_VENDORS)))
-    yield _check(STG_EVENTS, "sessions_assigned", checks.check_not_null(shop, ["session_id"]))
+    yield check_result(STG_EVENTS, "sessions_assigned", checks.check_not_null(shop, ["session_id"]))
 
 
 def _mart(name: str, description: str, build: Any, keys: list[str]) -> dg.AssetsDefinition:
@@ -268,7 +293,7 @@ def _mart(name: str, description: str, build: Any, keys: list[str]) -> dg.Assets
         day = _day(context)
         frame = build(stg, day)
         yield dg.Output(_with_partition(frame, day), metadata=_table_metadata(frame))
-        yield _check(asset_key, "key_unique", checks.check_unique(frame, keys))
+        yield check_result(asset_key, "key_unique", checks.check_unique(frame, keys))
 
     return mart
 
@@ -298,7 +323,7 @@ def _dimension_output(
     asset_key: dg.AssetKey, frame: pl.DataFrame, keys: list[str]
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
     yield dg.Output(frame, metadata=_table_metadata(frame))
-    yield _check(asset_key, "key_unique", checks.check_unique(frame, keys))
+    yield check_result(asset_key, "key_unique", checks.check_unique(frame, keys))
 
 
 @dg.asset(
