@@ -8,6 +8,7 @@ from cli.demo import demo
 from cli.dlq import app as dlq_app
 from cli.keys import app as keys_app
 from cli.produce import app as produce_app
+from cli.query import query
 from cli.run import app as run_app
 from stack.cli import app as stack_app
 
@@ -20,3 +21,4 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(produce_app, name="produce")
 app.command()(demo)
+app.command()(query)

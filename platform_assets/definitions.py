@@ -16,6 +16,7 @@ from platform_assets.assets.lake.quality import (
     freshness_schedule,
 )
 from platform_assets.assets.lake.raw_zone import raw_zone_asset
+from platform_assets.assets.query.reporting import reporting_assets, reporting_views_job
 from platform_assets.assets.search.indices import index_assets
 from platform_assets.assets.streaming.topics import topic_assets
 from platform_assets.resources import resources_for
@@ -31,6 +32,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
             *index_assets(settings.opensearch),
             raw_zone_asset(settings.s3),
             *CURATED_ASSETS,
+            *reporting_assets(settings),
         ],
         asset_checks=QUALITY_CHECKS,
         sensors=[
@@ -43,9 +45,13 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
                 minimum_interval_seconds=30,
             ),
         ],
-        jobs=[daily_marts_job, stream_alert, freshness_job],
+        jobs=[daily_marts_job, stream_alert, freshness_job, reporting_views_job],
         schedules=[daily_marts_schedule, freshness_schedule],
         resources=resources_for(settings),
+        # One process per run, not per step: a step's process would import Dagster, polars
+        # and pyiceberg again (seconds each on a small machine) only to hand data over
+        # through the lake anyway; the steps of a run share the machine's cores regardless.
+        executor=dg.in_process_executor,
     )
 
 

@@ -18,7 +18,7 @@ from pydantic import Field, SecretStr
 from pyiceberg.catalog import load_catalog
 
 from platform_assets.curation.raw import empty_raw, scan_raw_zone
-from resources.dagster_resources import KafkaResource, OpenSearchResource
+from resources.dagster_resources import KafkaResource, OpenSearchResource, TrinoResource
 from resources.lake import CATALOG_NAME, catalog_properties, ensure_namespaces
 from resources.s3 import make_s3_client
 from resources.settings import PlatformSettings, Profile, S3Settings
@@ -46,6 +46,13 @@ def resources_for(settings: PlatformSettings) -> dict[str, Any]:
             username=settings.opensearch.username,
             password=_secret("TRIBUTARY_OPENSEARCH__PASSWORD", settings.opensearch.password),
             index_prefix=settings.opensearch.index_prefix,
+        ),
+        # The reporting views live in Trino in either profile: the embedded profile has no
+        # server to keep them, so ``tributary query --engine duckdb`` makes them per query.
+        "trino": TrinoResource(
+            url=settings.trino.url,
+            user=settings.trino.user,
+            password=_secret("TRIBUTARY_TRINO__PASSWORD", settings.trino.password),
         ),
     }
     s3 = S3Resource(

@@ -12,7 +12,8 @@ from pydantic import Field, SecretStr
 
 from resources.kafka import make_kafka_admin, make_kafka_consumer, make_kafka_producer
 from resources.opensearch import make_opensearch_client
-from resources.settings import KafkaSettings, OpenSearchSettings
+from resources.settings import KafkaSettings, OpenSearchSettings, TrinoSettings
+from resources.trino import QueryResult, run_trino
 
 
 class KafkaResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -62,3 +63,19 @@ class OpenSearchResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 index_prefix=self.index_prefix,
             )
         )
+
+
+class TrinoResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """Trino connection for Dagster assets (the reporting views)."""
+
+    url: str = Field(description="Trino coordinator, e.g. http://127.0.0.1:8080.")
+    user: str = Field("tributary", description="User that queries run as.")
+    password: str | None = Field(None, description="Password, if any (pass a dg.EnvVar).")
+
+    def execute(self, sql: str) -> QueryResult:
+        settings = TrinoSettings(
+            url=self.url,
+            user=self.user,
+            password=SecretStr(self.password) if self.password else None,
+        )
+        return run_trino(settings, sql)

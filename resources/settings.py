@@ -99,6 +99,18 @@ class OpenSearchSettings(BaseModel):
     index_prefix: str = Field("tributary", description="Prefix of the platform's indices.")
 
 
+class TrinoSettings(BaseModel):
+    url: str = Field(
+        "http://127.0.0.1:8080", description="Trino coordinator (HTTP API and web UI)."
+    )
+    user: str = Field("tributary", description="User that queries run as.")
+    password: SecretStr | None = Field(
+        None, description="Password, for a Trino with authentication (HTTPS only)."
+    )
+    iceberg_catalog: str = Field("iceberg", description="Catalog of the curated lake.")
+    opensearch_catalog: str = Field("opensearch", description="Catalog of the real-time indices.")
+
+
 class LakeSettings(BaseModel):
     local_root: Path = Field(
         Path(".tributary/lake"), description="Root of the lake and SQLite catalog in `local`."
@@ -151,6 +163,7 @@ class PlatformSettings(BaseSettings):
     topics: TopicNames = TopicNames()
     s3: S3Settings = S3Settings()
     opensearch: OpenSearchSettings = OpenSearchSettings()
+    trino: TrinoSettings = TrinoSettings()
     lake: LakeSettings = LakeSettings()
     alerts: AlertSettings = AlertSettings()
     superset: SupersetSettings = SupersetSettings()

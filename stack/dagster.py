@@ -22,7 +22,8 @@ from stack.processes import PlatformProcess, child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+# No telemetry, and no newsletter dialog over the UI (it would cover the lineage screenshot).
+INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 
 
 def free_port() -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from stack.errors import StackError
@@ -82,8 +84,38 @@ def fetch_runtime_jars(maven: str, name: str, coordinates: list[str], target: Pa
     return target
 
 
-def fetch_zip(maven: str, coordinate: str, target: Path) -> Path:
-    """Download ``group:artifact:version:zip`` and unpack it into ``target``."""
+def _unpack(archive: Path, into: Path, include: Callable[[str], bool]) -> None:
+    """Unpack the members of a zip or tar.gz whose path (below the top folder) ``include``s."""
+
+    def wanted(name: str) -> bool:
+        parts = name.split("/", 1)
+        return include(parts[1] if len(parts) == 2 else "")
+
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(into, members=[m for m in zf.namelist() if wanted(m)])
+        # Zip entries lose their execute bits.
+        for script in into.rglob("bin/*"):
+            script.chmod(0o755)
+    else:
+        with tarfile.open(archive) as tf:
+            members = [m for m in tf if wanted(m.name)]
+            tf.extractall(into, members=members, filter="tar")
+
+
+def fetch_archive(
+    maven: str,
+    coordinate: str,
+    target: Path,
+    include: Callable[[str], bool] = lambda _: True,
+) -> Path:
+    """Download ``group:artifact:version:zip`` (or ``:tar.gz``) and unpack it into ``target``.
+
+    ``include`` chooses the members to unpack by their path below the archive's top folder
+    (``plugin/iceberg/x.jar``), so a large distribution costs only the disk of what is used.
+    The archive itself is downloaded into a throwaway local Maven repository: what stays in
+    the cache is the unpacked tree, not a second copy of the download in ``~/.m2``.
+    """
     if (target / ".complete").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -96,17 +128,15 @@ def fetch_zip(maven: str, coordinate: str, target: Path) -> Path:
                 "dependency:copy",
                 f"-Dartifact={group}:{artifact}:{version}:{packaging}",
                 f"-DoutputDirectory={work}",
+                f"-Dmaven.repo.local={work / 'repository'}",
             ],
             work,
             coordinate,
         )
         archive = next(work.glob(f"*.{packaging}"))
         unpacked = work / "unpacked"
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(unpacked)
-        # Zip entries lose their execute bits.
-        for script in unpacked.rglob("bin/*"):
-            script.chmod(0o755)
+        _unpack(archive, unpacked, include)
+        archive.unlink()
         roots = list(unpacked.iterdir())
         home = roots[0] if len(roots) == 1 and roots[0].is_dir() else unpacked
         (home / ".complete").touch()

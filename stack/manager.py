@@ -15,9 +15,10 @@ from stack.services.kafka import Kafka
 from stack.services.opensearch import OpenSearchServer
 from stack.services.seaweedfs import SeaweedFS
 from stack.services.superset import Superset
+from stack.services.trino import TrinoServer
 
 SERVICES: dict[str, type[Service]] = {
-    cls.name: cls for cls in (Kafka, SeaweedFS, OpenSearchServer, Superset)
+    cls.name: cls for cls in (Kafka, SeaweedFS, OpenSearchServer, TrinoServer, Superset)
 }
 
 

@@ -1,7 +1,7 @@
 """A second stack on free ports, with a state folder of its own.
 
 Benchmarks and tests that stop servers at will, or must not touch the shared servers on the
-default ports, start one of these: Kafka, SeaweedFS and OpenSearch all on free ports.
+default ports, start one of these: Kafka, SeaweedFS, OpenSearch and Trino all on free ports.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def private_stack_settings(state_dir: Path) -> StackSettings:
     ports (and any ``TRIBUTARY_*`` connection variables) are never used.
     """
     used: set[int] = set()
-    names = ("kafka", "ctl", "s3", "ice", "master", "vol", "filer", "adm", "ln", "os", "ost")
+    names = ("kafka", "ctl", "s3", "ice", "master", "vol", "filer", "adm", "ln", "os", "ost", "tr")
     p = {n: free_port_pair(used) for n in names}
     return StackSettings.model_validate(
         {
@@ -46,6 +46,7 @@ def private_stack_settings(state_dir: Path) -> StackSettings:
                 "iceberg_catalog_uri": f"http://127.0.0.1:{p['ice']}",
             },
             "opensearch": {"url": f"http://127.0.0.1:{p['os']}"},
+            "trino": {"url": f"http://127.0.0.1:{p['tr']}"},
             "stack": {
                 "state_dir": state_dir,
                 "kafka_controller_port": p["ctl"],

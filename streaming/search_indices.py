@@ -7,9 +7,11 @@ Indices are daily and named after the day of the document, in UTC:
 
 Each family has a composable index template (``<prefix>-events``, ``<prefix>-deadletters``)
 that the loader puts at start, so a daily index gets its mapping when the first bulk request
-creates it. ISM is not available in the local OpenSearch distribution (docs/stack.md), so
-retention is done by the loader itself: :func:`apply_retention` deletes the daily indices
-whose day is older than the retention period.
+creates it, and joins the family's alias (``<prefix>-events``, ``<prefix>-deadletters``): one
+name that readers, Trino's OpenSearch catalog among them, query across the days. ISM is not
+available in the local OpenSearch distribution (docs/stack.md), so retention is done by the
+loader itself: :func:`apply_retention` deletes the daily indices whose day is older than the
+retention period.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from opensearchpy import NotFoundError, OpenSearch
+from opensearchpy import NotFoundError, OpenSearch, RequestError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,11 @@ def index_day(prefix: str, family: str, name: str) -> date | None:
         return datetime.strptime(match.group(1), _DAY_FORMAT).date()
     except ValueError:
         return None
+
+
+def alias_name(prefix: str, family: str) -> str:
+    """Return the alias that spans every daily index of ``family``."""
+    return f"{prefix}-{family}"
 
 
 def _keyword(**extra: Any) -> dict[str, Any]:
@@ -83,9 +90,18 @@ _LOADER_FIELDS: dict[str, Any] = {
 }
 
 
+# Hints for Trino's OpenSearch connector, which reads ``_meta.trino`` of a mapping: fields
+# that hold lists of objects are arrays (a mapping cannot say so), and the open ``payload`` is
+# read as raw JSON text, since its fields differ by event type and from one day's index to
+# the next (the connector takes a table's columns from one index of an alias).
+_EVENTS_TRINO_META = {"payload": {"asRawJson": True}, "enrichment": {"money": {"isArray": True}}}
+_DEADLETTERS_TRINO_META = {"errors": {"isArray": True}}
+
+
 def events_mapping() -> dict[str, Any]:
     """Return the explicit mapping of the events indices."""
     return {
+        "_meta": {"trino": _EVENTS_TRINO_META},
         # Top level: a field the contract does not know is kept in _source, not indexed.
         "dynamic": "false",
         "date_detection": False,
@@ -186,6 +202,7 @@ def events_mapping() -> dict[str, Any]:
 def deadletters_mapping() -> dict[str, Any]:
     """Return the explicit mapping of the dead-letter indices."""
     return {
+        "_meta": {"trino": _DEADLETTERS_TRINO_META},
         "dynamic": "false",
         "date_detection": False,
         "numeric_detection": False,
@@ -237,6 +254,14 @@ class IndexLayout:
     def deadletters_index(self, day: date) -> str:
         return index_name(self.prefix, DEADLETTERS, day)
 
+    @property
+    def events_alias(self) -> str:
+        return alias_name(self.prefix, EVENTS)
+
+    @property
+    def deadletters_alias(self) -> str:
+        return alias_name(self.prefix, DEADLETTERS)
+
     def templates(self) -> dict[str, dict[str, Any]]:
         """Return the composable index templates by name."""
         settings = {
@@ -251,7 +276,11 @@ class IndexLayout:
             f"{self.prefix}-{EVENTS}": {
                 "index_patterns": [f"{self.prefix}-{EVENTS}-*"],
                 "priority": TEMPLATE_PRIORITY,
-                "template": {"settings": {"index": settings}, "mappings": events_mapping()},
+                "template": {
+                    "settings": {"index": settings},
+                    "mappings": events_mapping(),
+                    "aliases": {alias_name(self.prefix, EVENTS): {}},
+                },
                 "_meta": {"owner": "tributary realtime loader"},
             },
             f"{self.prefix}-{DEADLETTERS}": {
@@ -260,6 +289,7 @@ class IndexLayout:
                 "template": {
                     "settings": {"index": settings},
                     "mappings": deadletters_mapping(),
+                    "aliases": {alias_name(self.prefix, DEADLETTERS): {}},
                 },
                 "_meta": {"owner": "tributary realtime loader"},
             },
@@ -267,9 +297,46 @@ class IndexLayout:
 
 
 def ensure_templates(client: OpenSearch, layout: IndexLayout) -> None:
-    """Put (create or update) the loader's index templates; existing indices keep theirs."""
+    """Put (create or update) the loader's index templates.
+
+    Existing daily indices keep their mapping, but join their family's alias and get the
+    template's ``_meta`` (both can change on a live index), so indices made before either
+    existed are read like new ones.
+    """
     for name, body in layout.templates().items():
         client.indices.put_index_template(name=name, body=body)
+        template = body["template"]
+        pattern = body["index_patterns"][0]
+        existing = client.indices.get(
+            index=pattern, params={"allow_no_indices": "true", "expand_wildcards": "open"}
+        )
+        if not existing:
+            continue
+        client.indices.put_mapping(index=pattern, body={"_meta": template["mappings"]["_meta"]})
+        for alias in template["aliases"]:
+            client.indices.put_alias(index=pattern, name=alias)
+
+
+def ensure_alias(client: OpenSearch, layout: IndexLayout, family: str, day: date) -> bool:
+    """Make sure ``family``'s alias exists, so readers can name it before any document came.
+
+    When the family has no index yet, its templates are put (unless the loader's are there
+    already) and the index of ``day`` is created from them, empty. Return True if it was.
+    """
+    alias = alias_name(layout.prefix, family)
+    if client.indices.exists_alias(name=alias):
+        return False
+    for name, body in layout.templates().items():
+        if not client.indices.exists_index_template(name=name):
+            client.indices.put_index_template(name=name, body=body)
+    try:
+        client.indices.create(index=index_name(layout.prefix, family, day))
+    except RequestError as exc:
+        if exc.error != "resource_already_exists_exception":
+            raise
+    # An index made before the alias existed (by an older loader) joins it here.
+    client.indices.put_alias(index=f"{layout.prefix}-{family}-*", name=alias)
+    return True
 
 
 def apply_retention(

@@ -21,6 +21,7 @@ _ADDRESS_ENV = {
     "kafka": "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS",
     "seaweedfs": "TRIBUTARY_S3__ENDPOINT_URL",
     "opensearch": "TRIBUTARY_OPENSEARCH__URL",
+    "trino": "TRIBUTARY_TRINO__URL",
     "superset": "TRIBUTARY_SUPERSET__URL",
 }
 
@@ -93,8 +94,20 @@ def opensearch(servers: Servers) -> PlatformSettings:
 
 
 @pytest.fixture(scope="session")
-def superset(servers: Servers) -> PlatformSettings:
-    """Superset with the dashboards bundle imported (the stack provisions what it starts)."""
+def trino(servers: Servers) -> PlatformSettings:
+    """Trino, with the lake's S3 and REST catalog and OpenSearch it reads (started first)."""
+    servers.require("seaweedfs")
+    servers.require("opensearch")
+    servers.require("trino")
+    return servers.settings
+
+
+@pytest.fixture(scope="session")
+def superset(trino: PlatformSettings, servers: Servers) -> PlatformSettings:
+    """Superset with the dashboards bundle imported (the stack provisions what it starts).
+
+    Trino comes first: importing the bundle's database connections lists Trino's catalogs.
+    """
     servers.require("superset")
     if _ADDRESS_ENV["superset"] in os.environ:
         from stack.dashboards import provision_dashboards

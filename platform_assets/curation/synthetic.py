@@ -37,6 +37,8 @@ import polars as pl
 import pyarrow as pa
 
 from platform_assets.curation.raw import RAW_COLUMNS, RAW_SCHEMA
+from resources.s3 import make_s3_client
+from resources.settings import S3Settings
 
 DEFECTS = (
     "negative_price",
@@ -926,3 +928,14 @@ def write_raw_zone(cfg: SyntheticConfig, root: Path) -> SyntheticTruth:
                 folder / f"chunk-{k:04d}.parquet", compression="zstd"
             )
     return truth
+
+
+def upload_raw_zone(root: Path, s3: S3Settings) -> list[str]:
+    """Upload a raw zone written by :func:`write_raw_zone` to ``s3``'s raw bucket and prefix."""
+    client = make_s3_client(s3)
+    keys = []
+    for path in sorted(root.rglob("*.parquet")):
+        key = f"{s3.raw_prefix}{path.relative_to(root).as_posix()}"
+        client.upload_file(str(path), s3.raw_bucket, key)
+        keys.append(key)
+    return keys

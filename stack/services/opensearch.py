@@ -8,7 +8,7 @@ import shutil
 
 import httpx
 
-from stack.fetch import fetch_zip, java_executable
+from stack.fetch import fetch_archive, java_executable
 from stack.services.base import Service, local_port
 
 
@@ -32,7 +32,7 @@ class OpenSearchServer(Service):
         return self.cache / f"opensearch-{self.options.opensearch_version}"
 
     def install(self) -> None:
-        fetch_zip(
+        fetch_archive(
             self.options.maven,
             "org.opensearch.distribution.integ-test-zip:opensearch:"
             f"{self.options.opensearch_version}:zip",

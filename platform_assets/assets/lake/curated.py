@@ -335,11 +335,24 @@ def _dimension_output(
     description="One row per user (logged-in id, else device or anonymous session): first "
     "and last seen, latest country and device class, whether a bot. Rebuilt from every "
     "partition of stg_events.",
-    check_specs=[dg.AssetCheckSpec("key_unique", asset=DIM_USERS, blocking=True)],
+    check_specs=[
+        dg.AssetCheckSpec("key_unique", asset=DIM_USERS, blocking=True),
+        dg.AssetCheckSpec(
+            "facts_user_keys_present",
+            asset=DIM_USERS,
+            blocking=True,
+            description="Every user_key of the events and sessions facts (both keyed like "
+            "stg_events) has a row: referential integrity from the facts.",
+        ),
+    ],
 )
 def dim_users(stg: pl.DataFrame) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
-    yield from _dimension_output(
-        DIM_USERS, marts.dim_users(stg.drop(PARTITION_COLUMN)), ["user_key"]
+    frame = marts.dim_users(stg.drop(PARTITION_COLUMN))
+    yield from _dimension_output(DIM_USERS, frame, ["user_key"])
+    yield check_result(
+        DIM_USERS,
+        "facts_user_keys_present",
+        checks.check_referential_integrity(stg, frame, "user_key"),
     )
 
 
@@ -351,17 +364,35 @@ def dim_users(stg: pl.DataFrame) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetC
     kinds={"iceberg", "polars"},
     description="One row per product, attributes from its latest sighting, EUR price. "
     "Rebuilt from every partition.",
-    check_specs=[dg.AssetCheckSpec("key_unique", asset=DIM_PRODUCTS, blocking=True)],
+    check_specs=[
+        dg.AssetCheckSpec("key_unique", asset=DIM_PRODUCTS, blocking=True),
+        dg.AssetCheckSpec(
+            "facts_product_ids_present",
+            asset=DIM_PRODUCTS,
+            blocking=True,
+            description="Every product_id of fct_order_lines and of the events has a row: "
+            "referential integrity from the facts.",
+        ),
+    ],
 )
 def dim_products(
     stg: pl.DataFrame, order_lines: pl.DataFrame
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
     frame = marts.dim_products(stg.drop(PARTITION_COLUMN), order_lines.drop(PARTITION_COLUMN))
     yield from _dimension_output(DIM_PRODUCTS, frame, ["product_id"])
+    referenced = pl.concat([order_lines.select("product_id"), stg.select("product_id")])
+    yield check_result(
+        DIM_PRODUCTS,
+        "facts_product_ids_present",
+        checks.check_referential_integrity(referenced, frame, "product_id"),
+    )
 
 
 @dg.asset(
     key=key("marts", "dim_date"),
+    # Built when missing, and daily: it runs a year ahead of today.
+    automation_condition=dg.AutomationCondition.on_missing()
+    | dg.AutomationCondition.on_cron("0 0 * * *", "UTC"),
     group_name="marts",
     kinds={"iceberg", "polars"},
     description="One row per calendar day from the first partition to a year ahead.",

@@ -1,12 +1,12 @@
 """Checks of the curated lake that look beyond the step that wrote the data.
 
-- **Referential integrity** from the facts to the dimensions, one partitioned check per
-  relation: it reads the fact's partition that ran (never every partition) and the
-  dimension. The dimensions are rebuilt *from* the facts, so these checks cannot block the
-  facts (the dimensions would then wait on themselves); they fail with ERROR severity.
-- **Volume anomaly**: the partition's validated rows against the trailing days' average,
-  read from the materializations' ``dagster/row_count`` (no data is reloaded). A spike or a
-  drop is a warning, not a reason to hold data back.
+(Referential integrity from the facts to the dimensions is checked where each dimension is
+rebuilt, in ``curated.py``: that is the one moment both sides are current.)
+
+- **Volume anomaly**, a partitioned check (it evaluates the partition of its run only): the
+  partition's validated rows against the trailing days' average, read from the
+  materializations' ``dagster/row_count`` (no data is reloaded). A spike or a drop is a
+  warning, not a reason to hold data back.
 - **Freshness**: the raw zone must receive objects regularly (Dagster's last-update
   freshness check), and yesterday's KPIs must exist once the daily schedule has had time to
   run; a schedule evaluates both every ten minutes.
@@ -16,28 +16,11 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
-import polars as pl
 
-from platform_assets.assets.lake.curated import KPIS, VALIDATED, check_result, key
+from platform_assets.assets.lake.curated import KPIS, VALIDATED, check_result
 from platform_assets.assets.lake.raw_zone import RAW_EVENTS
 from platform_assets.curation import checks
 from platform_assets.partitions import daily
-
-FCT_EVENTS = key("marts", "fct_events")
-FCT_SESSIONS = key("marts", "fct_sessions")
-FCT_ORDER_LINES = key("marts", "fct_order_lines")
-DIM_USERS = key("marts", "dim_users")
-DIM_PRODUCTS = key("marts", "dim_products")
-DIM_DATE = key("marts", "dim_date")
-
-# (fact, its key column, dimension, the dimension's key column)
-RELATIONS: tuple[tuple[dg.AssetKey, str, dg.AssetKey, str], ...] = (
-    (FCT_EVENTS, "user_key", DIM_USERS, "user_key"),
-    (FCT_EVENTS, "product_id", DIM_PRODUCTS, "product_id"),
-    (FCT_EVENTS, "event_date", DIM_DATE, "date"),
-    (FCT_SESSIONS, "user_key", DIM_USERS, "user_key"),
-    (FCT_ORDER_LINES, "product_id", DIM_PRODUCTS, "product_id"),
-)
 
 # The volume check: a day within half of the trailing week's average, once three days exist.
 VOLUME_TRAILING_DAYS = 7
@@ -48,28 +31,6 @@ VOLUME_MIN_HISTORY = 3
 # 03:00 UTC (the daily schedule rebuilds them at 01:30).
 RAW_ZONE_MAX_SILENCE = timedelta(hours=1)
 KPIS_DEADLINE = time(3, 0)
-
-
-def _integrity_check(
-    fact: dg.AssetKey, column: str, dim: dg.AssetKey, dim_column: str
-) -> dg.AssetChecksDefinition:
-    name = f"{column}_in_{dim.path[-1]}"
-
-    @dg.asset_check(
-        asset=fact,
-        name=name,
-        additional_ins={"dimension": dg.AssetIn(dim)},
-        partitions_def=daily,
-        blocking=False,
-        description=f"Every {column} of the partition has a row in {dim.to_user_string()} "
-        f"({dim_column}).",
-    )
-    def integrity(facts: pl.DataFrame, dimension: pl.DataFrame) -> dg.AssetCheckResult:
-        # ``facts`` is the fact's partition of this run only: the check is partitioned.
-        outcome = checks.check_referential_integrity(facts, dimension, column, dim_column)
-        return check_result(fact, name, outcome, fact_rows=facts.height)
-
-    return integrity
 
 
 def _previous_days(day: date, n: int) -> list[str]:
@@ -159,7 +120,7 @@ FRESHNESS_CHECKS = [
 ]
 
 # The checks that run with the curated chain's own runs, and the scheduled ones.
-LAKE_CHECKS = [*(_integrity_check(*relation) for relation in RELATIONS), volume_anomaly]
+LAKE_CHECKS = [volume_anomaly]
 QUALITY_CHECKS = [*LAKE_CHECKS, *FRESHNESS_CHECKS]
 
 freshness_job = dg.define_asset_job(

@@ -1,0 +1,1 @@
+"""Assets that query the platform: the reporting views in Trino."""
