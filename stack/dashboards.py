@@ -12,6 +12,7 @@ Trino URI of the current settings into each, so the same bundle serves every pro
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,25 +27,48 @@ from resources.superset import SupersetClient
 BUNDLE = Path(__file__).resolve().parents[1] / "dashboards"
 # The folder every file sits in inside the ZIP (Superset expects one top-level folder).
 ZIP_ROOT = "tributary_dashboards"
-# Bundle database file → the Trino catalog it connects to.
-CATALOGS = {"tributary_lake": "iceberg", "tributary_realtime": "opensearch"}
+# Bundle database file → the setting naming the Trino catalog it connects to.
+CATALOG_SETTINGS = {"tributary_lake": "iceberg_catalog", "tributary_realtime": "opensearch_catalog"}
 KINDS = ("databases", "datasets", "charts", "dashboards")
 
 
-def trino_uri(url: str, user: str, catalog: str) -> str:
-    """The SQLAlchemy URI of a Trino coordinator at ``url`` for ``catalog``."""
+# What Superset writes in place of a password in a URI; the password itself goes in the
+# import's ``passwords`` field, by file name.
+PASSWORD_MASK = "XXXXXXXXXX"
+
+
+def trino_uri(url: str, user: str, catalog: str, with_password: bool = False) -> str:
+    """The SQLAlchemy URI of a Trino coordinator at ``url`` for ``catalog``.
+
+    With ``with_password`` the URI carries Superset's password mask, to be filled in from the
+    import's ``passwords``; the password never enters the bundle.
+    """
     parts = urlsplit(url)
-    scheme = "trino"
+    if parts.hostname is None:
+        raise ValueError(f"TRIBUTARY_TRINO__URL '{url}' has no host")
+    port = parts.port or (443 if parts.scheme == "https" else 8080)
+    login = quote(user, safe="") + (f":{PASSWORD_MASK}" if with_password else "")
     extra = "?protocol=https" if parts.scheme == "https" else ""
-    return f"{scheme}://{quote(user, safe='')}@{parts.hostname}:{parts.port}/{catalog}{extra}"
+    return f"trino://{login}@{parts.hostname}:{port}/{catalog}{extra}"
 
 
 def database_uris(settings: PlatformSettings) -> dict[str, str]:
-    """The connection URI of each database of the bundle, from the settings."""
+    """Each bundle database's connection URI: Trino's address, user and catalog, from settings."""
+    trino = settings.trino
     return {
-        name: trino_uri("http://127.0.0.1:8080", "tributary", catalog)
-        for name, catalog in CATALOGS.items()
+        name: trino_uri(
+            trino.url, trino.user, getattr(trino, setting), with_password=trino.password is not None
+        )
+        for name, setting in CATALOG_SETTINGS.items()
     }
+
+
+def database_passwords(settings: PlatformSettings) -> dict[str, str]:
+    """Trino's password for each database file of the bundle, when Trino has one."""
+    if settings.trino.password is None:
+        return {}
+    secret = settings.trino.password.get_secret_value()
+    return {f"databases/{name}.yaml": secret for name in CATALOG_SETTINGS}
 
 
 def load_bundle(folder: Path = BUNDLE) -> dict[str, dict[str, Any]]:
@@ -96,8 +120,37 @@ class BundleAssets:
 def provision_dashboards(settings: PlatformSettings, folder: Path = BUNDLE) -> BundleAssets:
     """Import the bundle into the configured Superset (create or update in place)."""
     with SupersetClient(settings.superset) as client:
-        client.import_assets(render_bundle(settings, folder))
+        client.import_assets(render_bundle(settings, folder), database_passwords(settings))
+        align_query_contexts(client, load_bundle(folder))
     return BundleAssets.read(folder)
+
+
+def align_query_contexts(client: SupersetClient, files: dict[str, dict[str, Any]]) -> int:
+    """Point each imported chart's saved query context at the chart's dataset, by id.
+
+    The import rewrites a chart's own link to its dataset (by UUID) but stores the query
+    context as it is in the file, numeric dataset id included; the chart-data API
+    (``GET /api/v1/chart/<id>/data/``) runs that context, so without this it would query
+    whichever dataset happens to carry the id. Returns the number of charts updated.
+    """
+    charts = {str(c["uuid"]): c for n, c in files.items() if n.startswith("charts/")}
+    updated = 0
+    for row in client.list_all("chart", ["id", "uuid", "datasource_id"]):
+        chart = charts.get(str(row["uuid"]))
+        if chart is None or not chart.get("query_context"):
+            continue
+        context = json.loads(chart["query_context"])
+        context["datasource"] = {"id": row["datasource_id"], "type": "table"}
+        if isinstance(context.get("form_data"), dict):
+            context["form_data"]["datasource"] = f"{row['datasource_id']}__table"
+            context["form_data"]["slice_id"] = row["id"]
+        client.request(
+            "PUT",
+            f"/api/v1/chart/{row['id']}",
+            json={"query_context": json.dumps(context), "query_context_generation": True},
+        )
+        updated += 1
+    return updated
 
 
 def dashboard_urls(settings: PlatformSettings, folder: Path = BUNDLE) -> dict[str, str]:

@@ -36,6 +36,10 @@ ERROR = (
     ".dashboard-component-chart-holder .ant-alert-error, "
     "[data-test='error-alert']"
 )
+# What a chart that drew something contains: an ECharts canvas, a table, a big number.
+DRAWN = "canvas, svg, table, .header-line"
+# Superset's empty state, shown in place of a chart whose query returned no rows.
+EMPTY = ".dashboard-component-chart-holder .ant-empty"
 
 
 @dataclass
@@ -43,6 +47,12 @@ class DashboardView:
     """What a dashboard showed: its charts, the chart-data answers, errors, the screenshot."""
 
     charts: int
+    drawn: int = 0
+    """Charts that drew something (a canvas, a table, a number)."""
+    empty: int = 0
+    """Charts that show Superset's "no results" state."""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    """The chart-data requests the page sent: the query contexts Superset's front end builds."""
     data_answers: list[dict[str, Any]] = field(default_factory=list)
     failed_answers: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -89,8 +99,16 @@ def open_dashboard(page: Page, url: str, screenshot: Path, timeout: float = 120)
         page.wait_for_timeout(1000)  # animations of the ECharts charts
     finally:
         page.remove_listener("response", record)
-    view = DashboardView(charts=charts)
+    holders = page.locator(CHART)
+    view = DashboardView(
+        charts=charts,
+        drawn=sum(holders.nth(i).locator(DRAWN).count() > 0 for i in range(charts)),
+        empty=page.locator(EMPTY).count(),
+    )
     for resp in answers:
+        body = resp.request.post_data_json
+        if isinstance(body, dict):
+            view.requests.append(body)
         if resp.ok:
             view.data_answers.append(resp.json())
         else:

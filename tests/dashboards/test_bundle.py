@@ -11,8 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
-from resources.settings import PlatformSettings
-from stack.dashboards import ZIP_ROOT, database_uris, load_bundle, render_bundle, trino_uri
+from resources.settings import PlatformSettings, TrinoSettings
+from stack.dashboards import (
+    ZIP_ROOT,
+    database_passwords,
+    database_uris,
+    load_bundle,
+    render_bundle,
+    trino_uri,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -107,6 +114,41 @@ def test_rendering_takes_each_database_uri_from_the_settings() -> None:
     }
 
 
+def test_database_uris_follow_the_trino_settings() -> None:
+    settings = PlatformSettings().model_copy(
+        update={
+            "trino": TrinoSettings(
+                url="http://trino.internal:18080",
+                user="bi",
+                iceberg_catalog="lake_a1",
+                opensearch_catalog="search_b2",
+            )
+        }
+    )
+    assert database_uris(settings) == {
+        "tributary_lake": "trino://bi@trino.internal:18080/lake_a1",
+        "tributary_realtime": "trino://bi@trino.internal:18080/search_b2",
+    }
+    assert database_passwords(settings) == {}
+
+
+def test_a_trino_password_goes_to_the_import_not_into_the_bundle() -> None:
+    trino = TrinoSettings.model_validate(
+        {"url": "https://trino.example.com:8443", "user": "bi", "password": "s3cret"}
+    )
+    settings = PlatformSettings().model_copy(update={"trino": trino})
+    uris = database_uris(settings)
+    assert uris["tributary_lake"] == (
+        "trino://bi:XXXXXXXXXX@trino.example.com:8443/iceberg?protocol=https"
+    )
+    assert database_passwords(settings) == {
+        "databases/tributary_lake.yaml": "s3cret",
+        "databases/tributary_realtime.yaml": "s3cret",
+    }
+    with zipfile.ZipFile(io.BytesIO(render_bundle(settings))) as zf:
+        assert not [n for n in zf.namelist() if b"s3cret" in zf.read(n)]
+
+
 @pytest.mark.parametrize(
     ("url", "user", "catalog", "expected"),
     [
@@ -150,8 +192,16 @@ def test_each_chart_saved_query_context_matches_its_form_data() -> None:
         assert chart["query_context"], f"{name} has no query context"
         saved = json.loads(chart["query_context"])
         form_data = saved["form_data"]
+        # Keys the chart leaves out take the front end's defaults in the saved context.
         for key in QUERY_KEYS:
-            assert form_data.get(key) == chart["params"].get(key), f"{name}: {key} differs"
+            if key in chart["params"]:
+                assert form_data.get(key) == chart["params"][key], f"{name}: {key} differs"
+        [query] = saved["queries"]
+        columns = [c if isinstance(c, str) else c.get("sqlExpression") for c in query["columns"]]
+        dimensions = [*chart["params"].get("groupby", [])]
+        if isinstance(chart["params"].get("x_axis"), str):
+            dimensions.insert(0, chart["params"]["x_axis"])
+        assert columns == dimensions, f"{name}: the saved query groups by {columns}"
         labels = [m["label"] for q in saved["queries"] for m in q["metrics"] or []]
         wanted = [m["label"] for m in chart["params"].get("metrics", [])] or [
             chart["params"]["metric"]["label"]
