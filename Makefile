@@ -19,10 +19,12 @@ lint: install
 	$(UV) run ruff format --check .
 	$(UV) run mypy .
 
-# The Dagster webserver and daemon on the instance the demo's runs went to.
+# The Dagster webserver and daemon on the instance the demo's runs went to, on the lake the
+# demo curated (the stack's REST catalog, unless TRIBUTARY_LAKE__CATALOG says otherwise).
 dagster: install
 	mkdir -p .tributary/dagster && touch .tributary/dagster/dagster.yaml
-	DAGSTER_HOME=$(CURDIR)/.tributary/dagster $(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$(CURDIR)/.tributary/dagster TRIBUTARY_LAKE__CATALOG=$${TRIBUTARY_LAKE__CATALOG:-rest} \
+		$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 stack-up: install
 	$(UV) run tributary stack up

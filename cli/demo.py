@@ -28,7 +28,7 @@ from ingestion.core.auth import new_key
 from ingestion.core.config import ApiKey
 from ingestion.producers.emitter import EmitterStats
 from ingestion.producers.sources import ClickstreamSource, IoTSource
-from resources.settings import PlatformSettings, Profile
+from resources.settings import LakeCatalog, PlatformSettings, Profile
 from stack.config import StackSettings
 from stack.dashboards import dashboard_urls
 from stack.errors import StackError
@@ -55,6 +55,10 @@ def _pipeline_settings(key_hash: str) -> PipelineSettings:
         }
     )
     update: dict[str, object] = {"collector": collector}
+    if "catalog" not in settings.lake.model_fields_set:
+        # The curated lake goes to the stack's REST catalog, where Trino and the dashboards
+        # read it (the embedded SQLite catalog is for working without the servers).
+        update["lake"] = settings.lake.model_copy(update={"catalog": LakeCatalog.REST})
     if "flush_max_age_s" not in settings.batch_loader.model_fields_set:
         update["batch_loader"] = settings.batch_loader.model_copy(
             update={"flush_max_age_s": DEMO_FLUSH_AGE_S}
@@ -209,54 +213,66 @@ def _report(stats: list[EmitterStats], result: Reconciliation, settings: Pipelin
 
 
 def _curate(settings: PipelineSettings, days: set[str]) -> None:
-    """Materialise the curated lake for the demo's event dates, in the UI's Dagster instance."""
+    """Materialise the curated lake and the reporting views for the demo's event dates.
+
+    The runs go to the UI's Dagster instance; the KPI summary is then read back through the
+    profile's query engine (Trino over the REST catalog, as the dashboards read it).
+    """
     # Preview/beta notices of Dagster and dagster-iceberg, pyiceberg's "delete matched no
     # records" on a first write, polars' scan-planner hint: none is for the demo's reader.
     warnings.simplefilter("ignore")
     import dagster as dg
-    import polars as pl
 
-    from platform_assets.runs import materialize_days
-    from resources.lake import make_catalog
+    from platform_assets.reporting.engines import Engine, run_query
+    from platform_assets.runs import materialize_days, materialize_reporting_views
 
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(DAGSTER_HOME.resolve())))
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").touch()
+    instance = dg.DagsterInstance.get()
     with console.status(f"materialising the curated lake for {', '.join(sorted(days))}"):
-        results = materialize_days(settings, days, dg.DagsterInstance.get())
+        results = materialize_days(settings, days, instance)
     failed = [day for day, r in results.items() if not r.success]
+    if not failed:
+        with console.status("creating the reporting views"):
+            views = materialize_reporting_views(settings, instance)
+        if not views.success:
+            failed.append("the reporting views")
+    engine = Engine.default(settings)
     table = Table(
         "event date",
         "checks",
         "sessions",
-        "purchases",
+        "conversion",
+        "orders",
         "revenue (EUR)",
         "new users",
-        title="Curated lake (Iceberg, Dagster)",
+        title=f"Curated lake (Iceberg, Dagster), read through {engine}",
     )
-    catalog = make_catalog(settings)
-    if catalog.table_exists("marts.agg_daily_kpis"):
-        read = pl.from_arrow(catalog.load_table("marts.agg_daily_kpis").scan().to_arrow())
-        kpis = read if isinstance(read, pl.DataFrame) else pl.DataFrame({"date": []})
-    else:
-        kpis = pl.DataFrame({"date": []})
+    dates = ", ".join(f"date '{day}'" for day in sorted(results))
+    kpis = run_query(
+        settings,
+        "select k.date, k.sessions, k.conversion_overall, k.orders, k.revenue_eur, u.new_users "
+        "from reporting.daily_kpis k left join reporting.user_mix u on u.date = k.date "
+        f"where k.date in ({dates})",
+        engine,
+    )
+    by_day = {str(row[0]): row for row in kpis.rows}
     for day, result in results.items():
         evaluations = result.get_asset_check_evaluations()
         passed = sum(e.passed for e in evaluations)
-        row = kpis.filter(pl.col("date").cast(pl.String) == day)
-        values = row.row(0, named=True) if row.height else {}
-        table.add_row(
-            day,
-            f"{passed}/{len(evaluations)} passed",
-            str(values.get("sessions", "-")),
-            str(values.get("purchases", "-")),
-            str(values.get("revenue_eur", "-")),
-            str(values.get("new_users", "-")),
-        )
+        row = by_day.get(day, (day, *["-"] * 5))
+        table.add_row(day, f"{passed}/{len(evaluations)} passed", *(str(v) for v in row[1:]))
     console.print(table)
     console.print(
         f"Dagster UI: 'make dagster' (DAGSTER_HOME={home}) serves the lineage graph, these runs "
         "and their checks at http://127.0.0.1:3000"
+    )
+    console.print(
+        f"Trino: {settings.trino.url} (catalogs {settings.trino.iceberg_catalog}, "
+        f"{settings.trino.opensearch_catalog}); query the lake with "
+        "'TRIBUTARY_LAKE__CATALOG=rest uv run tributary query \"select * from "
+        "reporting.daily_kpis\"'"
     )
     console.print(
         "Servers keep running: 'uv run tributary stack status' shows them, "

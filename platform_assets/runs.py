@@ -12,6 +12,7 @@ import dagster as dg
 
 from platform_assets.assets.lake.curated import CURATED_ASSETS
 from platform_assets.assets.lake.quality import LAKE_CHECKS
+from platform_assets.assets.query.reporting import reporting_assets
 from platform_assets.resources import resources_for
 from resources.settings import PlatformSettings
 
@@ -37,3 +38,17 @@ def materialize_days(
         if not result.success:
             break
     return results
+
+
+def materialize_reporting_views(
+    settings: PlatformSettings, instance: dg.DagsterInstance
+) -> dg.ExecuteInProcessResult:
+    """Create (or replace) the reporting views in Trino, as ``reporting_views_job`` does."""
+    return dg.materialize(
+        reporting_assets(settings),
+        resources=resources_for(settings),
+        instance=instance,
+        tags={"tributary/trigger": "demo"},
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )

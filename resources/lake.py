@@ -1,8 +1,11 @@
-"""The Iceberg catalog of the curated lake (Dagster-free), for each profile.
+"""The Iceberg catalog of the curated lake (Dagster-free).
 
-- ``local``: pyiceberg's SQL catalog in SQLite, tables as files under ``lake.local_root``.
-- ``stack``: the Iceberg REST catalog that SeaweedFS serves, tables in the warehouse, which
-  must be an S3 *table bucket* (``resources.s3.ensure_buckets`` creates it so).
+``settings.lake_catalog`` chooses it (``TRIBUTARY_LAKE__CATALOG``, else the profile's):
+
+- ``sql`` (``local``): pyiceberg's SQL catalog in SQLite, tables under ``lake.local_root``.
+- ``rest`` (``stack``): the Iceberg REST catalog that SeaweedFS serves, tables in the
+  warehouse, which must be an S3 *table bucket* (``resources.s3.ensure_buckets`` creates it
+  so). Trino reads this one.
 
 :func:`catalog_properties` is the one description of the catalog; the Dagster IO manager
 (dagster-iceberg) and :func:`make_catalog` both take it.
@@ -14,15 +17,18 @@ from typing import Any
 
 from pyiceberg.catalog import Catalog, load_catalog
 
-from resources.settings import PlatformSettings, Profile
+from resources.settings import LakeCatalog, PlatformSettings
 
 CATALOG_NAME = "tributary"
 # Namespaces of the curated lake: staging tables and quarantine, then the reporting marts.
 NAMESPACES = ("staging", "marts")
 
 
-def catalog_properties(settings: PlatformSettings) -> dict[str, Any]:
-    if settings.profile is Profile.LOCAL:
+def catalog_properties(
+    settings: PlatformSettings, catalog: LakeCatalog | None = None
+) -> dict[str, Any]:
+    """The properties pyiceberg takes for the lake's catalog (default: the settings')."""
+    if (catalog or settings.lake_catalog) is LakeCatalog.SQL:
         root = settings.lake.local_root.resolve()
         (root / "warehouse").mkdir(parents=True, exist_ok=True)
         return {

@@ -111,9 +111,23 @@ class TrinoSettings(BaseModel):
     opensearch_catalog: str = Field("opensearch", description="Catalog of the real-time indices.")
 
 
+class LakeCatalog(enum.StrEnum):
+    """Where the curated lake's Iceberg catalog lives."""
+
+    SQL = "sql"
+    """pyiceberg's SQL catalog in SQLite, tables as files under ``lake.local_root``."""
+    REST = "rest"
+    """The Iceberg REST catalog SeaweedFS serves, tables in S3: the one Trino reads."""
+
+
 class LakeSettings(BaseModel):
+    catalog: LakeCatalog | None = Field(
+        None,
+        description="`sql` or `rest`; default `sql` in the `local` profile, `rest` in `stack`. "
+        "The demo sets `rest` so that Trino and the dashboards read the lake it curates.",
+    )
     local_root: Path = Field(
-        Path(".tributary/lake"), description="Root of the lake and SQLite catalog in `local`."
+        Path(".tributary/lake"), description="Root of the lake and SQLite catalog (`sql`)."
     )
 
 
@@ -167,6 +181,13 @@ class PlatformSettings(BaseSettings):
     lake: LakeSettings = LakeSettings()
     alerts: AlertSettings = AlertSettings()
     superset: SupersetSettings = SupersetSettings()
+
+    @property
+    def lake_catalog(self) -> LakeCatalog:
+        """The curated lake's catalog: as set, else the profile's."""
+        if self.lake.catalog is not None:
+            return self.lake.catalog
+        return LakeCatalog.REST if self.profile is Profile.STACK else LakeCatalog.SQL
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Self:

@@ -20,7 +20,7 @@ from pyiceberg.exceptions import NoSuchNamespaceError
 
 from platform_assets.reporting.views import LAKE_VIEWS, MARTS, SCHEMA, duckdb_sql, referenced_marts
 from resources.lake import make_catalog
-from resources.settings import PlatformSettings, Profile
+from resources.settings import LakeCatalog, PlatformSettings
 from resources.trino import SESSION_TIME_ZONE, QueryResult, run_trino
 
 
@@ -30,8 +30,8 @@ class Engine(enum.StrEnum):
 
     @classmethod
     def default(cls, settings: PlatformSettings) -> Engine:
-        """Trino in the ``stack`` profile, DuckDB in the embedded one."""
-        return cls.TRINO if settings.profile is Profile.STACK else cls.DUCKDB
+        """Trino when the lake is in the REST catalog (Trino reads it), else embedded DuckDB."""
+        return cls.TRINO if settings.lake_catalog is LakeCatalog.REST else cls.DUCKDB
 
 
 def duckdb_lake(settings: PlatformSettings, marts: Iterable[str]) -> duckdb.DuckDBPyConnection:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from resources.lake import catalog_properties
-from resources.settings import PlatformSettings, Profile
+from resources.settings import LakeCatalog, PlatformSettings
 from stack.errors import StackError
 from stack.fetch import fetch_archive, java_executable
 from stack.services.base import Service, local_port
@@ -81,7 +81,7 @@ def iceberg_catalog(settings: PlatformSettings) -> dict[str, object]:
     so Trino reads exactly the tables the Dagster assets write. Trino authenticates with the
     OAuth2 client-credentials flow against SeaweedFS's token endpoint, as pyiceberg does.
     """
-    lake = catalog_properties(settings.model_copy(update={"profile": Profile.STACK}))
+    lake = catalog_properties(settings, LakeCatalog.REST)
     return {
         "connector.name": "iceberg",
         "iceberg.catalog.type": "rest",

@@ -42,9 +42,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(120
 DAG_ID = "tributary_daily"
 DAY_OK = "2026-11-20"
 DAY_BAD = "2026-11-21"
-# The daemon's sensors would launch runs of their own for the raw zone (and alert runs):
-# stopped, as docs/airflow.md advises when Airflow drives the chain.
-SENSORS_OFF = ("raw_zone_sensor", "stream_alert_sensor")
+# The daemon's sensors would launch runs of their own for the raw zone, downstream of
+# Airflow's runs (automation) and for alerts: stopped, as docs/airflow.md advises when Airflow
+# drives the chain.
+SENSORS_OFF = ("raw_zone_sensor", "curated_automation", "stream_alert_sensor")
 PARTITIONED = {
     "/".join(key.path)
     for assets in CURATED_ASSETS

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ def test_demo_accounts_for_every_event(
         capture_output=True,
         text=True,
         timeout=600,
+        env={**os.environ, "COLUMNS": "200"},  # tables unwrapped, one row per line
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -49,9 +51,14 @@ def test_demo_accounts_for_every_event(
     curated = [line for line in lines if " passed" in line and line.startswith("│ 20")]
     assert curated, result.stdout
     for line in curated:
-        passed, total = line.split("│")[2].split()[0].split("/")
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        passed, total = cells[1].split()[0].split("/")
         assert passed == total and int(total) > 0, line
+        # The KPIs were read back through Trino's reporting views: figures, not blanks.
+        assert int(cells[2]) > 0 and int(cells[4]) >= 0, line
+    assert "read through trino" in result.stdout
     assert "http://127.0.0.1:3000" in result.stdout
+    assert f"Trino: {superset.trino.url}" in result.stdout
     # It ends with the dashboards' addresses and how to log in.
     from stack.dashboards import dashboard_urls
 

@@ -32,7 +32,7 @@ from tests.streaming.batch_helpers import (
     produce,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 LOCATION = {"repositoryLocationName": "tributary", "repositoryName": "__repository__"}
 # At most two runs at a time: each run is a process that loads the code location.
