@@ -28,8 +28,9 @@ from ingestion.core.auth import new_key
 from ingestion.core.config import ApiKey
 from ingestion.producers.emitter import EmitterStats
 from ingestion.producers.sources import ClickstreamSource, IoTSource
-from resources.settings import LakeCatalog
+from resources.settings import LakeCatalog, PlatformSettings, Profile
 from stack.config import StackSettings
+from stack.dashboards import dashboard_urls
 from stack.errors import StackError
 from stack.manager import Stack
 from stack.processes import Pipeline, PipelineSettings
@@ -115,6 +116,7 @@ def demo(
         reconciler.close()
     _report(stats, result, pipeline.settings)
     _curate(pipeline.settings, result.lake_dates)
+    _dashboards(pipeline.settings)
 
 
 def _produce(
@@ -279,3 +281,15 @@ def _curate(settings: PipelineSettings, days: set[str]) -> None:
     if failed:
         console.print(f"[red]the curated chain failed for {', '.join(failed)}[/]")
         raise typer.Exit(1)
+
+
+def _dashboards(settings: PlatformSettings) -> None:
+    """Where the dashboards are, and how to log in."""
+    ss = settings.superset
+    if settings.profile is Profile.LOCAL and "admin_password" not in ss.model_fields_set:
+        password = f"password '{ss.secret('admin_password')}' (the local default)"
+    else:
+        password = "the password in TRIBUTARY_SUPERSET__ADMIN_PASSWORD"
+    console.print(f"Superset dashboards (log in as '{ss.admin_username}' with {password}):")
+    for title, url in dashboard_urls(settings).items():
+        console.print(f"  {title}: {url}")

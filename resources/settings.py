@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 LOCAL_S3_ACCESS_KEY = "tributary"
 LOCAL_S3_SECRET_KEY = "tributary-local-secret"
 LOCAL_OPENSEARCH_PASSWORD = ""
+LOCAL_SUPERSET_ADMIN_PASSWORD = "tributary-local-admin"
+LOCAL_SUPERSET_SECRET_KEY = "tributary-local-superset-secret-key"
 
 
 class Profile(enum.StrEnum):
@@ -137,6 +139,30 @@ class AlertSettings(BaseModel):
     webhook_url: str | None = Field(None, description="Where alerts are POSTed as JSON.")
 
 
+class SupersetSettings(BaseModel):
+    url: str = Field("http://127.0.0.1:8088", description="Superset's web server.")
+    admin_username: str = Field("admin", description="The admin account that provisions.")
+    # No default outside `local`: only the processes that talk to Superset need them, so
+    # they are checked where they are used (``secret``), not by every process's settings.
+    admin_password: SecretStr | None = Field(
+        None, description="Password of the admin account (`local` default otherwise unset)."
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Superset's SECRET_KEY: signs sessions, encrypts stored connection secrets.",
+    )
+
+    def secret(self, name: Literal["admin_password", "secret_key"]) -> str:
+        """Return the secret, or say which variable to set when it has none."""
+        value: SecretStr | None = getattr(self, name)
+        if value is None:
+            raise ValueError(
+                f"TRIBUTARY_SUPERSET__{name.upper()} is not set "
+                "(it has a default only in the local profile)"
+            )
+        return value.get_secret_value()
+
+
 class PlatformSettings(BaseSettings):
     """Connection settings shared by every process of the platform."""
 
@@ -154,6 +180,7 @@ class PlatformSettings(BaseSettings):
     trino: TrinoSettings = TrinoSettings()
     lake: LakeSettings = LakeSettings()
     alerts: AlertSettings = AlertSettings()
+    superset: SupersetSettings = SupersetSettings()
 
     @property
     def lake_catalog(self) -> LakeCatalog:
@@ -164,13 +191,24 @@ class PlatformSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Self:
+        superset_defaults = {
+            "admin_password": LOCAL_SUPERSET_ADMIN_PASSWORD,
+            "secret_key": LOCAL_SUPERSET_SECRET_KEY,
+        }
         if self.profile is Profile.LOCAL:
+            for name, default in superset_defaults.items():
+                if getattr(self.superset, name) is None:
+                    setattr(self.superset, name, SecretStr(default))
             return self
         insecure = []
         if self.s3.access_key_id == LOCAL_S3_ACCESS_KEY:
             insecure.append("TRIBUTARY_S3__ACCESS_KEY_ID")
         if self.s3.secret_access_key.get_secret_value() == LOCAL_S3_SECRET_KEY:
             insecure.append("TRIBUTARY_S3__SECRET_ACCESS_KEY")
+        for name, default in superset_defaults.items():
+            value = getattr(self.superset, name)
+            if value is not None and value.get_secret_value() == default:
+                insecure.append(f"TRIBUTARY_SUPERSET__{name.upper()}")
         if insecure:
             raise ValueError(
                 f"profile '{self.profile}' refuses the local default secrets; "

@@ -50,7 +50,7 @@ def up(services: Services = None) -> None:
 
 @app.command()
 def provision() -> None:
-    """Create the platform's topics and buckets on the configured (possibly remote) servers."""
+    """Create the platform's topics, buckets and dashboards on the configured servers."""
     stack = _stack()
     try:
         report = provision_kafka(stack.settings)
@@ -58,7 +58,13 @@ def provision() -> None:
             f"kafka: created {report.created or 'none'}, altered {report.altered or 'none'}"
         )
         console.print(f"s3: buckets created {provision_s3(stack.settings) or 'none'}")
-    except ProvisionError as exc:
+        superset = stack.services["superset"]
+        if superset.healthy():
+            for line in superset.provision():
+                console.print(f"superset: {line}")
+        else:
+            console.print(f"superset: not answering at {superset.url}; dashboards not provisioned")
+    except (ProvisionError, StackError) as exc:
         raise _fail(exc) from exc
 
 

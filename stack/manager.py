@@ -14,10 +14,11 @@ from stack.services.base import Service
 from stack.services.kafka import Kafka
 from stack.services.opensearch import OpenSearchServer
 from stack.services.seaweedfs import SeaweedFS
+from stack.services.superset import Superset
 from stack.services.trino import TrinoServer
 
 SERVICES: dict[str, type[Service]] = {
-    cls.name: cls for cls in (Kafka, SeaweedFS, OpenSearchServer, TrinoServer)
+    cls.name: cls for cls in (Kafka, SeaweedFS, OpenSearchServer, TrinoServer, Superset)
 }
 
 

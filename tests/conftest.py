@@ -22,6 +22,7 @@ _ADDRESS_ENV = {
     "seaweedfs": "TRIBUTARY_S3__ENDPOINT_URL",
     "opensearch": "TRIBUTARY_OPENSEARCH__URL",
     "trino": "TRIBUTARY_TRINO__URL",
+    "superset": "TRIBUTARY_SUPERSET__URL",
 }
 
 
@@ -98,4 +99,18 @@ def trino(servers: Servers) -> PlatformSettings:
     servers.require("seaweedfs")
     servers.require("opensearch")
     servers.require("trino")
+    return servers.settings
+
+
+@pytest.fixture(scope="session")
+def superset(trino: PlatformSettings, servers: Servers) -> PlatformSettings:
+    """Superset with the dashboards bundle imported (the stack provisions what it starts).
+
+    Trino comes first: importing the bundle's database connections lists Trino's catalogs.
+    """
+    servers.require("superset")
+    if _ADDRESS_ENV["superset"] in os.environ:
+        from stack.dashboards import provision_dashboards
+
+        provision_dashboards(servers.settings)
     return servers.settings

@@ -62,3 +62,36 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIBUTARY_KAFKA__PARTITIONS", "0")
     with pytest.raises(ValidationError, match="partitions"):
         PlatformSettings()
+
+
+def test_superset_secrets_have_defaults_only_in_the_local_profile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("ADMIN_PASSWORD", "SECRET_KEY"):
+        monkeypatch.delenv(f"TRIBUTARY_SUPERSET__{name}", raising=False)
+    local = PlatformSettings()
+    assert local.superset.secret("admin_password") and local.superset.secret("secret_key")
+
+    monkeypatch.setenv("TRIBUTARY_PROFILE", "stack")
+    monkeypatch.setenv("TRIBUTARY_S3__ACCESS_KEY_ID", "team")
+    monkeypatch.setenv("TRIBUTARY_S3__SECRET_ACCESS_KEY", "a-real-secret")
+    # Processes that never talk to Superset start without its secrets ...
+    stack = PlatformSettings()
+    # ... and those that do are told which variable to set.
+    with pytest.raises(ValueError, match="TRIBUTARY_SUPERSET__ADMIN_PASSWORD is not set"):
+        stack.superset.secret("admin_password")
+    with pytest.raises(ValueError, match="TRIBUTARY_SUPERSET__SECRET_KEY is not set"):
+        stack.superset.secret("secret_key")
+
+    # The local defaults, copied into another profile, are refused.
+    monkeypatch.setenv(
+        "TRIBUTARY_SUPERSET__ADMIN_PASSWORD", local.superset.secret("admin_password")
+    )
+    monkeypatch.setenv("TRIBUTARY_SUPERSET__SECRET_KEY", local.superset.secret("secret_key"))
+    with pytest.raises(ValidationError, match="TRIBUTARY_SUPERSET__ADMIN_PASSWORD") as refused:
+        PlatformSettings()
+    assert "TRIBUTARY_SUPERSET__SECRET_KEY" in str(refused.value)
+
+    monkeypatch.setenv("TRIBUTARY_SUPERSET__ADMIN_PASSWORD", "a-real-password")
+    monkeypatch.setenv("TRIBUTARY_SUPERSET__SECRET_KEY", "a-real-key")
+    assert PlatformSettings().superset.secret("admin_password") == "a-real-password"

@@ -16,7 +16,13 @@ def test_none_means_every_service_and_an_empty_list_none(tmp_path: Path) -> None
     # The test suite stops "the services it started": when it started none, that must stop
     # none, not every server the user had started with `tributary stack up`.
     stack = Stack(StackSettings.model_validate({"stack": {"state_dir": tmp_path}}))
-    assert [s.name for s in stack.select(None)] == ["kafka", "seaweedfs", "opensearch", "trino"]
+    assert [s.name for s in stack.select(None)] == [
+        "kafka",
+        "seaweedfs",
+        "opensearch",
+        "trino",
+        "superset",
+    ]
     assert stack.select([]) == []
     assert stack.down([]) == []
     assert [s.name for s in stack.select(["opensearch"])] == ["opensearch"]

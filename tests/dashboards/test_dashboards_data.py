@@ -1,0 +1,282 @@
+"""Both dashboards on real servers show the data underneath them, and a browser sees it.
+
+A curated lake of the module's own (``lake_on_stack``: Dagster assets into the REST catalog,
+mounted in Trino as a catalog of its own) and a stream run (``pipeline_rig``: events over HTTP
+into indices of its own) feed the reporting views, which ``reporting_views_job`` creates. The
+bundle is then provisioned with connections to that catalog, and:
+
+- for every chart, ``GET /api/v1/chart/<id>/data/`` (the saved query context) returns the
+  values Trino returns for the chart's question asked directly of the views;
+- the totals agree with what the lake and the stream did (revenue of the marts, events and
+  dead letters the reconciliation counted);
+- headless Chromium logs in, opens each dashboard, finds no chart in error and every chart
+  drawn with data, and saves a screenshot under ``test-artefacts/dashboards/``.
+
+The Superset connections are restored to the platform's settings at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from platform_assets.definitions import build_definitions
+from platform_assets.reporting.views import LAKE_VIEWS, LIVE_VIEWS
+from resources.settings import PlatformSettings
+from resources.superset import SupersetClient
+from resources.trino import run_trino
+from stack.dashboards import BundleAssets, dashboard_urls, load_bundle, provision_dashboards
+from streaming.reconcile import Reconciler
+from tests.dashboards.browser import logged_in, open_dashboard
+from tests.pipeline_rig import Feed, settle, start_rig
+from tests.platform_assets.lake_on_stack import CuratedLake, curated_lake
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+LAKE_EVENTS = 20_000
+STREAM_EVENTS = 600
+ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "dashboards"
+
+
+@dataclass
+class Reporting:
+    settings: PlatformSettings
+    """Lake catalog and index prefix of this module; the bundle is provisioned with them."""
+    lake: CuratedLake
+    events: int
+    """Events the reconciliation found enriched (and so in the real-time index)."""
+    dead_letters: dict[str, int]
+    """Dead letters of the enricher, by reason."""
+
+
+@pytest.fixture(scope="module")
+def reporting(
+    kafka: PlatformSettings, superset: PlatformSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Reporting]:
+    with curated_lake(superset, LAKE_EVENTS) as lake:
+        rig = start_rig(kafka, lake.settings, tmp_path_factory.mktemp("rig"))
+        try:
+            with Reconciler(rig.settings) as reconciler:
+                Feed(rig, STREAM_EVENTS, None, seed=23).start().join()
+                result = settle(reconciler, rig)
+        finally:
+            rig.pipeline.stop()
+        assert result.settled, result.problems()
+        enriched = set(result.enriched) & set(result.accepted)
+        dead = set(result.enriched_dead_letters) & set(result.accepted)
+        assert enriched and dead, "the feed should yield events and dead letters"
+        settings = lake.settings.model_copy(
+            update={
+                "opensearch": lake.settings.opensearch.model_copy(
+                    update={"index_prefix": rig.settings.opensearch.index_prefix}
+                )
+            }
+        )
+        job = build_definitions(settings).get_job_def("reporting_views_job")
+        views = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+        assert views.success
+        provision_dashboards(settings)
+        try:
+            yield Reporting(
+                settings,
+                lake,
+                len(enriched),
+                {str(k): int(v) for k, v in result.enriched_dead_letter_reasons.items()},
+            )
+        finally:
+            provision_dashboards(superset)
+
+
+def _ms(value: object) -> object:
+    """A temporal value as Superset's JSON answers carry it: milliseconds since the epoch."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return int(moment.timestamp() * 1000)
+    if isinstance(value, date):
+        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000)
+    return value
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
+    return a == b
+
+
+def _rows_equal(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]]) -> bool:
+    if len(got) != len(want):
+        return False
+    return all(
+        len(g) == len(w) and all(_same(x, y) for x, y in zip(g, w, strict=True))
+        for g, w in zip(sorted(got, key=repr), sorted(want, key=repr), strict=True)
+    )
+
+
+# Each chart's question asked of the views directly. "series" charts (time series, pivoted by
+# Superset) are compared as (x, series, value) triples; "rows" charts row by row, columns in the
+# order of the chart's answer.
+EXPECTED: dict[str, tuple[str, str]] = {
+    "daily_sessions": (
+        "series",
+        "select date, 'Sessions', sum(sessions) from reporting.daily_kpis group by 1",
+    ),
+    "revenue_per_day": (
+        "series",
+        "select date, 'Revenue (EUR)', sum(revenue_eur) from reporting.daily_kpis group by 1",
+    ),
+    "total_revenue": ("rows", "select sum(revenue_eur) from reporting.daily_kpis"),
+    "funnel_conversion": (
+        "rows",
+        "select s.step, s.sessions from (select sum(funnel_page_view) as a, "
+        "sum(funnel_product_view) as b, sum(funnel_add_to_cart) as c, "
+        "sum(funnel_checkout_started) as d, sum(funnel_purchase) as e "
+        "from reporting.daily_kpis) cross join unnest(array['page view', 'product view', "
+        "'add to cart', 'checkout started', 'purchase'], array[a, b, c, d, e]) "
+        "as s (step, sessions)",
+    ),
+    "top_products": (
+        "rows",
+        "select product_name, category, sum(revenue_eur), sum(units) from reporting.top_products "
+        "group by 1, 2 order by 3 desc limit 10",
+    ),
+    "new_vs_returning_users": (
+        "series",
+        "select date, 'New users', sum(new_users) from reporting.user_mix group by 1 "
+        "union all select date, 'Returning users', sum(returning_users) "
+        "from reporting.user_mix group by 1",
+    ),
+    "live_events_total": ("rows", "select sum(events) from reporting.live_events_per_minute"),
+    "live_events_per_minute": (
+        "series",
+        "select minute, event_type, sum(events) from reporting.live_events_per_minute "
+        "group by 1, 2",
+    ),
+    "live_dead_letters_by_reason": (
+        "rows",
+        "select reason, sum(dead_letters) from reporting.live_dead_letters_by_reason group by 1",
+    ),
+    "live_ingest_latency": (
+        "series",
+        " union all ".join(
+            f"select minute, '{label}', max({column}) from reporting.live_ingest_latency group by 1"
+            for label, column in (
+                ("p50 (ms)", "p50_ms"),
+                ("p95 (ms)", "p95_ms"),
+                ("max (ms)", "max_ms"),
+            )
+        ),
+    ),
+}
+
+
+def _as_series(answer: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """A pivoted time-series answer as (x, series, value) triples, empty cells left out."""
+    x, *series = answer["colnames"]
+    return [
+        (row[x], name, row[name])
+        for row in answer["data"]
+        for name in series
+        if row[name] is not None
+    ]
+
+
+def _asked_columns(chart: str) -> list[str]:
+    """The dimensions and metrics a chart's saved query asks for, in order (a pie's answer
+    carries its share of the total besides)."""
+    context = json.loads(load_bundle()[f"charts/{chart}.yaml"]["query_context"])
+    [query] = context["queries"]
+    columns = [c if isinstance(c, str) else c["label"] for c in query["columns"]]
+    return [*columns, *(m["label"] for m in query["metrics"])]
+
+
+def _chart_ids(client: SupersetClient) -> dict[str, int]:
+    """Chart file stem → the chart's id in Superset."""
+    ids = {str(row["uuid"]): row["id"] for row in client.list_all("chart", ["id", "uuid"])}
+    return {
+        name.removeprefix("charts/").removesuffix(".yaml"): ids[str(content["uuid"])]
+        for name, content in load_bundle().items()
+        if name.startswith("charts/")
+    }
+
+
+def test_every_chart_answers_what_trino_answers(reporting: Reporting) -> None:
+    trino = reporting.settings.trino
+    with SupersetClient(reporting.settings.superset) as client:
+        charts = _chart_ids(client)
+        assert set(charts) == set(EXPECTED), "every chart of the bundle has its expected query"
+        for name, chart_id in charts.items():
+            shape, sql = EXPECTED[name]
+            [answer] = client.chart_data(chart_id)
+            assert answer["status"] == "success", (name, answer.get("error"))
+            want = [
+                tuple(_ms(v) for v in row)
+                for row in run_trino(trino, sql, catalog=trino.iceberg_catalog).rows
+            ]
+            assert want and all(v is not None for row in want for v in row), name
+            if shape == "series":
+                got = _as_series(answer)
+            else:
+                asked = _asked_columns(name)
+                got = [tuple(row[c] for c in asked) for row in answer["data"]]
+            assert _rows_equal(got, want), (name, got[:5], want[:5])
+
+
+def test_the_charts_totals_are_what_the_lake_and_the_stream_hold(reporting: Reporting) -> None:
+    kpis = reporting.lake.mart("agg_daily_kpis")
+    with SupersetClient(reporting.settings.superset) as client:
+        charts = _chart_ids(client)
+
+        def single(name: str) -> Any:
+            [answer] = client.chart_data(charts[name])
+            [row] = answer["data"]
+            return next(iter(row.values()))
+
+        assert math.isclose(single("total_revenue"), kpis["revenue_eur"].sum(), abs_tol=0.01)
+        assert single("live_events_total") == reporting.events
+        [letters] = client.chart_data(charts["live_dead_letters_by_reason"])
+        by_reason = {row["reason"]: row["Dead letters"] for row in letters["data"]}
+        assert by_reason == reporting.dead_letters
+        [sessions] = client.chart_data(charts["daily_sessions"])
+        assert len(sessions["data"]) == len(reporting.lake.days)
+    # The views the charts read are the ones Dagster created, all of them.
+    listed = run_trino(
+        reporting.settings.trino,
+        "select table_name from information_schema.views where table_schema = 'reporting'",
+        catalog=reporting.settings.trino.iceberg_catalog,
+    ).rows
+    assert {r[0] for r in listed} == {v.name for v in (*LAKE_VIEWS, *LIVE_VIEWS)}
+
+
+def test_chromium_opens_each_dashboard_without_errors_and_with_data(
+    reporting: Reporting,
+) -> None:
+    files = load_bundle()
+    placed = {
+        c["slug"]: sum(
+            1 for n in c["position"].values() if isinstance(n, dict) and n.get("type") == "CHART"
+        )
+        for n, c in files.items()
+        if n.startswith("dashboards/")
+    }
+    slugs = {title: slug for slug, title in BundleAssets.read().dashboards.items()}
+    with logged_in(reporting.settings.superset) as page:
+        for title, url in dashboard_urls(reporting.settings).items():
+            slug = slugs[title]
+            view = open_dashboard(page, url, ARTEFACTS / f"{slug}.png")
+            assert view.charts == placed[slug], (title, view.charts)
+            assert view.errors == [], (title, view.errors)
+            assert view.failed_answers == [], (title, view.failed_answers)
+            assert len(view.data_answers) >= view.charts, title
+            for answer in view.data_answers:
+                assert all(r["rowcount"] > 0 for r in answer["result"]), (title, answer)
+            assert view.empty == 0, title
+            assert view.drawn == view.charts, (title, view.drawn, view.charts)
+            assert view.screenshot is not None and view.screenshot.stat().st_size > 20_000
