@@ -1,8 +1,4 @@
-"""Open Superset dashboards in headless Chromium, as a person would, and record what they show.
-
-Debian's Chromium (``/usr/bin/chromium``, installed by ``scripts/bootstrap``) is driven by
-Playwright; Playwright's own browser download is not used.
-"""
+"""Open Superset dashboards in headless Chromium, as a person would, and record what they show."""
 
 from __future__ import annotations
 
@@ -13,20 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, Response, sync_playwright
+from playwright.sync_api import Page, Response
 
 from resources.settings import SupersetSettings
+from tests.chromium import chromium_page
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Selectors of a dashboard's charts, of a chart still loading, and of an error shown in place
 # of a chart (Superset 6.x).
 CHART = ".dashboard-component-chart-holder"
@@ -62,19 +49,13 @@ class DashboardView:
 @contextmanager
 def logged_in(settings: SupersetSettings) -> Iterator[Page]:
     """A browser page logged in to Superset through its login form."""
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.goto(f"{settings.url.rstrip('/')}/login/")
-            page.fill("#username", settings.admin_username)
-            page.fill("#password", settings.secret("admin_password"))
-            page.click("button[type='submit']")
-            page.wait_for_url(lambda url: "/login" not in url)
-            yield page
-        finally:
-            browser.close()
+    with chromium_page() as page:
+        page.goto(f"{settings.url.rstrip('/')}/login/")
+        page.fill("#username", settings.admin_username)
+        page.fill("#password", settings.secret("admin_password"))
+        page.click("button[type='submit']")
+        page.wait_for_url(lambda url: "/login" not in url)
+        yield page
 
 
 def open_dashboard(page: Page, url: str, screenshot: Path, timeout: float = 120) -> DashboardView:

@@ -22,7 +22,6 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -35,6 +34,7 @@ from resources.superset import SupersetClient
 from resources.trino import run_trino
 from stack.dashboards import BundleAssets, dashboard_urls, load_bundle, provision_dashboards
 from streaming.reconcile import Reconciler
+from tests.chromium import ARTEFACTS as TEST_ARTEFACTS
 from tests.dashboards.browser import logged_in, open_dashboard
 from tests.pipeline_rig import Feed, settle, start_rig
 from tests.platform_assets.lake_on_stack import CuratedLake, curated_lake
@@ -43,7 +43,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LAKE_EVENTS = 20_000
 STREAM_EVENTS = 600
-ARTEFACTS = Path(__file__).resolve().parents[2] / "test-artefacts" / "dashboards"
+ARTEFACTS = TEST_ARTEFACTS / "dashboards"
 
 
 @dataclass
