@@ -16,7 +16,13 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from platform_assets.assets.lake.curated import CURATED_ASSETS, DIM_PRODUCTS, DIM_USERS, VALIDATED
+from platform_assets.assets.lake.curated import (
+    CURATED_ASSETS,
+    DIM_PRODUCTS,
+    DIM_USERS,
+    STG_EVENTS,
+    VALIDATED,
+)
 from platform_assets.assets.lake.quality import LAKE_CHECKS
 from platform_assets.resources import RawZoneResource, resources_for
 from resources.lake import make_catalog
@@ -184,3 +190,5 @@ def test_partitioned_and_integrity_checks(loaded: Loaded) -> None:
         ):
             integrity = by_name[(dim, name)]
             assert integrity.passed and integrity.metadata["orphan_rows"].value == 0
+        accepted = by_name[(STG_EVENTS, "accepted_values")]
+        assert accepted.passed and accepted.metadata["unexpected_event_types"].value == {}

@@ -13,11 +13,13 @@ marts of the day before.
 
 from collections.abc import Iterator
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import dagster as dg
 import polars as pl
 
+from contract.records import UserAgentInfo
+from contract.registry import SchemaRegistry
 from platform_assets.assets.lake.raw_zone import RAW_EVENTS
 from platform_assets.curation import checks, marts
 from platform_assets.curation.dedupe import deduplicate
@@ -47,6 +49,11 @@ FOLLOW = (
     )
 )
 GROUP = "curated"
+
+
+# Accepted values of stg_events: the registry's event types, the enrichment's device classes.
+EVENT_TYPES = sorted({f"{k.vendor}/{k.name}" for k in SchemaRegistry.from_directory()})
+DEVICE_CLASSES = list(get_args(UserAgentInfo.model_fields["device_class"].annotation))
 
 
 def key(namespace: str, table: str) -> dg.AssetKey:
@@ -249,6 +256,13 @@ def deduplicated_events(
         dg.AssetCheckSpec("event_id_unique", asset=STG_EVENTS, blocking=True),
         dg.AssetCheckSpec("keys_not_null", asset=STG_EVENTS, blocking=True),
         dg.AssetCheckSpec("sessions_assigned", asset=STG_EVENTS, blocking=True),
+        dg.AssetCheckSpec(
+            "accepted_values",
+            asset=STG_EVENTS,
+            blocking=True,
+            description="event_vendor/event_name is a registered event type, and device_class "
+            "one of the enrichment's classes.",
+        ),
     ],
 )
 def stg_events(
@@ -271,6 +285,21 @@ def stg_events(
     # Only the shop's events are sessionised (IoT readings and logs have no sessions).
     shop = stg.filter(pl.col("event_vendor").is_in(list(SESSION_VENDORS)))
     yield check_result(STG_EVENTS, "sessions_assigned", checks.check_not_null(shop, ["session_id"]))
+    types = stg.select(event_type=pl.concat_str("event_vendor", "event_name", separator="/"))
+    registered = checks.check_accepted_values(types, "event_type", EVENT_TYPES, allow_null=False)
+    devices = checks.check_accepted_values(stg, "device_class", DEVICE_CLASSES)
+    yield check_result(
+        STG_EVENTS,
+        "accepted_values",
+        checks.CheckOutcome(
+            passed=registered.passed and devices.passed,
+            metadata={
+                "unexpected_event_types": registered.metadata["unexpected_values"],
+                "unexpected_device_classes": devices.metadata["unexpected_values"],
+            },
+            description="registered event types; known device classes",
+        ),
+    )
 
 
 def _mart(name: str, description: str, build: Any, keys: list[str]) -> dg.AssetsDefinition:
