@@ -22,7 +22,8 @@ lint: install
 # The Dagster webserver and daemon on the instance the demo's runs went to, on the lake the
 # demo curated (the stack's REST catalog, unless TRIBUTARY_LAKE__CATALOG says otherwise).
 dagster: install
-	mkdir -p .tributary/dagster && touch .tributary/dagster/dagster.yaml
+	mkdir -p .tributary/dagster
+	test -s .tributary/dagster/dagster.yaml || $(UV) run python -c "from stack.dagster import INSTANCE_YAML; open('.tributary/dagster/dagster.yaml', 'w').write(INSTANCE_YAML)"
 	DAGSTER_HOME=$(CURDIR)/.tributary/dagster TRIBUTARY_LAKE__CATALOG=$${TRIBUTARY_LAKE__CATALOG:-rest} \
 		$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 

@@ -28,8 +28,9 @@ from ingestion.core.auth import new_key
 from ingestion.core.config import ApiKey
 from ingestion.producers.emitter import EmitterStats
 from ingestion.producers.sources import ClickstreamSource, IoTSource
-from resources.settings import LakeCatalog, PlatformSettings, Profile
+from resources.settings import LOCAL_SUPERSET_ADMIN_PASSWORD, LakeCatalog, PlatformSettings
 from stack.config import StackSettings
+from stack.dagster import INSTANCE_YAML
 from stack.dashboards import dashboard_urls
 from stack.errors import StackError
 from stack.manager import Stack
@@ -228,7 +229,9 @@ def _curate(settings: PipelineSettings, days: set[str]) -> None:
 
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(DAGSTER_HOME.resolve())))
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()
+    instance_yaml = home / "dagster.yaml"
+    if not instance_yaml.exists() or not instance_yaml.read_text().strip():
+        instance_yaml.write_text(INSTANCE_YAML)
     instance = dg.DagsterInstance.get()
     with console.status(f"materialising the curated lake for {', '.join(sorted(days))}"):
         results = materialize_days(settings, days, instance)
@@ -286,8 +289,8 @@ def _curate(settings: PipelineSettings, days: set[str]) -> None:
 def _dashboards(settings: PlatformSettings) -> None:
     """Where the dashboards are, and how to log in."""
     ss = settings.superset
-    if settings.profile is Profile.LOCAL and "admin_password" not in ss.model_fields_set:
-        password = f"password '{ss.secret('admin_password')}' (the local default)"
+    if ss.secret("admin_password") == LOCAL_SUPERSET_ADMIN_PASSWORD:
+        password = f"password '{LOCAL_SUPERSET_ADMIN_PASSWORD}' (the local default)"
     else:
         password = "the password in TRIBUTARY_SUPERSET__ADMIN_PASSWORD"
     console.print(f"Superset dashboards (log in as '{ss.admin_username}' with {password}):")

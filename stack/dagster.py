@@ -22,7 +22,8 @@ from stack.processes import PlatformProcess, child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# No telemetry, and no newsletter dialog over the UI (it would cover the lineage screenshot).
+# The instance settings of the demo, `make dagster` and the tests: no usage statistics, and
+# no newsletter dialog over the UI (it would cover the lineage screenshot).
 INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 
 
