@@ -25,11 +25,12 @@ that load is timed on its own (``duckdb load``) and once per query in ``duckdb c
 connection that has the marts loaded. Trino's memory is the RSS of its process after the
 queries. No target: the figures compare within one run only.
 
-Run: ``uv run python benchmarks/bench_query.py`` (2,000,000 events, about 6 minutes). The
-reference day of the curation benchmark is ``--events 10000000``; it needs a machine with more
-than 24 GiB: the curation step materialises both days in this process with the Dagster IO
-manager, which held 16.8 GB (and growing) in the second day's chain when it was stopped on a
-24 GiB machine shared with other servers.
+Run: ``uv run python benchmarks/bench_query.py`` (10,000,000 events, the curation benchmark's
+reference day; about 6 minutes on two shared cores, the events generated once and cached);
+``--events 100000`` for a quick check. Curating in this process with ``curate_partition``
+peaks at about 13.3 GiB RSS (the second day's chain); the Dagster materialisation through the
+IO manager that this replaced held more than 16.8 GB at 10,000,000 events and was stopped
+on a 24 GiB machine. Figures of 10,000,000-event runs: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
