@@ -5,9 +5,16 @@ One run:
 1. starts SeaweedFS, OpenSearch and Trino of its own on free ports (``private_stack``) and
    records Trino's start (process start to ``/v1/info`` not starting) and resident memory;
 2. makes one day of ``--events`` synthetic raw-zone rows (``synthetic.write_raw_zone``,
-   cached in ``--data-dir``), uploads them to the private S3 and materialises the curated
-   chain for that day and the day before with the ``stack`` profile's Dagster resources, into
-   SeaweedFS's Iceberg REST catalog; then runs ``reporting_views_job`` (the views in Trino);
+   cached in ``--data-dir``) and curates the day before (the previous day's tail) and then
+   the day with ``curation.pipeline.curate_partition``, the step functions the curated
+   assets call, in this process (``curate_into_lake``). The day before's validated rows are
+   the day's lookback, and the dimensions carry over as ``previous_users`` and
+   ``previous_products``; between the days only those and the written marts' frames are
+   kept. The marts are written with pyiceberg into SeaweedFS's Iceberg REST catalog as the
+   lake IO manager writes them (``write_mart``): ``marts.<name>``, the daily marts through
+   the assets' ``with_partition`` and partitioned by ``day(event_date)``, the dimensions
+   whole, ``dim_date`` from the asset itself. Then ``reporting_views_job`` creates the
+   views in Trino;
 3. runs the fixed set of reporting queries (``QUERIES``) on both engines, ``--repeats``
    times each, and prints the first (cold) and the median of the others per engine, and the
    ratio DuckDB / Trino of the medians.
@@ -18,39 +25,66 @@ that load is timed on its own (``duckdb load``) and once per query in ``duckdb c
 connection that has the marts loaded. Trino's memory is the RSS of its process after the
 queries. No target: the figures compare within one run only.
 
-Run: ``uv run python benchmarks/bench_query.py`` (2,000,000 events, about 6 minutes). The
-reference day of the curation benchmark is ``--events 10000000``; it needs a machine with more
-than 24 GiB: the curation step materialises both days in this process with the Dagster IO
-manager, which held 16.8 GB (and growing) in the second day's chain when it was stopped on a
-24 GiB machine shared with other servers.
+Run: ``uv run python benchmarks/bench_query.py`` (10,000,000 events, the curation benchmark's
+reference day; about 6 minutes on two shared cores, the events generated once and cached);
+``--events 100000`` for a quick check. Curating in this process with ``curate_partition``
+peaks at about 13.3 GiB RSS (the second day's chain); the Dagster materialisation through the
+IO manager that this replaced held more than 16.8 GB at 10,000,000 events and was stopped
+on a 24 GiB machine. Figures of 10,000,000-event runs: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import tempfile
 import time
+import warnings
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import httpx
+import polars as pl
 import psutil
 from bench_enricher import private_stack, say, stoppable
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.transforms import DayTransform
 
-from platform_assets.assets.lake.curated import CURATED_ASSETS
-from platform_assets.curation.synthetic import SyntheticConfig, upload_raw_zone, write_raw_zone
+from platform_assets.assets.lake.curated import (
+    CURATED_ASSETS,
+    PARTITION_COLUMN,
+    dead_letters_by_reason,
+    dim_date,
+    with_partition,
+)
+from platform_assets.curation.pipeline import curate_partition
+from platform_assets.curation.raw import scan_raw_zone
+from platform_assets.curation.synthetic import SyntheticConfig, write_raw_zone
 from platform_assets.definitions import build_definitions
 from platform_assets.reporting.engines import Engine, duckdb_lake, run_query
-from platform_assets.reporting.views import LAKE_VIEWS, referenced_marts
+from platform_assets.reporting.views import LAKE_VIEWS, MARTS, referenced_marts
 from platform_assets.resources import resources_for
+from resources.lake import ensure_namespaces, make_catalog
 from resources.s3 import ensure_buckets
 from resources.settings import PlatformSettings, Profile
 from stack.manager import Stack
 from stack.process import ManagedProcess
 
 DAY = date(2026, 11, 28)
+# The marts the Dagster assets partition by event_date (the others are rebuilt whole).
+PARTITIONED_MARTS = {
+    key.path[-1]
+    for asset in CURATED_ASSETS
+    if asset.partitions_def is not None
+    for key in asset.keys
+    if key.path[1] == MARTS
+}
+# The dimensions: the assets rebuild them from every partition; here each day's rows are
+# merged into the state of the days before (``previous_users``/``previous_products``).
+DIMENSIONS = {"dim_users": "user_key", "dim_products": "product_id"}
 
 QUERIES = {
     "daily KPIs (view)": "select * from reporting.daily_kpis order by date",
@@ -99,15 +133,110 @@ def _rss_mb(pid: int) -> float:
     return rss / 2**20
 
 
+def _peak_mb() -> float:
+    """This process's peak resident memory (``VmHWM``), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _timed(fn: object) -> float:
     began = time.perf_counter()
     fn()  # type: ignore[operator]
     return time.perf_counter() - began
 
 
+def _raw_files(root: Path, day: date) -> list[str]:
+    return sorted(str(p) for p in (root / f"event_date={day}").rglob("*.parquet"))
+
+
+def write_mart(catalog: Catalog, name: str, frame: pl.DataFrame, day: date | None) -> None:
+    """Write ``frame`` as ``marts.<name>`` the way the lake IO manager does.
+
+    With ``day``: the frame goes through ``with_partition`` (as the assets' outputs do), the
+    table is partitioned by ``day(event_date)`` and the day's rows are replaced; without, the
+    whole table is replaced.
+    """
+    data = (with_partition(frame, day) if day is not None else frame).to_arrow()
+    try:
+        table = catalog.load_table((MARTS, name))
+    except NoSuchTableError:
+        table = catalog.create_table((MARTS, name), schema=data.schema)
+        if day is not None:
+            with table.update_spec() as spec:
+                spec.add_field(PARTITION_COLUMN, DayTransform(), f"part_{PARTITION_COLUMN}")
+    with warnings.catch_warnings():
+        # The first write of a partition replaces nothing; pyiceberg warns about that.
+        warnings.filterwarnings("ignore", "Delete operation did not match any records")
+        if day is None:
+            table.overwrite(data)
+        else:
+            table.overwrite(data, overwrite_filter=f"{PARTITION_COLUMN} = '{day.isoformat()}'")
+
+
+def curate_into_lake(settings: PlatformSettings, raw: Path, days: list[date]) -> None:
+    """Curate ``days`` in order with ``curate_partition`` and write the marts into the lake.
+
+    The steps are those the assets run; each day's validated rows are the next day's lookback
+    (as ``deduplicated_events`` reads the day before), and only the marts, the dimensions'
+    state and that lookback outlive a day.
+    """
+    catalog = make_catalog(settings)
+    ensure_namespaces(catalog)
+    opensearch = resources_for(settings)["opensearch"]
+    lookback: pl.DataFrame | None = None
+    dims: dict[str, pl.DataFrame | None] = dict.fromkeys(DIMENSIONS)
+    for day in days:
+        began = time.monotonic()
+        last = day == days[-1]
+        result = curate_partition(
+            scan_raw_zone(_raw_files(raw, day)),
+            day,
+            lookback=lookback,
+            dead_letters=dead_letters_by_reason(opensearch, day),
+            previous_users=dims["dim_users"],
+            previous_products=dims["dim_products"],
+            # The validated rows are kept only when a later day needs them as its lookback.
+            keep_frames=not last,
+        )
+        lookback = None if last else result.validated
+        result.validated = result.deduplicated = result.sessionised = None
+        result.stg_events = result.stg_events.clear()
+        curated_s = time.monotonic() - began
+        began = time.monotonic()
+        for name, frame in result.marts().items():
+            if name in PARTITIONED_MARTS:
+                write_mart(catalog, name, frame, day)
+            elif name in DIMENSIONS:
+                # The day's rows merged with the previous state, plus the rows not seen today.
+                key = DIMENSIONS[name]
+                before = dims[name]
+                dims[name] = (
+                    frame
+                    if before is None
+                    else pl.concat([frame, before.join(frame.select(key), on=key, how="anti")])
+                )
+        rows = result.validation.raw_rows
+        del result, frame
+        rss = psutil.Process().memory_info().rss / 2**20
+        say(
+            f"curated {day}: {rows:,} raw rows in {curated_s:.1f}s, marts written in "
+            f"{time.monotonic() - began:.1f}s; RSS {rss:,.0f} MiB, peak {_peak_mb():,.0f} MiB"
+        )
+    for name, key in DIMENSIONS.items():
+        state = dims.pop(name)
+        assert state is not None
+        write_mart(catalog, name, state.sort(key), None)
+    # The asset itself (called directly): every day from the first partition to a year ahead.
+    calendar = dim_date()
+    assert isinstance(calendar, dg.Output)
+    write_mart(catalog, "dim_date", calendar.value, None)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=2_000_000, help="events of the day")
+    parser.add_argument("--events", type=int, default=10_000_000, help="events of the day")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each query per engine")
     parser.add_argument(
         "--data-dir",
@@ -148,19 +277,8 @@ def main() -> int:
                 update={"profile": Profile.STACK}
             )
             ensure_buckets(settings.s3)
-            began = time.monotonic()
-            objects = upload_raw_zone(raw, settings.s3)
-            say(f"uploaded {len(objects)} objects in {time.monotonic() - began:.1f}s")
-            for day in (DAY - timedelta(days=1), DAY):
-                began = time.monotonic()
-                result = dg.materialize(
-                    CURATED_ASSETS,
-                    partition_key=day.isoformat(),
-                    resources=resources_for(settings),
-                    instance=dg.DagsterInstance.ephemeral(),
-                )
-                assert result.success, day
-                say(f"curated {day} in {time.monotonic() - began:.1f}s")
+            curate_into_lake(settings, raw, [DAY - timedelta(days=1), DAY])
+            curated_peak = _peak_mb()
             views = build_definitions(settings).get_job_def("reporting_views_job")
             assert views.execute_in_process(instance=dg.DagsterInstance.ephemeral()).success
             rows = run_query(settings, "select count(*) from marts.fct_events", Engine.TRINO)
@@ -199,6 +317,10 @@ def main() -> int:
     say(
         f"trino start: {start_s:.1f}s; RSS after start {rss_started:.0f} MB, "
         f"after the queries {rss_after:.0f} MB"
+    )
+    say(
+        f"benchmark process peak RSS: {curated_peak:,.0f} MiB after the curation, "
+        f"{_peak_mb():,.0f} MiB at the end"
     )
     say(f"(work folder {work})")
     return 0

@@ -83,8 +83,12 @@ def _signed(dtype: Any) -> Any:
     return dtype
 
 
-def _with_partition(frame: pl.DataFrame, day: date) -> pl.DataFrame:
-    """The frame as its Iceberg table stores it: signed integers, and the partition column."""
+def with_partition(frame: pl.DataFrame, day: date) -> pl.DataFrame:
+    """The frame as its Iceberg table stores it: signed integers, and the partition column.
+
+    Every daily-partitioned asset writes its output through this; so does a writer that
+    builds the same tables without Dagster (``benchmarks/bench_query.py``).
+    """
     casts = {name: _signed(dtype) for name, dtype in frame.schema.items()}
     changed: dict[str, Any] = {n: t for n, t in casts.items() if t != frame.schema[n]}
     return frame.with_columns(
@@ -181,7 +185,7 @@ def validated_events(
     result = validate_events(raw)
     stats = result.stats.as_metadata()
     yield dg.Output(
-        _with_partition(result.valid, day),
+        with_partition(result.valid, day),
         output_name="validated_events",
         metadata=_table_metadata(
             result.valid,
@@ -190,7 +194,7 @@ def validated_events(
         ),
     )
     yield dg.Output(
-        _with_partition(result.quarantine, day),
+        with_partition(result.quarantine, day),
         output_name="quarantined_events",
         metadata=_table_metadata(
             result.quarantine,
@@ -230,7 +234,7 @@ def deduplicated_events(
     current, lookback = _split(validated, day)
     result = deduplicate(current, lookback)
     yield dg.Output(
-        _with_partition(result.events, day),
+        with_partition(result.events, day),
         metadata=_table_metadata(
             result.events, dedup=dg.MetadataValue.json(result.stats.as_metadata())
         ),
@@ -273,7 +277,7 @@ def stg_events(
     sessions = sessionise(current, lookback)
     stg = marts.stage_events(sessions.events)
     yield dg.Output(
-        _with_partition(stg, day),
+        with_partition(stg, day),
         metadata=_table_metadata(stg, sessions=dg.MetadataValue.json(sessions.stats.as_metadata())),
     )
     yield check_result(STG_EVENTS, "event_id_unique", checks.check_unique(stg, ["event_id"]))
@@ -321,7 +325,7 @@ def _mart(name: str, description: str, build: Any, keys: list[str]) -> dg.Assets
     ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
         day = _day(context)
         frame = build(stg, day)
-        yield dg.Output(_with_partition(frame, day), metadata=_table_metadata(frame))
+        yield dg.Output(with_partition(frame, day), metadata=_table_metadata(frame))
         yield check_result(asset_key, "key_unique", checks.check_unique(frame, keys))
 
     return mart
@@ -481,7 +485,7 @@ def agg_daily_kpis(
         duplicates_removed=validated.height - deduplicated.height,
         dead_letters=dead_letters_by_reason(opensearch, day),
     )
-    yield dg.Output(_with_partition(frame, day), metadata=_table_metadata(frame))
+    yield dg.Output(with_partition(frame, day), metadata=_table_metadata(frame))
     yield dg.AssetCheckResult(
         asset_key=KPIS,
         check_name="one_row",
