@@ -357,6 +357,11 @@ def _merge_previous(
     return joined.select(merged).sort(key).collect(engine=ENGINE)
 
 
+def _latest(column: str) -> pl.Expr:
+    """The value of ``column`` at a group's latest event (by event time, then event id)."""
+    return pl.col(column).sort_by("event_timestamp", "event_id").last()
+
+
 def dim_users(
     stg: pl.DataFrame, previous: pl.DataFrame | pl.LazyFrame | None = None
 ) -> pl.DataFrame:
@@ -365,16 +370,17 @@ def dim_users(
     ``country_code`` and ``device_class`` are those of the user's latest event; ``is_bot`` is
     true when any of the user's events was a bot's.
     """
-    # stg is in time order (then event id), so last() is the user's latest event.
+    # Whatever order stg comes in (one partition is in time order, several read back from
+    # the lake are not), "latest" is by event time, then event id.
     current = (
         stg.lazy()
         .group_by("user_key")
         .agg(
             user_id=pl.col("user_id").min(),
-            first_seen_at=pl.col("event_timestamp").first(),
-            last_seen_at=pl.col("event_timestamp").last(),
-            country_code=pl.col("country_code").last(),
-            device_class=pl.col("device_class").last(),
+            first_seen_at=pl.col("event_timestamp").min(),
+            last_seen_at=pl.col("event_timestamp").max(),
+            country_code=_latest("country_code"),
+            device_class=_latest("device_class"),
             is_bot=pl.col("is_bot").any(),
         )
         .collect(engine=ENGINE)
@@ -418,14 +424,13 @@ def dim_products(
             last_seen_at=pl.col("event_timestamp").max(),
         )
     )
-    # stg is in time order (then event id): last() is a product's latest view.
     latest = (
         stg.lazy()
         .filter(pl.col("event_name") == "product_view")
         .group_by("product_id")
         .agg(
-            pl.col("product_name", "category", "price", "currency").last(),
-            price_eur=pl.col("amount_eur").last(),
+            *(_latest(c) for c in ("product_name", "category", "price", "currency")),
+            price_eur=_latest("amount_eur"),
         )
     )
     current = span.join(latest, on="product_id", how="left").collect(engine=ENGINE)
