@@ -8,7 +8,6 @@ Tests, the lineage screenshot and the Airflow bridge's test use it against a rea
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import httpx
 from pydantic import BaseModel
 
 from stack.errors import StackError
+from stack.private import free_port
 from stack.processes import PlatformProcess, child_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,12 +25,6 @@ BIN = Path(sys.executable).parent
 # The instance settings of the demo, `make dagster` and the tests: no usage statistics, and
 # no newsletter dialog over the UI (it would cover the lineage screenshot).
 INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class DagsterServer:

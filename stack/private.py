@@ -13,6 +13,13 @@ from pathlib import Path
 from stack.config import StackSettings
 
 
+def free_port() -> int:
+    """A port nothing listens on now (the system's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def free_port_pair(used: set[int]) -> int:
     """A free port whose +10000 twin is free too (SeaweedFS puts its gRPC ports there)."""
     while True:

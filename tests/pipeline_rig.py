@@ -26,12 +26,12 @@ from resources.kafka import make_kafka_admin
 from resources.s3 import ensure_buckets
 from resources.settings import KafkaSettings, OpenSearchSettings, PlatformSettings, TopicNames
 from resources.topics import ensure_topics, platform_topics
+from stack.private import free_port
 from stack.processes import Pipeline, PipelineSettings
 from streaming.batch_loader import BatchLoaderOptions
 from streaming.enricher import EnricherOptions
 from streaming.realtime_loader import RealtimeLoaderOptions
 from streaming.reconcile import Reconciler, Reconciliation
-from tests.ingestion.conftest import free_port
 
 
 @dataclass

@@ -9,12 +9,9 @@ metadata database, runs ``superset init`` and creates the admin account from the
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +23,7 @@ from resources.superset import SupersetError
 from stack.dashboards import provision_dashboards
 from stack.errors import StackError
 from stack.services.base import Service, local_port
+from stack.venvs import cached_venv
 
 REQUIREMENTS = Path(__file__).with_name("superset_requirements.txt")
 
@@ -49,19 +47,6 @@ def superset_version() -> str:
     if match is None:
         raise StackError(f"{REQUIREMENTS} does not pin apache-superset")
     return match.group(1)
-
-
-def _uv() -> list[str]:
-    """The uv that runs this project (``uv run`` exports it as UV), else uv on PATH."""
-    for candidate in (os.environ.get("UV"), shutil.which("uv")):
-        if candidate and Path(candidate).exists():
-            return [candidate]
-    if importlib.util.find_spec("uv") is not None:
-        return [sys.executable, "-m", "uv"]
-    raise StackError(
-        "uv is needed to build Superset's virtualenv and was not found: install it "
-        "(pip install uv, or ./scripts/bootstrap)"
-    )
 
 
 class Superset(Service):
@@ -90,46 +75,7 @@ class Superset(Service):
         return str(self.venv / "bin" / name)
 
     def install(self) -> None:
-        venv = self.venv
-        if (venv / ".complete").exists():
-            return
-        venv.parent.mkdir(parents=True, exist_ok=True)
-        # Two stacks (or test sessions) starting at once build it once: the second waits.
-        with (venv.parent / f"{venv.name}.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not (venv / ".complete").exists():
-                self._build(venv)
-
-    def _build(self, venv: Path) -> None:
-        # A half-built virtualenv (interrupted install) is rebuilt from scratch; a virtualenv
-        # is not relocatable, so it is built in place and marked complete at the end.
-        shutil.rmtree(venv, ignore_errors=True)
-        uv = _uv()
-        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-        env.pop("VIRTUAL_ENV", None)
-        steps = [
-            [*uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-            [
-                *uv,
-                "pip",
-                "install",
-                "--quiet",
-                "--python",
-                str(venv / "bin" / "python"),
-                "--requirement",
-                str(REQUIREMENTS),
-            ],
-        ]
-        for step in steps:
-            proc = subprocess.run(step, capture_output=True, text=True, env=env, check=False)
-            if proc.returncode != 0:
-                shutil.rmtree(venv, ignore_errors=True)
-                tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
-                raise StackError(
-                    f"could not build Superset's virtualenv ({' '.join(step[len(uv) :][:2])}); "
-                    f"check that PyPI is reachable.\n{tail}"
-                )
-        (venv / ".complete").touch()
+        cached_venv(self.venv, ["--requirement", str(REQUIREMENTS)], "Superset")
 
     def environment(self) -> dict[str, str]:
         """What every Superset command of this stack runs with."""

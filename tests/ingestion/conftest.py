@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,18 +21,13 @@ import pytest
 
 from ingestion.core.auth import hash_key
 from resources.settings import PlatformSettings
+from stack.private import free_port
 from tests.kafka_helpers import end_offsets, read_since
 
 TRIBUTARY = str(Path(sys.executable).parent / "tributary")
 
 WRITE_KEY = "trib_test_write_key_0123456789abcdef"
 READ_ONLY_KEY = "trib_test_read_only_key_0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 PAGE_VIEW = "iglu:com.tributary.shop/page_view/jsonschema/1-0-0"

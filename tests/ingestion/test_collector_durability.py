@@ -15,12 +15,12 @@ import pytest
 from resources.settings import PlatformSettings
 from stack.config import StackSettings
 from stack.manager import Stack
+from stack.private import free_port
 from tests.ingestion.conftest import (
     WRITE_KEY,
     CollectorProcess,
     collector_env,
     event,
-    free_port,
 )
 from tests.kafka_helpers import end_offsets, read_since
 

@@ -13,10 +13,10 @@ import pytest
 
 from enrichment.config import EnrichmentOptions, EnrichmentSettings
 from resources.settings import PlatformSettings, TopicNames
+from stack.private import free_port
 from stack.processes import PlatformProcess, child_env
 from streaming.dlq import DeadLetterTopic, replay
 from streaming.enricher import Enricher
-from tests.ingestion.conftest import free_port
 from tests.kafka_helpers import read_committed
 from tests.streaming.test_enricher import (
     committed_through,

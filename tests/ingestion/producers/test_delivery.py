@@ -30,7 +30,8 @@ from ingestion.producers.sources import ClickstreamSource, IoTSource, encode
 from ingestion.producers.spool import InMemoryStore, SqliteSpool
 from ingestion.producers.transports import GrpcTransport, RestTransport, Transport
 from resources.settings import PlatformSettings
-from tests.ingestion.conftest import TRIBUTARY, WRITE_KEY, CollectorProcess, free_port
+from stack.private import free_port
+from tests.ingestion.conftest import TRIBUTARY, WRITE_KEY, CollectorProcess
 from tests.kafka_helpers import end_offsets, read_since
 
 pytestmark = pytest.mark.integration
