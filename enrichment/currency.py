@@ -54,16 +54,16 @@ def _amounts(
     if isinstance(node, dict):
         currency = node.get("currency", currency)
         for key, value in node.items():
-            child = f"{pointer}/{_escape(str(key))}"
+            # The pointer is only built for what is yielded or descended into.
             if (
                 key in AMOUNT_FIELDS
                 and isinstance(value, int | float)
                 and not isinstance(value, bool)
                 and math.isfinite(value)
             ):
-                yield child, float(value), currency
+                yield f"{pointer}/{_escape(str(key))}", float(value), currency
             elif isinstance(value, dict | list):
-                yield from _amounts(value, child, currency, depth + 1)
+                yield from _amounts(value, f"{pointer}/{_escape(str(key))}", currency, depth + 1)
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from _amounts(value, f"{pointer}/{i}", currency, depth + 1)

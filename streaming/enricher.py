@@ -157,7 +157,7 @@ class EnrichmentClient:
             raise EnrichmentUnavailable(f"enrichment API answered {resp.status_code}")
         resp.raise_for_status()
         self.breaker.success()
-        data = resp.json()
+        data = orjson.loads(resp.content)
         results = data["results"]
         if len(results) != len(records):
             raise EnrichmentUnavailable("enrichment API answered for a different batch")

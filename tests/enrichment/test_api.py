@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,21 +13,15 @@ import httpx
 import pytest
 
 from ingestion.producers.sources import ClickstreamSource
+from stack.private import free_port
 
 pytestmark = pytest.mark.integration
 
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _serve(env_extra: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TRIBUTARY_ENRICHMENT__PORT": str(port), **env_extra}
     proc = subprocess.Popen(
         [
@@ -170,6 +163,32 @@ def test_malformed_requests(server: str, body: dict[str, Any], status: int) -> N
     r = httpx.post(f"{server}/v1/enrich", json=body)
     assert r.status_code == status
     assert r.json()["detail"] == "malformed request" and r.json()["errors"]
+
+
+def test_malformed_request_names_the_field(server: str) -> None:
+    """The body is parsed by the route itself; its 422 still points at the failing field."""
+    r = httpx.post(f"{server}/v1/enrich", json={"events": [_event(0), {"event_id": "x"}]})
+    assert r.status_code == 422
+    fields = {(e["field"], e["reason"]) for e in r.json()["errors"]}
+    assert ("/events/1/event_type", "Field required") in fields
+    assert ("/events/1/payload", "Field required") in fields
+    assert not any(f.startswith("/events/0") for f, _ in fields)
+
+
+def test_openapi_documents_the_request_body(server: str) -> None:
+    spec = httpx.get(f"{server}/openapi.json").json()
+    body = spec["paths"]["/v1/enrich"]["post"]["requestBody"]
+    assert body["required"] is True
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    schemas = spec["components"]["schemas"]
+    request = schemas[ref.rsplit("/", 1)[1]]
+    assert request["required"] == ["events"]
+    event = schemas[request["properties"]["events"]["items"]["$ref"].rsplit("/", 1)[1]]
+    assert {"event_id", "event_type", "payload"} <= set(event["required"])
+    # Every reference in the document resolves.
+    text = httpx.get(f"{server}/openapi.json").text
+    for name in {m.split('"')[0] for m in text.split('"#/components/schemas/')[1:]}:
+        assert name in schemas, name
 
 
 def test_not_json(server: str) -> None:
