@@ -7,6 +7,15 @@ Readers use ``read_committed``, so a crash at any point either shows the whole b
 none of it, and the batch is redone from the last committed offsets: no event is duplicated or
 dropped.
 
+The loop is pipelined: once batch N is enriched, the enricher consumes and validates batch
+N+1 and hands its enrichment call to a worker thread, and only then commits transaction N, so
+the API works on N+1 while Kafka commits N. Transaction N still carries only N's outputs and
+offsets; if it aborts, the consumer is rewound to N's first offsets and the already-fetched
+N+1 is dropped with it, so both are redone. If a rebalance revokes the partitions while a
+batch is in hand, that batch is dropped uncommitted: whoever owns its partitions now redoes it
+from the committed offsets. The Kafka consumer and producer are used from the loop's thread
+only; the worker makes just the first call of each batch.
+
 A transient outage of the enrichment API does not flood the dead-letter topic: the enricher
 pauses its partitions and retries the same batch with capped backoff (behind a circuit
 breaker), and only events that stay unenrichable past a deadline are dead-lettered with
@@ -23,6 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +78,11 @@ class EnricherOptions(BaseModel):
     )
     enrichment_url: str = Field("http://127.0.0.1:8001", description="The enrichment API.")
     enrichment_enabled: bool = Field(True, description="Off: validate and pass through.")
+    pipeline: bool = Field(
+        True,
+        description="Start the next batch's enrichment call while this batch's transaction "
+        "commits (off: strictly one batch after the other).",
+    )
     batch_size: int = Field(500, ge=1, description="Events per transaction.")
     batch_wait_s: float = Field(0.2, gt=0, description="Longest wait to fill a batch.")
     request_timeout_s: float = Field(5, gt=0, description="Timeout of one enrichment call.")
@@ -260,6 +275,18 @@ def validate(
     return valid, outcome
 
 
+@dataclass
+class Batch:
+    """A consumed, validated batch on its way through the loop."""
+
+    messages: list[Message]
+    valid: list[tuple[Message, dict[str, Any], SchemaKey]]
+    outcome: BatchOutcome
+    revocations: int  # the enricher's count of revocations when the batch was consumed
+    began: float = field(default_factory=time.monotonic)
+    first_call: Future[tuple[list[dict[str, Any]], str | None]] | None = None
+
+
 class Enricher:
     """One enricher instance: a transactional consume-transform-produce loop."""
 
@@ -274,10 +301,18 @@ class Enricher:
         self.stop = stop
         self.registry = registry or SchemaRegistry.from_directory()
         self.client = EnrichmentClient(self.options) if self.options.enrichment_enabled else None
+        # One worker: the HTTP client is used by one thread at a time (see _enrich).
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrich")
         self.consumer: Consumer = make_kafka_consumer(
             settings.kafka,
             self.options.group_id,
-            **{"enable.auto.commit": False, "max.poll.interval.ms": 600_000},
+            **{
+                "enable.auto.commit": False,
+                "max.poll.interval.ms": 600_000,
+                # Eager rebalancing (librdkafka's default assignors): a revocation takes every
+                # partition, which is what dropping the batches in hand relies on (_on_revoke).
+                "partition.assignment.strategy": "range,roundrobin",
+            },
         )
         self.producer: Producer = make_kafka_producer(
             settings.kafka,
@@ -291,26 +326,46 @@ class Enricher:
                 "retry.backoff.ms": 20,
             },
         )
-        self.stats: dict[str, int] = {"consumed": 0, "enriched": 0, "dead": 0, "aborted": 0}
+        self.stats: dict[str, int] = {
+            "consumed": 0,
+            "enriched": 0,
+            "dead": 0,
+            "aborted": 0,
+            "dropped": 0,
+        }
+        self.revocations = 0
         self._rng = random.Random()
 
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self) -> None:
         self._init_transactions()
-        self.consumer.subscribe([self.settings.topics.raw])
+        self.consumer.subscribe(
+            [self.settings.topics.raw], on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
         try:
+            batch: Batch | None = None
             while not self.stop.is_set():
-                messages = [
-                    m
-                    for m in self.consumer.consume(
-                        self.options.batch_size, self.options.batch_wait_s
-                    )
-                    if not self._is_error(m)
-                ]
-                if messages:
-                    self._process(messages)
+                if batch is None:
+                    batch = self._fetch()
+                    continue
+                outcome = self._transform(batch)
+                # Pipelining: start the next batch's enrichment before committing this one.
+                following = (
+                    self._fetch() if self.options.pipeline and not self.stop.is_set() else None
+                )
+                if batch.revocations != self.revocations:
+                    # Its partitions were revoked while it was in hand (during a fetch or a
+                    # retry wait): drop it; their new owner redoes it from the committed
+                    # offsets. ``following`` was consumed under the new assignment.
+                    log.info("partitions revoked: %d events dropped", len(batch.messages))
+                    self.stats["dropped"] += len(batch.messages)
+                elif outcome is not None and not self._commit(batch.messages, outcome):
+                    self._rewind([batch, following])
+                    following = None
+                batch = following
         finally:
+            self.worker.shutdown(wait=True, cancel_futures=True)
             self.consumer.close()
             if self.client is not None:
                 self.client.close()
@@ -326,6 +381,10 @@ class Enricher:
                     raise
                 log.warning("init_transactions: %s; retrying", exc)
 
+    def _on_revoke(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
+        """Called inside ``consume``/``poll``: every batch consumed before now is void."""
+        self.revocations += 1
+
     @staticmethod
     def _is_error(msg: Message) -> bool:
         err = msg.error()
@@ -335,11 +394,32 @@ class Enricher:
             log.warning("consumer error: %s", err)
         return True
 
-    def _process(self, messages: list[Message]) -> None:
+    def _fetch(self) -> Batch | None:
+        """Consume and validate a batch and start its first enrichment call on the worker."""
+        messages = [
+            m
+            for m in self.consumer.consume(self.options.batch_size, self.options.batch_wait_s)
+            if not self._is_error(m)
+        ]
+        if not messages:
+            return None
         valid, outcome = validate(messages, self.registry)
-        enrichments, model_version = self._enrich([r for _, r, _ in valid], outcome, valid)
+        # Counted after consuming: librdkafka drops from a consume() the messages of
+        # partitions revoked during it, so this batch belongs to the current assignment.
+        batch = Batch(messages, valid, outcome, self.revocations)
+        if self.client is not None and valid:
+            batch.first_call = self.worker.submit(self.client.enrich, [r for _, r, _ in valid])
+        return batch
+
+    def _transform(self, batch: Batch) -> BatchOutcome | None:
+        """Enrich the batch and add its outputs; None if a revocation voided it meanwhile."""
+        enriched = self._enrich(batch)
+        if enriched is None:
+            return None
+        enrichments, model_version = enriched
+        outcome = batch.outcome
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        for (msg, record, key), enrichment in zip(valid, enrichments, strict=True):
+        for (msg, record, key), enrichment in zip(batch.valid, enrichments, strict=True):
             if enrichment is None:
                 continue
             record["enrichment"] = enrichment
@@ -353,33 +433,39 @@ class Enricher:
                 "enriched_at": now,
             }
             outcome.enriched.append((msg.key() or b"", orjson.dumps(record)))
-        self._commit(messages, outcome)
+        return outcome
 
-    def _enrich(
-        self,
-        records: list[dict[str, Any]],
-        outcome: BatchOutcome,
-        valid: list[tuple[Message, dict[str, Any], SchemaKey]],
-    ) -> tuple[list[dict[str, Any] | None], str | None]:
-        """Enrich the batch, retrying through outages; past the deadline, dead-letter it."""
+    def _enrich(self, batch: Batch) -> tuple[list[dict[str, Any] | None], str | None] | None:
+        """Enrich the batch, retrying through outages; past the deadline, dead-letter it.
+
+        The first attempt is the call :meth:`_fetch` started on the worker; retries run here,
+        on the loop's thread, once it has finished. The worker runs calls in order and a
+        batch's retries follow its own first call, so the client is never used by two
+        threads at once. Returns None if a revocation voided the batch while it waited.
+        """
+        records = [r for _, r, _ in batch.valid]
         if not records:
             return [], None
         if self.client is None:
             return [{} for _ in records], None
-        began = time.monotonic()
         attempt = 0
         paused = False
+        call = batch.first_call
         try:
             while True:
                 try:
-                    enrichments, version = self.client.enrich(records)
+                    if call is not None:
+                        enrichments, version = call.result()
+                    else:
+                        enrichments, version = self.client.enrich(records)
                     return list(enrichments), version
                 except (EnrichmentUnavailable, httpx.HTTPStatusError, KeyError, ValueError) as exc:
-                    waited = time.monotonic() - began
+                    call = None
+                    waited = time.monotonic() - batch.began
                     if waited >= self.options.dead_letter_after_s or self.stop.is_set():
                         reason = f"enrichment unavailable for {waited:.0f}s: {exc}"
-                        for msg, record, _ in valid:
-                            outcome.dead_letter(
+                        for msg, record, _ in batch.valid:
+                            batch.outcome.dead_letter(
                                 msg.key(),
                                 _failed(
                                     msg,
@@ -402,20 +488,29 @@ class Enricher:
                     log.warning("enrichment failed (%s); retry %d in %.1fs", exc, attempt, delay)
                     deadline = time.monotonic() + max(delay, 0.05)
                     while time.monotonic() < deadline and not self.stop.is_set():
-                        self.consumer.poll(min(0.1, max(0.0, deadline - time.monotonic())))
+                        polled = self.consumer.poll(min(0.1, max(0.0, deadline - time.monotonic())))
+                        if polled is not None and polled.error() is None:
+                            # Only a partition assigned by a rebalance just now (so unpaused)
+                            # yields a message here: hand it back to its next batch.
+                            self.consumer.seek(
+                                TopicPartition(
+                                    polled.topic() or "",
+                                    polled.partition() or 0,
+                                    polled.offset() or 0,
+                                )
+                            )
+                        if batch.revocations != self.revocations:
+                            return None
         finally:
             if paused:
                 self.consumer.resume(self.consumer.assignment())
 
-    def _commit(self, messages: list[Message], outcome: BatchOutcome) -> None:
-        """Write the batch's outputs and offsets in one transaction; on failure, rewind."""
+    def _commit(self, messages: list[Message], outcome: BatchOutcome) -> bool:
+        """Write the batch's outputs and offsets in one transaction; False if it aborted."""
         offsets: dict[tuple[str, int], int] = {}
-        starts: dict[tuple[str, int], int] = {}
         for m in messages:
             tp = (m.topic() or "", m.partition() or 0)
-            offset = m.offset() or 0
-            offsets[tp] = max(offsets.get(tp, -1), offset + 1)
-            starts[tp] = min(starts.get(tp, offset), offset)
+            offsets[tp] = max(offsets.get(tp, -1), (m.offset() or 0) + 1)
         topics = self.settings.topics
         try:
             self.producer.begin_transaction()
@@ -435,13 +530,23 @@ class Enricher:
                 log.warning("transaction aborted (%s); the batch will be redone", error)
                 self.producer.abort_transaction(30)
                 self.stats["aborted"] += 1
-                for (t, p), start in starts.items():
-                    self.consumer.seek(TopicPartition(t, p, start))
-                return
+                return False
             raise
         self.stats["consumed"] += len(messages)
         self.stats["enriched"] += len(outcome.enriched)
         self.stats["dead"] += len(outcome.dead)
+        return True
+
+    def _rewind(self, batches: Sequence[Batch | None]) -> None:
+        """Drop uncommitted batches: seek each of their partitions back to its first offset."""
+        starts: dict[tuple[str, int], int] = {}
+        for batch in batches:
+            for m in batch.messages if batch is not None else []:
+                tp = (m.topic() or "", m.partition() or 0)
+                offset = m.offset() or 0
+                starts[tp] = min(starts.get(tp, offset), offset)
+        for (t, p), start in starts.items():
+            self.consumer.seek(TopicPartition(t, p, start))
 
 
 def run(settings: EnricherSettings, stop: threading.Event) -> Enricher:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from ingestion.producers.sources import ClickstreamSource
 from resources.kafka import make_kafka_admin, make_kafka_consumer, make_kafka_producer
@@ -103,6 +104,13 @@ def settings_for(kafka: PlatformSettings, topics: TopicNames, **enricher: Any) -
     )
 
 
+COORDINATOR_NOT_READY = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
+
+
 def committed_through(settings: EnricherSettings) -> bool:
     """True when no committed record of the raw topic lies past the enricher group's offsets.
 
@@ -115,6 +123,11 @@ def committed_through(settings: EnricherSettings) -> bool:
     consumer = make_kafka_consumer(settings.kafka, settings.enricher.group_id)
     try:
         committed = consumer.committed([TopicPartition(settings.topics.raw, p) for p in ends], 10)
+    except KafkaException as exc:
+        # A fresh Kafka is still electing and loading the group coordinators: not yet.
+        if exc.args[0].code() in COORDINATOR_NOT_READY:
+            return False
+        raise
     finally:
         consumer.close()
     since = {tp.partition: max(tp.offset, 0) for tp in committed}
