@@ -136,6 +136,25 @@ class CircuitBreaker:
             self.opened_at = self.clock()
 
 
+def _request_event(record: dict[str, Any]) -> dict[str, Any]:
+    """What the enrichment API reads of a raw record (``enrichment.service.EventIn``).
+
+    The event time feeds the model's in-batch session timing, as in training.
+    """
+    collector = record.get("collector") or {}
+    return {
+        "event_id": record["event_id"],
+        "event_type": record["event_type"],
+        "event_timestamp": record.get("event_timestamp"),
+        "payload": record["payload"],
+        "context": record.get("context"),
+        "collector": {
+            "client_ip": collector.get("client_ip"),
+            "user_agent": collector.get("user_agent"),
+        },
+    }
+
+
 class EnrichmentClient:
     def __init__(self, options: EnricherOptions) -> None:
         self.options = options
@@ -146,18 +165,7 @@ class EnrichmentClient:
         """Return one enrichment per record and the model version, or raise when unavailable."""
         if not self.breaker.allow():
             raise EnrichmentUnavailable("circuit open")
-        body = {
-            "events": [
-                {
-                    "event_id": r["event_id"],
-                    "event_type": r["event_type"],
-                    "payload": r["payload"],
-                    "context": r.get("context"),
-                    "collector": r.get("collector", {}),
-                }
-                for r in records
-            ]
-        }
+        body = {"events": [_request_event(r) for r in records]}
         try:
             resp = self.http.post(
                 "/v1/enrich",

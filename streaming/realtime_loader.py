@@ -6,7 +6,7 @@ One consumer group reads the enriched topic and the enriched dead-letter topic
 replay overwrites and never duplicates. Offsets are committed only after the batch is in
 OpenSearch and the documents OpenSearch refused are on the loader dead-letter topic:
 
-1. poll a batch (up to ``batch_size`` records or ``max_wait_s``);
+1. consume a batch (up to ``batch_size`` records, or what came within ``max_wait_s``);
 2. bulk-index it; on connection errors, 429 or 5xx pause the partitions and retry the same
    batch (or the items still failing) with capped backoff, indefinitely;
 3. produce every document OpenSearch refused for good (mapping conflicts, ...) to the loader
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from opensearchpy import ConnectionError as OpenSearchConnectionError
 from opensearchpy import OpenSearch, TransportError
@@ -60,10 +61,13 @@ class RealtimeLoaderOptions(BaseModel):
     group_id: str = Field("tributary-realtime-loader", description="Kafka consumer group.")
     batch_size: int = Field(500, ge=1, description="Most records per bulk request.")
     max_wait_s: float = Field(
-        1.0, gt=0, description="Longest time a partial batch waits for more records."
+        0.2,
+        gt=0,
+        description="Longest time a batch waits to fill: what batching adds to a quiet "
+        "stream's latency (and how long a stop request waits).",
     )
     poll_timeout_s: float = Field(
-        0.5, gt=0, description="Poll timeout; bounds how long a stop request waits."
+        0.5, gt=0, description="Poll timeout while a retry waits; bounds a stop request's wait."
     )
     retention_days: int = Field(30, ge=1, description="Days an events index is kept.")
     deadletter_retention_days: int = Field(
@@ -80,6 +84,11 @@ class RealtimeLoaderOptions(BaseModel):
     index_shards: int = Field(1, ge=1, description="Primary shards of each daily index.")
     index_replicas: int = Field(0, ge=0, description="Replicas (0 on a single local node).")
     total_fields_limit: int = Field(2000, ge=100, description="index.mapping.total_fields.limit.")
+    index_refresh_interval: str = Field(
+        "1s",
+        pattern=r"^\d+(ms|s|m)$",
+        description="index.refresh_interval: how soon an indexed document is searchable.",
+    )
 
 
 class RealtimeLoaderSettings(PlatformSettings):
@@ -156,6 +165,20 @@ def _loader_fields(msg: Message) -> dict[str, Any]:
     }
 
 
+BULK_FILTER = "errors,items.*.status,items.*.error"
+
+
+def bulk_body(docs: list[_Doc]) -> bytes:
+    """The bulk request's NDJSON, serialised with orjson (opensearch-py would use ``json``)."""
+    lines = []
+    for d in docs:
+        assert d.source is not None
+        lines.append(orjson.dumps({"index": {"_index": d.index, "_id": d.doc_id}}))
+        lines.append(orjson.dumps(d.source))
+    lines.append(b"")
+    return b"\n".join(lines)
+
+
 def _is_transient(exc: Exception) -> bool:
     if isinstance(exc, OpenSearchConnectionError):  # also covers ConnectionTimeout
         return True
@@ -190,6 +213,7 @@ class RealtimeLoader:
             shards=self.options.index_shards,
             replicas=self.options.index_replicas,
             total_fields_limit=self.options.total_fields_limit,
+            refresh_interval=self.options.index_refresh_interval,
         )
         self.topics = [settings.topics.enriched, settings.topics.enriched_dlq]
         self.stats = LoaderStats()
@@ -299,13 +323,12 @@ class RealtimeLoader:
         pending = [d for d in docs if d.error is None]
         delays = _backoff(self.options)
         while pending:
-            body: list[dict[str, Any]] = []
-            for d in pending:
-                body.append({"index": {"_index": d.index, "_id": d.doc_id}})
-                assert d.source is not None
-                body.append(d.source)
+            body = bulk_body(pending)
             response = self._retrying(
-                "bulk", lambda body=body: self.client.bulk(body=body), consumer
+                "bulk",
+                # Only what is read below comes back (the full answer repeats every id).
+                lambda body=body: self.client.bulk(body=body, filter_path=BULK_FILTER),
+                consumer,
             )
             retry: list[_Doc] = []
             for d, item in zip(pending, response["items"], strict=True):
@@ -413,27 +436,20 @@ class RealtimeLoader:
         )
 
     def _poll_batch(self, consumer: Consumer) -> list[Message]:
+        """What arrives within ``max_wait_s``, up to ``batch_size`` records.
+
+        librdkafka's ``consume`` returns as soon as the batch is full, else at the timeout: a
+        busy stream gets full batches at once, a quiet one waits at most ``max_wait_s``.
+        """
         batch: list[Message] = []
-        deadline: float | None = None
-        while len(batch) < self.options.batch_size and not self.stop.is_set():
-            timeout = self.options.poll_timeout_s
-            if deadline is not None:
-                timeout = min(timeout, deadline - time.monotonic())
-                if timeout <= 0:
-                    break
-            msgs = consumer.consume(self.options.batch_size - len(batch), timeout=timeout)
-            for msg in msgs:
-                err = msg.error()
-                if err is None:
-                    batch.append(msg)
-                elif err.fatal():
-                    raise KafkaException(err)
-                else:
-                    log.warning("consumer: %s", err)
-            if batch and deadline is None:
-                deadline = time.monotonic() + self.options.max_wait_s
-            if not batch:
-                break  # nothing yet: return to the loop, which checks stop and retention
+        for msg in consumer.consume(self.options.batch_size, timeout=self.options.max_wait_s):
+            err = msg.error()
+            if err is None:
+                batch.append(msg)
+            elif err.fatal():
+                raise KafkaException(err)
+            else:
+                log.warning("consumer: %s", err)
         return batch
 
     def run(self) -> None:

@@ -247,6 +247,7 @@ class IndexLayout:
     replicas: int = 0
     total_fields_limit: int = 2000
     depth_limit: int = 10
+    refresh_interval: str = "1s"
 
     def events_index(self, day: date) -> str:
         return index_name(self.prefix, EVENTS, day)
@@ -271,6 +272,10 @@ class IndexLayout:
             # mapping; documents beyond the limit are rejected to the loader dead letters.
             "mapping.total_fields.limit": self.total_fields_limit,
             "mapping.depth.limit": self.depth_limit,
+            # Explicit, so it holds whether or not anyone searches: left unset, a shard nobody
+            # searched for 30 s stops refreshing (``index.search.idle.after``) and the next
+            # search waits for a refresh first.
+            "refresh_interval": self.refresh_interval,
         }
         return {
             f"{self.prefix}-{EVENTS}": {
