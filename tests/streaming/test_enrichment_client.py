@@ -20,7 +20,9 @@ def client_answering(status: int, seen: list[dict[str, Any]]) -> EnrichmentClien
     def handle(request: httpx.Request) -> httpx.Response:
         body = orjson.loads(request.content)
         seen.append(body)
-        results = [{"event_id": e["event_id"], "enrichment": {"scores": {}}} for e in body["events"]]
+        results = [
+            {"event_id": e["event_id"], "enrichment": {"scores": {}}} for e in body["events"]
+        ]
         return httpx.Response(status, json={"model_version": "m-1.0.0", "results": results})
 
     client = EnrichmentClient(EnricherOptions())
