@@ -17,14 +17,14 @@ from enrichment.user_agent import parse_user_agent
 class CollectorIn(BaseModel):
     """The collector's stamp; only the client's address and user agent are read."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")  # accepted, not kept: never read
 
     client_ip: str | None = Field(None, max_length=64)
     user_agent: str | None = Field(None, max_length=4096)
 
 
 class EventIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")  # accepted, not kept: never read
 
     event_id: str = Field(min_length=1, max_length=128)
     event_type: str = Field(min_length=1, max_length=512)
@@ -74,7 +74,14 @@ class Enricher:
     def model_version(self) -> str:
         return self.model.version
 
-    def enrich(self, events: list[EventIn]) -> list[EnrichedResult]:
+    def enrich(self, events: list[EventIn]) -> list[dict[str, Any]]:
+        """The batch's results in request order: ``EnrichedResult`` objects as JSON-ready dicts.
+
+        Plain dicts rather than models: constructing and then serialising a model tree per
+        event cost a sixth of the API's time. Each distinct user agent and location of the
+        batch is dumped once (parsing and lookups already return one object per distinct
+        value); the API test validates answers against ``EnrichResponse``.
+        """
         origins = [_origin(e) for e in events]
         agents = [parse_user_agent(ua) for _, ua in origins]
         geos = self.geo.lookup_many([ip for ip, _ in origins])
@@ -91,16 +98,24 @@ class Enricher:
         ]
         scores = self.model.predict(views).tolist()
         version = self.model.version
+        dumped: dict[int, dict[str, Any] | None] = {id(None): None}
+
+        def dump(model: BaseModel | None) -> dict[str, Any] | None:
+            key = id(model)
+            if key not in dumped:
+                dumped[key] = model.model_dump() if model is not None else None
+            return dumped[key]
+
         return [
-            EnrichedResult(
-                event_id=e.event_id,
-                enrichment=Enrichment(
-                    user_agent=agent,
-                    geo=geo,
-                    money=normalise_money(e.payload, self.rates),
-                    scores={SCORE_NAME: round(score, 6)},
-                    model_version=version,
-                ),
-            )
+            {
+                "event_id": e.event_id,
+                "enrichment": {
+                    "user_agent": dump(agent),
+                    "geo": dump(geo),
+                    "money": [m.model_dump() for m in normalise_money(e.payload, self.rates)],
+                    "scores": {SCORE_NAME: round(score, 6)},
+                    "model_version": version,
+                },
+            }
             for e, agent, geo, score in zip(events, agents, geos, scores, strict=True)
         ]

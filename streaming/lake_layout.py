@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from contract.records import EnrichedEvent
@@ -104,7 +105,11 @@ def _utc(value: datetime) -> datetime:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    """Compact JSON with sorted keys (orjson; ``json`` for what it refuses, e.g. huge ints)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
 def flatten(

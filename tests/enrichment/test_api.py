@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from enrichment.service import EnrichResponse
 from ingestion.producers.sources import ClickstreamSource
 from stack.private import free_port
 
@@ -97,6 +98,10 @@ def test_batch_with_odd_inputs(server: str) -> None:
     r = httpx.post(f"{server}/v1/enrich", json={"events": events})
     assert r.status_code == 200, r.text
     body = r.json()
+    # The answer is assembled as plain JSON: it must still be exactly the documented model
+    # (Enrichment forbids extra fields) and dump back to the same JSON.
+    model = EnrichResponse.model_validate_json(r.content)
+    assert model.model_dump(mode="json") == body
     assert body["model_version"] == "bot_score-1.0.0"
     results = body["results"]
     assert [x["event_id"] for x in results] == [f"e-{i}" for i in range(7)]
