@@ -7,7 +7,7 @@ a consumer group and output topics of its own, interleaved over ``--rounds`` rou
   ``send_offsets_to_transaction`` and commit, i.e. what exactly-once costs by itself. It
   drives the consumer and the producer of an ``Enricher`` instance, so its client
   configuration (read_committed, idempotent acks=all zstd producer, linger 5 ms, transactional
-  id) and its batching (``consume(batch_size=500, batch_wait_s=0.2)``, one transaction per
+  id) and its batching (``consume(batch_size=500, batch_wait_s=0.1)``, one transaction per
   batch, the same timeouts) cannot drift from the enricher's. One deliberate difference:
   ``retry.backoff.ms=20`` (see below);
 - the same pass-through with the shipped ``retry.backoff.ms`` (librdkafka's 100 ms), which is

@@ -32,16 +32,16 @@ latency
     alone for ``--quiet-seconds`` (default 10) before the load ("idle") and during the
     measured load:
     (a) OpenSearch alone: a small document indexed directly every 100 ms into an index with
-    the events indices' shard settings and the default refresh interval, from the index
-    call's answer to searchable (the refresh-interval floor of any path through OpenSearch);
+    the events indices' shard count and refresh interval, from the index call's answer to
+    searchable (the refresh-interval floor of any path through OpenSearch);
     (b) one Kafka hop: a record produced every 100 ms (the collector's producer settings) to
     a topic of its own, from ``produce()`` to a read_committed consumer's ``poll()``.
     Also printed: the events indices' ``refresh_interval``, CPU per process (servers,
     workers, this load generator, the rest of the machine) and OpenSearch's indexing,
     refresh and merge times over the measured load, and whether the pipeline kept up (the
-    real-time loader's lag when the load ended). The poller's searches keep the shards
-    "search-active"; an index nobody searches for 30 s stops refreshing until the next
-    search (OpenSearch's ``index.search.idle.after``). Target: p99 < 2 s.
+    real-time loader's lag when the load ended). The events indices set their refresh
+    interval explicitly, so they refresh whether or not anyone searches (left unset, a shard
+    nobody searched for 30 s stops refreshing: ``index.search.idle.after``). Target: p99 < 2 s.
 batch
     The batch loader (``streaming.batch_loader.run`` in a thread of this process, its own
     consumer group and lake prefix, product defaults) loads every record of the enriched
@@ -745,7 +745,15 @@ def latency_phase(
     probe_index = f"bench-probe-{uuid.uuid4().hex[:8]}"
     httpx.put(
         f"{os_url}/{probe_index}",
-        json={"settings": {"index": {"number_of_shards": 1, "number_of_replicas": 0}}},
+        json={
+            "settings": {
+                "index": {
+                    "number_of_shards": settings.realtime_loader.index_shards,
+                    "number_of_replicas": 0,
+                    "refresh_interval": settings.realtime_loader.index_refresh_interval,
+                }
+            }
+        },
         timeout=30,
     ).raise_for_status()
     probe_topic = TopicNames(raw=f"bench.probe.{uuid.uuid4().hex[:8]}").raw

@@ -247,7 +247,7 @@ class IndexLayout:
     replicas: int = 0
     total_fields_limit: int = 2000
     depth_limit: int = 10
-    refresh_interval: str = "1s"
+    refresh_interval: str = "500ms"  # see RealtimeLoaderOptions.index_refresh_interval
 
     def events_index(self, day: date) -> str:
         return index_name(self.prefix, EVENTS, day)

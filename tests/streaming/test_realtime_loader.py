@@ -109,7 +109,7 @@ def test_events_and_dead_letters_indexed_exactly_once(
     # The refresh interval is set explicitly, so an index nobody searches keeps refreshing.
     todays = index_name(prefix, EVENTS, today.date())
     index_settings = client.indices.get_settings(index=todays)[todays]["settings"]["index"]
-    assert index_settings["refresh_interval"] == "1s"
+    assert index_settings["refresh_interval"] == "500ms"
     for d in docs:
         day = datetime.fromisoformat(d["_source"]["event_timestamp"]).date()
         assert d["_index"] == index_name(prefix, EVENTS, day)
