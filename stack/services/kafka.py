@@ -47,6 +47,19 @@ _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka makes them (``Uuid.randomUuid``).
+
+    URL-safe base64 of 16 random bytes, never starting with ``-``, which the storage tool's
+    argument parser would take for an option (one id in 64 did: "argument --cluster-id/-t:
+    expected one argument").
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class Kafka(Service):
     name = "kafka"
     description = "Apache Kafka (KRaft, single node)"
@@ -120,10 +133,10 @@ class Kafka(Service):
             f"{self.libs}/*",
         ]
         if not (data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             fmt = subprocess.run(
-                [*jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id,
-                 "-c", str(server_properties)],
+                [*jvm, "kafka.tools.StorageTool", "format", "--standalone",
+                 f"--cluster-id={cluster_id}", "-c", str(server_properties)],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             if fmt.returncode != 0:
