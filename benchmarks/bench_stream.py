@@ -739,6 +739,20 @@ def refresh_interval(url: str, pattern: str) -> str:
     return ", ".join(sorted(values)) or "?"
 
 
+def load_of(
+    pipeline: Pipeline, key: str, pool: EventPool, args: argparse.Namespace, **options: Any
+) -> Load:
+    """A load of ``--batch``-event requests to the pipeline, watched every ``--poll-ms``."""
+    return Load(
+        pipeline=pipeline,
+        key=key,
+        pool=pool,
+        batch=args.batch,
+        poll_s=args.poll_ms / 1000,
+        **options,
+    )
+
+
 def settle(pipeline: Pipeline, key: str, pool: EventPool, args: argparse.Namespace) -> None:
     """The same load for ``--settle-seconds``, not measured, then until everything is indexed.
 
@@ -749,15 +763,14 @@ def settle(pipeline: Pipeline, key: str, pool: EventPool, args: argparse.Namespa
     empty backlog; its own warm-up then shows whether the rate is carried (the real-time
     loader's lag when it ended is printed).
     """
-    load = Load(
-        pipeline=pipeline,
-        key=key,
-        pool=pool,
+    load = load_of(
+        pipeline,
+        key,
+        pool,
+        args,
         rate=args.rate,
-        batch=args.batch,
         seconds=args.settle_seconds,
         warmup=0,
-        poll_s=args.poll_ms / 1000,
         drain_s=300,
         progress_s=math.inf,
     )
@@ -804,15 +817,14 @@ def latency_phase(
         f"{1000 * args.batch / args.rate:.0f} ms, {args.warmup_seconds:.0f}s warm-up + "
         f"{args.latency_seconds:.0f}s measured"
     )
-    load = Load(
-        pipeline=pipeline,
-        key=key,
-        pool=pool,
+    load = load_of(
+        pipeline,
+        key,
+        pool,
+        args,
         rate=args.rate,
-        batch=args.batch,
         seconds=args.latency_seconds,
         warmup=args.warmup_seconds,
-        poll_s=args.poll_ms / 1000,
         probe_index=probe_index,
         quiet=args.quiet_seconds,
         progress_s=10,
@@ -1038,15 +1050,14 @@ def memory_phase(
     pipeline.stop()
     pipeline.start()
     say(f"primed: one batch went through to OpenSearch in {prime(pipeline, key, pool):.1f}s")
-    load = Load(
-        pipeline=pipeline,
-        key=key,
-        pool=pool,
+    load = load_of(
+        pipeline,
+        key,
+        pool,
+        args,
         rate=args.memory_rate,
-        batch=args.batch,
         seconds=args.memory_seconds,
         warmup=args.warmup_seconds,
-        poll_s=args.poll_ms / 1000,
         sample_s=args.sample_seconds,
         progress_s=60 if args.memory_seconds >= 300 else 15,
         cpu_pids=measured_pids(pipeline, stack),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -191,7 +192,7 @@ def test_openapi_documents_the_request_body(server: str) -> None:
     event = schemas[request["properties"]["events"]["items"]["$ref"].rsplit("/", 1)[1]]
     assert {"event_id", "event_type", "payload"} <= set(event["required"])
     # Every reference in the document resolves.
-    text = httpx.get(f"{server}/openapi.json").text
+    text = json.dumps(spec)
     for name in {m.split('"')[0] for m in text.split('"#/components/schemas/')[1:]}:
         assert name in schemas, name
 
