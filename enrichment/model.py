@@ -72,41 +72,53 @@ def _timestamp(text: str | None) -> float | None:
 
 
 def features(events: Sequence[EventView]) -> NDArray[np.float64]:
-    """The feature matrix of a batch (rows in the order of ``events``)."""
-    x = np.zeros((len(events), len(FEATURES)), dtype=np.float64)
+    """The feature matrix of a batch (rows in the order of ``events``).
+
+    Rows are built as Python lists and converted once: assigning numpy elements one by one
+    cost half of the function's time.
+    """
+    rows: list[list[float]] = []
     sessions: dict[str, list[tuple[float | None, int]]] = defaultdict(list)
     for i, ev in enumerate(events):
         ua = ev.user_agent
+        device = ua.device_class if ua is not None else None
         name = ev.event_type.split("/")[1] if ev.event_type.count("/") >= 1 else ev.event_type
         page_url = ev.payload.get("page_url")
         path = page_url.split("://", 1)[-1].partition("/")[2] if isinstance(page_url, str) else ""
-        row = x[i]
-        row[0] = ua is None
-        if ua is not None:
-            row[1] = ua.is_bot
-            row[2] = ua.device_class == "desktop"
-            row[3] = ua.device_class == "mobile"
-            row[4] = ua.device_class == "tablet"
-            row[5] = ua.device_class == "other"
-        row[6] = bool(ev.user_agent_string and "compatible;" in ev.user_agent_string)
-        row[7] = bool(ev.context.get("user_id"))
-        row[8] = name == "page_view"
-        row[9] = name in _COMMERCE
-        row[10] = path.startswith("p/")
-        row[11] = path.startswith("c/")
-        row[12] = bool(ev.payload.get("referrer_url"))
+        rows.append(
+            [
+                ua is None,
+                ua is not None and ua.is_bot,
+                device == "desktop",
+                device == "mobile",
+                device == "tablet",
+                device == "other",
+                bool(ev.user_agent_string and "compatible;" in ev.user_agent_string),
+                bool(ev.context.get("user_id")),
+                name == "page_view",
+                name in _COMMERCE,
+                path.startswith("p/"),
+                path.startswith("c/"),
+                bool(ev.payload.get("referrer_url")),
+                0.0,
+                0.0,
+                0.0,
+            ]
+        )
         session = ev.context.get("session_id")
         if isinstance(session, str) and session:
             sessions[session].append((_timestamp(ev.event_timestamp), i))
     for members in sessions.values():
         times = sorted(t for t, _ in members if t is not None)
         gaps = [b - a for a, b in pairwise(times)]
+        size = math.log1p(len(members))
+        gap = math.log1p(max(0.0, median(gaps))) if gaps else 0.0
         for _, i in members:
-            x[i, 13] = math.log1p(len(members))
+            rows[i][13] = size
             if gaps:
-                x[i, 14] = 1.0
-                x[i, 15] = math.log1p(max(0.0, median(gaps)))
-    return x
+                rows[i][14] = 1.0
+                rows[i][15] = gap
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
 
 
 def sha256(path: Path) -> str:
