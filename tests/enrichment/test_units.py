@@ -8,7 +8,7 @@ import pytest
 from enrichment.config import DEFAULT_GEO_DATABASE, DEFAULT_MODEL_DIR, DEFAULT_RATES
 from enrichment.currency import RateTable, normalise_money
 from enrichment.geo import GeoDatabase
-from enrichment.model import FEATURES, BotModel, artefact_paths, sha256
+from enrichment.model import FEATURES, BotModel, EventView, artefact_paths, features, sha256
 from enrichment.train import dataset
 from enrichment.user_agent import parse_user_agent
 
@@ -227,3 +227,46 @@ def test_model_separates_bots_on_held_out_data(model: BotModel) -> None:
         assert y.sum() > 50
         assert roc_auc_score(y, p) > 0.95
         assert np.mean((p >= 0.5) == y) > 0.9
+
+
+def test_features_of_a_batch() -> None:
+    """Each column as defined, the session columns over the batch's events of each session."""
+    chrome = AGENTS[0][0]
+    crawler = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+    def view(kind: str, ts: str | None, ua: str | None, **context: str) -> EventView:
+        return EventView(
+            event_type=f"iglu:com.tributary.shop/{kind}/jsonschema/1-0-0",
+            event_timestamp=ts,
+            payload={"page_url": "https://shop.example.com/p/bag", "referrer_url": "x"}
+            if kind == "page_view"
+            else {"price": 1},
+            context=context,
+            user_agent=parse_user_agent(ua),
+            user_agent_string=ua,
+        )
+
+    batch = [
+        view("page_view", "2026-11-28T10:00:00Z", chrome, session_id="s", user_id="u"),
+        view("purchase", "2026-11-28T10:00:06+00:00", chrome, session_id="s"),
+        view("product_view", "2026-11-28T10:00:02Z", chrome, session_id="s"),
+        view("page_view", None, crawler, session_id="t"),
+        view("add_to_cart", "2026-11-28T10:00:00Z", None),
+    ]
+    x = features(batch)
+    assert x.shape == (5, len(FEATURES)) and x.dtype == np.float64
+    col = {name: x[:, i].tolist() for i, name in enumerate(FEATURES)}
+    assert col["ua_missing"] == [0, 0, 0, 0, 1]
+    assert col["ua_is_bot"] == [0, 0, 0, 1, 0]
+    assert col["ua_desktop"] == [1, 1, 1, 0, 0]
+    assert col["ua_compatible_token"] == [0, 0, 0, 1, 0]
+    assert col["has_user_id"] == [1, 0, 0, 0, 0]
+    assert col["is_page_view"] == [1, 0, 0, 1, 0]
+    assert col["is_commerce"] == [0, 1, 1, 0, 1]
+    assert col["page_is_product"] == [1, 0, 0, 1, 0]
+    assert col["has_referrer"] == [1, 0, 0, 1, 0]
+    # Session s: three events, gaps of 2 s and 4 s (in time order, not batch order).
+    assert col["session_events_in_batch_log"] == pytest.approx([np.log1p(3)] * 3 + [np.log1p(1), 0])
+    assert col["session_has_gap"] == [1, 1, 1, 0, 0]
+    assert col["session_median_gap_log_s"] == pytest.approx([np.log1p(3)] * 3 + [0, 0])
+    assert features([]).shape == (0, len(FEATURES))
