@@ -250,6 +250,7 @@ class Rig:
                     "batch_size": 100,
                     "backoff_base_s": 0.01,
                     "backoff_cap_s": 0.05,
+                    "pipeline": True,  # what these tests are about; not the default
                     **options,
                 },
             }
