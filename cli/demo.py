@@ -188,7 +188,9 @@ def _report(stats: list[EmitterStats], result: Reconciliation, settings: Pipelin
         "indexed in OpenSearch: dead letters", str(indexed_dead), f"{dead} (dead letters)"
     )
     table.add_row(
-        f"loader dead letters → {topics.loader_dlq}", str(len(result.loader_dead_letters)), "0"
+        f"loader dead letters → {topics.loader_dlq}",
+        str(result.this_runs_loader_dead_letters),
+        "0",
     )
     table.add_row(
         f"rows in the lake ({result.lake_objects} Parquet objects)",

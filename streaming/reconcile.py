@@ -41,7 +41,7 @@ class Reconciliation:
     collector_dead_letters: Counter[str] = field(default_factory=Counter)  # by failure type
     enriched: Counter[str] = field(default_factory=Counter)
     enriched_dead_letters: Counter[str] = field(default_factory=Counter)
-    enriched_dead_letter_reasons: Counter[str] = field(default_factory=Counter)
+    enriched_dead_letter_types: dict[str, str] = field(default_factory=dict)  # by event id
     loader_dead_letters: Counter[str] = field(default_factory=Counter)
     indexed_events: Counter[str] = field(default_factory=Counter)
     indexed_dead_letters: Counter[str] = field(default_factory=Counter)
@@ -49,6 +49,22 @@ class Reconciliation:
     lake_objects: int = 0
     lake_dates: set[str] = field(default_factory=set)  # event dates the objects belong to
     overlapping_objects: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def enriched_dead_letter_reasons(self) -> Counter[str]:
+        """The enricher's dead letters of this run's events, by failure type.
+
+        The enricher may also be working off older records of the raw topic (a backlog from
+        before, another producer's test data); their dead letters are not this run's. A dead
+        letter without an event id cannot be one of this run's: the collector only writes
+        events with one.
+        """
+        return Counter(t for i, t in self.enriched_dead_letter_types.items() if i in self.accepted)
+
+    @property
+    def this_runs_loader_dead_letters(self) -> int:
+        """The real-time loader's dead letters of this run's events."""
+        return sum(1 for i in self.loader_dead_letters if i in self.accepted)
 
     def problems(self) -> list[str]:
         """Every way in which the stages disagree; empty when each event is where it belongs."""
@@ -147,7 +163,9 @@ class Reconciler:
             failed = json.loads(msg.value() or b"{}")
             if event_id := failed.get("event_id"):
                 state.enriched_dead_letters[event_id] += 1
-            state.enriched_dead_letter_reasons[failed.get("failure_type", "unreadable")] += 1
+                state.enriched_dead_letter_types[event_id] = failed.get(
+                    "failure_type", "unreadable"
+                )
         for msg in self._readers["loader_dlq"].read():
             if event_id := _event_id(msg.value()):
                 state.loader_dead_letters[event_id] += 1
