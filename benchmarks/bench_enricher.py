@@ -56,7 +56,7 @@ API and the enricher, so figures are only comparable within one run.
 
 Runs of 100,000 events by default: the warm baseline passes ~60,000 events/s, so runs of
 30,000 lasted half a second and its rate varied twofold between rounds (and measured lower:
-0.33-0.49 against 0.26-0.28 with 100,000 events, the same commit on the same day).
+0.33-0.49 against 0.23-0.29 with 100,000 events, the same code on the same day).
 
 Run: ``uv run python benchmarks/bench_enricher.py [--events 100000] [--rounds 3]``.
 """

@@ -156,8 +156,8 @@ def _report(stats: list[EmitterStats], result: Reconciliation, settings: Pipelin
     told_accepted = sum(s.accepted for s in stats)
     told_rejected = sum(s.rejected_total for s in stats)
     accepted = len(result.accepted)
-    enriched = sum(1 for i in result.enriched if i in result.accepted)
-    dead = sum(1 for i in result.enriched_dead_letters if i in result.accepted)
+    enriched = result.ours(result.enriched)
+    dead = result.ours(result.enriched_dead_letters)
     collector_dead = sum(result.collector_dead_letters.values())
     indexed = sum(result.indexed_events.values())
     indexed_dead = sum(result.indexed_dead_letters.values())
@@ -189,7 +189,7 @@ def _report(stats: list[EmitterStats], result: Reconciliation, settings: Pipelin
     )
     table.add_row(
         f"loader dead letters → {topics.loader_dlq}",
-        str(result.this_runs_loader_dead_letters),
+        str(result.ours(result.loader_dead_letters)),
         "0",
     )
     table.add_row(

@@ -61,10 +61,9 @@ class Reconciliation:
         """
         return Counter(t for i, t in self.enriched_dead_letter_types.items() if i in self.accepted)
 
-    @property
-    def this_runs_loader_dead_letters(self) -> int:
-        """The real-time loader's dead letters of this run's events."""
-        return sum(1 for i in self.loader_dead_letters if i in self.accepted)
+    def ours(self, ids: Iterable[str]) -> int:
+        """How many of ``ids`` are this run's events (a stage may also hold older ones)."""
+        return sum(1 for i in ids if i in self.accepted)
 
     def problems(self) -> list[str]:
         """Every way in which the stages disagree; empty when each event is where it belongs."""

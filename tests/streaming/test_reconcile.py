@@ -26,7 +26,8 @@ def test_dead_letters_of_older_events_are_not_this_runs() -> None:
         lake_rows=Counter({"a": 1}),
     )
     assert result.enriched_dead_letter_reasons == Counter({"schema_violation": 1})
-    assert result.this_runs_loader_dead_letters == 0
+    assert result.ours(result.loader_dead_letters) == 0
+    assert result.ours(result.enriched_dead_letters) == 1
     assert result.problems() == ["1 accepted but neither enriched nor dead-lettered, e.g. c"]
 
     result.enriched_dead_letters["c"] += 1
@@ -37,4 +38,4 @@ def test_dead_letters_of_older_events_are_not_this_runs() -> None:
     assert result.enriched_dead_letter_reasons == Counter(
         {"schema_violation": 1, "enrichment_failed": 1}
     )
-    assert result.this_runs_loader_dead_letters == 1
+    assert result.ours(result.loader_dead_letters) == 1
