@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 import enrichment
-from enrichment import metrics
+from enrichment import MODEL_VERSION_HEADER, NDJSON, metrics
 from enrichment.config import EnrichmentSettings
 from enrichment.service import Enricher, EnrichRequest, EnrichResponse
 from resources.metrics import render_metrics
@@ -87,7 +87,16 @@ def create_app(settings: EnrichmentSettings | None = None) -> FastAPI:
         "/v1/enrich",
         response_model=EnrichResponse,
         tags=["enrichment"],
-        responses={413: {"description": "Too many events"}, 503: {"description": "Retry"}},
+        responses={
+            200: {
+                "description": "The enrichments. With `Accept: application/x-ndjson`: one "
+                "Enrichment per line, in the order of the request's events, and the model's "
+                f"version in the `{MODEL_VERSION_HEADER}` header.",
+                "content": {NDJSON: {"schema": {"$ref": "#/components/schemas/Enrichment"}}},
+            },
+            413: {"description": "Too many events"},
+            503: {"description": "Retry"},
+        },
         # The body is parsed here rather than by FastAPI (see ``_parse``); its schema is
         # declared for the OpenAPI document by hand.
         openapi_extra={
@@ -122,6 +131,10 @@ def create_app(settings: EnrichmentSettings | None = None) -> FastAPI:
         metrics.BATCH_LATENCY.observe(time.perf_counter() - started)
         metrics.EVENTS.inc(len(results))
         metrics.REQUESTS.labels(200).inc()
+        if NDJSON in request.headers.get("accept", ""):
+            lines = b"\n".join([orjson.dumps(r["enrichment"]) for r in results])
+            headers = {MODEL_VERSION_HEADER: enricher.model_version}
+            return Response(lines, media_type=NDJSON, headers=headers)
         # Shaped as EnrichResponse (the OpenAPI document's model), serialised as is.
         answer = {"model_version": enricher.model_version, "results": results}
         return Response(orjson.dumps(answer), media_type="application/json")

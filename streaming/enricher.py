@@ -52,6 +52,7 @@ from contract.failures import (
     replay_count_of,
 )
 from contract.registry import SchemaKey, SchemaRegistry
+from enrichment import MODEL_VERSION_HEADER, NDJSON
 from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings
 
@@ -145,41 +146,28 @@ class CircuitBreaker:
             self.opened_at = self.clock()
 
 
-def _request_event(record: dict[str, Any]) -> dict[str, Any]:
-    """What the enrichment API reads of a raw record (``enrichment.service.EventIn``).
-
-    The event time feeds the model's in-batch session timing, as in training.
-    """
-    collector = record.get("collector") or {}
-    return {
-        "event_id": record["event_id"],
-        "event_type": record["event_type"],
-        "event_timestamp": record.get("event_timestamp"),
-        "payload": record["payload"],
-        "context": record.get("context"),
-        "collector": {
-            "client_ip": collector.get("client_ip"),
-            "user_agent": collector.get("user_agent"),
-        },
-    }
-
-
 class EnrichmentClient:
     def __init__(self, options: EnricherOptions) -> None:
         self.options = options
         self.http = httpx.Client(base_url=options.enrichment_url, timeout=options.request_timeout_s)
         self.breaker = CircuitBreaker(options.breaker_failures, options.breaker_reset_s)
 
-    def enrich(self, records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
-        """Return one enrichment per record and the model version, or raise when unavailable."""
+    def enrich(self, values: Sequence[bytes]) -> tuple[list[bytes], str | None]:
+        """Return one enrichment (JSON bytes) per raw record and the model version.
+
+        The raw records go as they are (the API ignores what it does not read), and the
+        answer comes as NDJSON, one enrichment per line in request order, so neither side
+        re-encodes an event: the enricher splices each line into its record (``enriched``).
+        Raises ``EnrichmentUnavailable`` when the API is unavailable.
+        """
         if not self.breaker.allow():
             raise EnrichmentUnavailable("circuit open")
-        body = {"events": [_request_event(r) for r in records]}
+        body = b'{"events":[' + b",".join(values) + b"]}"
         try:
             resp = self.http.post(
                 "/v1/enrich",
-                content=orjson.dumps(body),
-                headers={"content-type": "application/json"},
+                content=body,
+                headers={"content-type": "application/json", "accept": NDJSON},
             )
         except httpx.HTTPError as exc:
             self.breaker.failure()
@@ -189,14 +177,38 @@ class EnrichmentClient:
             raise EnrichmentUnavailable(f"enrichment API answered {resp.status_code}")
         resp.raise_for_status()
         self.breaker.success()
-        data = orjson.loads(resp.content)
-        results = data["results"]
-        if len(results) != len(records):
+        if not resp.headers.get("content-type", "").startswith(NDJSON):
+            raise EnrichmentUnavailable("enrichment API answered without NDJSON")
+        lines = resp.content.split(b"\n") if resp.content else []
+        if len(lines) != len(values):
             raise EnrichmentUnavailable("enrichment API answered for a different batch")
-        return [r["enrichment"] for r in results], data.get("model_version")
+        return lines, resp.headers.get(MODEL_VERSION_HEADER)
 
     def close(self) -> None:
         self.http.close()
+
+
+def enriched(
+    value: bytes, record: dict[str, Any], enrichment: bytes, lineage: dict[str, Any]
+) -> bytes:
+    """The enriched record: the raw record with its ``enrichment`` and ``lineage`` added.
+
+    Spliced into the raw JSON object rather than re-encoded (the raw bytes parsed as a JSON
+    object, so they end with its closing brace). A record that already carries either key
+    is re-encoded instead, so the output never holds a key twice.
+    """
+    if "enrichment" in record or "lineage" in record:
+        return orjson.dumps({**record, "enrichment": orjson.loads(enrichment), "lineage": lineage})
+    return b"".join(
+        (
+            value.rstrip()[:-1],
+            b',"enrichment":',
+            enrichment,
+            b',"lineage":',
+            orjson.dumps(lineage),
+            b"}",
+        )
+    )
 
 
 @dataclass
@@ -292,6 +304,10 @@ def validate(
     return valid, outcome
 
 
+def _values(valid: Sequence[tuple[Message, dict[str, Any], SchemaKey]]) -> list[bytes]:
+    return [msg.value() or b"" for msg, _, _ in valid]
+
+
 @dataclass
 class Batch:
     """A consumed, validated batch on its way through the loop."""
@@ -301,7 +317,7 @@ class Batch:
     outcome: BatchOutcome
     revocations: int  # the enricher's count of revocations when the batch was consumed
     began: float = field(default_factory=time.monotonic)
-    first_call: Future[tuple[list[dict[str, Any]], str | None]] | None = None
+    first_call: Future[tuple[list[bytes], str | None]] | None = None
 
 
 class Enricher:
@@ -425,22 +441,21 @@ class Enricher:
         # partitions revoked during it, so this batch belongs to the current assignment.
         batch = Batch(messages, valid, outcome, self.revocations)
         if self.client is not None and valid:
-            batch.first_call = self.worker.submit(self.client.enrich, [r for _, r, _ in valid])
+            batch.first_call = self.worker.submit(self.client.enrich, _values(valid))
         return batch
 
     def _transform(self, batch: Batch) -> BatchOutcome | None:
         """Enrich the batch and add its outputs; None if a revocation voided it meanwhile."""
-        enriched = self._enrich(batch)
-        if enriched is None:
+        answer = self._enrich(batch)
+        if answer is None:
             return None
-        enrichments, model_version = enriched
+        enrichments, model_version = answer
         outcome = batch.outcome
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         for (msg, record, key), enrichment in zip(batch.valid, enrichments, strict=True):
             if enrichment is None:
                 continue
-            record["enrichment"] = enrichment
-            record["lineage"] = {
+            lineage = {
                 "enricher_version": ENRICHER_VERSION,
                 "schema_version": str(key.version),
                 "model_version": model_version,
@@ -449,10 +464,11 @@ class Enricher:
                 "source_offset": msg.offset(),
                 "enriched_at": now,
             }
-            outcome.enriched.append((msg.key() or b"", orjson.dumps(record)))
+            value = enriched(msg.value() or b"", record, enrichment, lineage)
+            outcome.enriched.append((msg.key() or b"", value))
         return outcome
 
-    def _enrich(self, batch: Batch) -> tuple[list[dict[str, Any] | None], str | None] | None:
+    def _enrich(self, batch: Batch) -> tuple[Sequence[bytes | None], str | None] | None:
         """Enrich the batch, retrying through outages; past the deadline, dead-letter it.
 
         The first attempt is the call :meth:`_fetch` started on the worker; retries run here,
@@ -460,11 +476,11 @@ class Enricher:
         batch's retries follow its own first call, so the client is never used by two
         threads at once. Returns None if a revocation voided the batch while it waited.
         """
-        records = [r for _, r, _ in batch.valid]
-        if not records:
+        values = _values(batch.valid)
+        if not values:
             return [], None
         if self.client is None:
-            return [{} for _ in records], None
+            return [b"{}"] * len(values), None
         attempt = 0
         paused = False
         call = batch.first_call
@@ -474,8 +490,8 @@ class Enricher:
                     if call is not None:
                         enrichments, version = call.result()
                     else:
-                        enrichments, version = self.client.enrich(records)
-                    return list(enrichments), version
+                        enrichments, version = self.client.enrich(values)
+                    return enrichments, version
                 except (EnrichmentUnavailable, httpx.HTTPStatusError, KeyError, ValueError) as exc:
                     call = None
                     waited = time.monotonic() - batch.began
@@ -491,7 +507,7 @@ class Enricher:
                                     record,
                                 ),
                             )
-                        return [None] * len(records), None
+                        return [None] * len(values), None
                     if not paused:
                         # Back-pressure: stop fetching while this batch waits, but keep
                         # polling so the group does not consider this member dead.

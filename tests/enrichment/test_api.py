@@ -11,8 +11,11 @@ from itertools import islice
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
+from contract.records import Enrichment
+from enrichment import MODEL_VERSION_HEADER, NDJSON
 from enrichment.service import EnrichResponse
 from ingestion.producers.sources import ClickstreamSource
 from stack.private import free_port
@@ -125,6 +128,20 @@ def test_batch_with_odd_inputs(server: str) -> None:
     assert e[4]["geo"] is None and e[4]["user_agent"]["device_class"] == "bot"
     assert e[5]["geo"] is None and e[5]["user_agent"] is None
     assert e[6]["money"] == []
+
+
+def test_ndjson_answer_is_the_same_enrichments_one_per_line(server: str) -> None:
+    """The enricher's form of the answer: the JSON answer's enrichments, one per line."""
+    events = [_event(0), _event(1, collector=None, context=None), _event(2, payload={})]
+    as_json = httpx.post(f"{server}/v1/enrich", json={"events": events}).json()
+    r = httpx.post(f"{server}/v1/enrich", json={"events": events}, headers={"accept": NDJSON})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == NDJSON
+    assert r.headers[MODEL_VERSION_HEADER] == as_json["model_version"] == "bot_score-1.0.0"
+    lines = r.content.split(b"\n")
+    assert [orjson.loads(line) for line in lines] == [x["enrichment"] for x in as_json["results"]]
+    for line in lines:
+        Enrichment.model_validate_json(line)
 
 
 def test_context_overrides_collector(server: str) -> None:

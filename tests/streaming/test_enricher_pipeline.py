@@ -220,15 +220,15 @@ class FakeClient:
         self.fail_from_call = fail_from_call
         self.lock = threading.Lock()
 
-    def enrich(self, records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    def enrich(self, values: list[bytes]) -> tuple[list[bytes], str]:
         with self.lock:
-            self.calls.append((threading.get_ident(), records[0]["event_id"]))
+            self.calls.append((threading.get_ident(), orjson.loads(values[0])["event_id"]))
             call = len(self.calls)
         time.sleep(0.002)
         if call >= self.fail_from_call and self.failures > 0:
             self.failures -= 1
             raise EnrichmentUnavailable("test outage")
-        return [{"call": call} for _ in records], "test-model"
+        return [orjson.dumps({"call": call})] * len(values), "test-model"
 
     def close(self) -> None:
         pass
