@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from contract.records import MoneyInfo
 from enrichment.config import DEFAULT_GEO_DATABASE, DEFAULT_MODEL_DIR, DEFAULT_RATES
 from enrichment.currency import RateTable, normalise_money
 from enrichment.geo import GeoDatabase
@@ -179,13 +180,13 @@ def test_money_fields(rates: RateTable) -> None:
         "total": 43.2,
         "currency": "USD",
     }
-    money = normalise_money(payload, rates)
+    money = [MoneyInfo.model_validate(m) for m in normalise_money(payload, rates)]
     assert [(m.field, m.amount_eur) for m in money] == [  # type: ignore[comparison-overlap]
         ("/items/0/unit_price", pytest.approx(20.0)),
         ("/total", pytest.approx(40.0)),
     ]
     assert all(m.rates_version == "eur-ref-2026.1" and m.currency == "USD" for m in money)
-    assert normalise_money({"cart_value": 10, "currency": "EUR"}, rates)[0].amount_eur == 10
+    assert normalise_money({"cart_value": 10, "currency": "EUR"}, rates)[0]["amount_eur"] == 10
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,8 @@ class FakeConsumer:
         # Tests set these to rebalance inside the n-th consume() or poll() call.
         self.rebalance_on_consume: set[int] = set()
         self.rebalance_on_poll: set[int] = set()
+        self.buffered = 10**9  # most messages one consume() returns: a stream's rate
+        self.waits: list[float] = []  # each consume()'s timeout
 
     def subscribe(self, topics: list[str], on_revoke: Any = None, on_lost: Any = None) -> None:
         self.kafka.on_loop_thread()
@@ -106,9 +108,10 @@ class FakeConsumer:
         self.kafka.on_loop_thread()
         self.calls.append("consume")
         self.consumes += 1
+        self.waits.append(timeout)
         if self.consumes in self.rebalance_on_consume:
             self.rebalance()
-        out = self._fetch(num_messages)
+        out = self._fetch(min(num_messages, self.buffered))
         if not out:
             time.sleep(0.01)
         return out
@@ -328,6 +331,37 @@ def test_the_next_call_overlaps_the_commit_and_each_transaction_holds_one_batch(
     threads = {thread for thread, _ in rig.client.calls}
     assert kafka.loop_thread not in threads  # first attempts run on the worker
     assert not rig.consumer.seeks and rig.enricher.stats["aborted"] == 0
+
+
+def test_batches_that_do_not_fill_up_are_committed_before_the_next_fetch(
+    monkeypatch: pytest.MonkeyPatch, events: tuple[list[bytes], set[str], int]
+) -> None:
+    """Below the rate that fills batches, pipelining would hold each commit back for a fetch."""
+    values, valid_ids, dead = events
+    kafka = FakeKafka(values)
+    rig = Rig(monkeypatch, kafka, FakeClient())  # pipelined
+    rig.consumer.buffered = 60  # of batches of 100
+    consumes_at_commit: list[int] = []
+    rig.producer.on_commit = lambda n: consumes_at_commit.append(rig.consumer.consumes)
+    rig.run()
+
+    assert_exactly_once(kafka, valid_ids, dead)
+    # The n-th transaction commits the n-th consume, before the (n+1)-th.
+    assert consumes_at_commit == list(range(1, kafka.transactions + 1))
+    assert set(rig.consumer.waits) == {0.1}  # batch_wait_s
+
+
+def test_a_full_batch_takes_the_next_one_from_the_buffer_without_waiting(
+    monkeypatch: pytest.MonkeyPatch, events: tuple[list[bytes], set[str], int]
+) -> None:
+    values, valid_ids, dead = events
+    kafka = FakeKafka(values)
+    rig = Rig(monkeypatch, kafka, FakeClient())
+    rig.run()
+
+    assert_exactly_once(kafka, valid_ids, dead)
+    # The first fetch waits; each one overlapping a commit takes what is buffered.
+    assert rig.consumer.waits[:10] == [0.1] + [0] * 9
 
 
 def test_an_aborted_transaction_rewinds_and_redoes_the_next_batch_too(
