@@ -1,8 +1,9 @@
-"""The enricher's client of the enrichment API: what it sends, how it reads the answer, and
-how it splices the enrichment into the record.
+"""The enricher's work on each record: reading and validating it, the enrichment API call
+(what it sends, how it reads the answer), and splicing the enrichment into the record.
 
 Pure logic: the API is an ``httpx.MockTransport`` that records the request. The API's own
-NDJSON answer is tested against the real server in ``tests/enrichment/test_api.py``.
+NDJSON answer is tested against the real server in ``tests/enrichment/test_api.py``, the
+whole loop on a real Kafka in ``test_enricher.py``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,19 @@ import httpx
 import orjson
 import pytest
 
+from contract.failures import FailedEvent
+from contract.registry import SchemaRegistry
 from enrichment import MODEL_VERSION_HEADER, NDJSON
-from streaming.enricher import EnricherOptions, EnrichmentClient, EnrichmentUnavailable, enriched
+from streaming.enricher import (
+    EnricherOptions,
+    EnrichmentClient,
+    EnrichmentUnavailable,
+    enriched,
+    read_raw_record,
+    validate,
+)
 from tests.streaming.test_enricher import raw_records
+from tests.streaming.test_enricher_pipeline import FakeMessage
 
 
 def client_of(handle: Callable[[httpx.Request], httpx.Response]) -> EnrichmentClient:
@@ -84,7 +95,7 @@ ENRICHMENT = orjson.dumps({"geo": None, "money": [], "scores": {"bot_probability
 )
 def test_the_enrichment_is_spliced_into_the_record_unchanged(value: bytes) -> None:
     record = orjson.loads(value)
-    out = enriched(value, record, ENRICHMENT, LINEAGE)
+    out = enriched(value, read_raw_record(value), ENRICHMENT, LINEAGE)
     assert orjson.loads(out) == {
         **record,
         "enrichment": orjson.loads(ENRICHMENT),
@@ -96,10 +107,49 @@ def test_the_enrichment_is_spliced_into_the_record_unchanged(value: bytes) -> No
 @pytest.mark.parametrize("key", ["enrichment", "lineage"])
 def test_a_record_that_already_has_the_key_gets_it_once_replaced(key: str) -> None:
     value = orjson.dumps({"event_id": "e-1", key: {"stale": True}})
-    out = enriched(value, orjson.loads(value), ENRICHMENT, LINEAGE)
+    out = enriched(value, read_raw_record(value), ENRICHMENT, LINEAGE)
     assert out.count(f'"{key}"'.encode()) == 1
     assert orjson.loads(out) == {
         "event_id": "e-1",
         "enrichment": orjson.loads(ENRICHMENT),
         "lineage": LINEAGE,
     }
+
+
+PAGE_VIEW = "iglu:com.tributary.shop/page_view/jsonschema/1-0-0"
+
+
+def test_validate_keeps_valid_records_and_dead_letters_the_rest_with_their_reason() -> None:
+    good, _, _ = raw_records(1, bad_share=0.0)
+    bad_payload = orjson.dumps({"event_id": "v", "event_type": PAGE_VIEW, "payload": {"x": 1}})
+    values = [
+        good[0],
+        b"\xff not json",
+        b"[1, 2]",  # JSON, not an object
+        b'{"event_id": "t", "event_type": "x", "payload": {}} trailing',
+        orjson.dumps({"event_id": "u", "event_type": "iglu:x/y/jsonschema/1-0-0", "payload": {}}),
+        orjson.dumps({"event_id": "n", "payload": {}}),  # no event type
+        bad_payload,
+    ]
+    messages = [FakeMessage(0, i, v) for i, v in enumerate(values)]
+    valid, outcome = validate(messages, SchemaRegistry.from_directory())  # type: ignore[arg-type]
+
+    assert [(m.offset(), raw.payload) for m, raw, _ in valid] == [
+        (0, orjson.loads(good[0])["payload"])
+    ]
+    dead = [FailedEvent.model_validate_json(v) for _, v in outcome.dead]
+    assert [(d.metadata["source_offset"], d.failure_type) for d in dead] == [
+        (1, "malformed"),
+        (2, "malformed"),
+        (3, "malformed"),
+        (4, "unknown_schema"),
+        (5, "unknown_schema"),
+        (6, "schema_violation"),
+    ]
+    assert dead[1].errors[0].reason == "Expected `object`, got `array`"
+    # The original is kept as JSON when it parses, else as its bytes.
+    assert dead[0].original.encoding == "base64" and dead[1].original.data == [1, 2]
+    assert dead[3].event_id == "u" and dead[3].original.data["event_id"] == "u"
+    assert dead[4].errors[0].field == "/event_type"
+    assert dead[5].event_id == "v" and {e.field for e in dead[5].errors} >= {"/payload/page_url"}
+    assert outcome.reasons == {"malformed": 3, "unknown_schema": 2, "schema_violation": 1}
