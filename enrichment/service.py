@@ -20,7 +20,9 @@ class CollectorIn(msgspec.Struct):
     """The collector's stamp; only the client's address and user agent are read."""
 
     client_ip: Annotated[str, Meta(max_length=64)] | None = None
-    user_agent: Annotated[str, Meta(max_length=4096)] | None = None
+    # No length limit: the collector records whatever the client sent, and one over-long
+    # agent must not fail its whole batch (the parser reads the first 1,024 characters).
+    user_agent: str | None = None
 
 
 class EventIn(msgspec.Struct):

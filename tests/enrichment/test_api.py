@@ -98,6 +98,7 @@ def test_batch_with_odd_inputs(server: str) -> None:
         _event(4, collector={"client_ip": "10.0.0.7", "user_agent": "curl/8.5.0"}),
         _event(5, collector={"client_ip": "garbage", "user_agent": ""}),
         _event(6, extra_field=1, payload={}),
+        _event(7, collector={"client_ip": None, "user_agent": "Mozilla/5.0 " + "x" * 9000}),
     ]
     r = httpx.post(f"{server}/v1/enrich", json={"events": events})
     assert r.status_code == 200, r.text
@@ -108,7 +109,7 @@ def test_batch_with_odd_inputs(server: str) -> None:
     assert model.model_dump(mode="json") == body
     assert body["model_version"] == "bot_score-1.0.0"
     results = body["results"]
-    assert [x["event_id"] for x in results] == [f"e-{i}" for i in range(7)]
+    assert [x["event_id"] for x in results] == [f"e-{i}" for i in range(8)]
     e = [x["enrichment"] for x in results]
     assert all(x["model_version"] == "bot_score-1.0.0" for x in e)
     assert all(0 <= x["scores"]["bot_probability"] <= 1 for x in e)
@@ -128,6 +129,7 @@ def test_batch_with_odd_inputs(server: str) -> None:
     assert e[4]["geo"] is None and e[4]["user_agent"]["device_class"] == "bot"
     assert e[5]["geo"] is None and e[5]["user_agent"] is None
     assert e[6]["money"] == []
+    assert e[7]["user_agent"]["device_class"] in {"desktop", "other"}  # read, not refused
 
 
 def test_ndjson_answer_is_the_same_enrichments_one_per_line(server: str) -> None:
