@@ -56,8 +56,9 @@ thread), the enrichment API as a child process. The machine's cores are shared b
 API and the enricher, so figures are only comparable within one run.
 
 Runs of 100,000 events by default: the warm baseline passes ~60,000 events/s, so runs of
-30,000 lasted half a second and its rate varied twofold between rounds (and measured lower:
-0.33-0.49 against 0.23-0.29 with 100,000 events, the same code on the same day).
+30,000 lasted half a second and its rate varied twofold between rounds (it measured lower:
+an earlier enricher gave 0.33-0.49 with 30,000 events and 0.23-0.29 with 100,000, the same
+code on the same day).
 
 Run: ``uv run python benchmarks/bench_enricher.py [--events 100000] [--rounds 3]``.
 """
