@@ -362,10 +362,10 @@ def measure(
     if e.client is not None:
         client, enrich = e.client, e.client.enrich
 
-        def timed_enrich(records: Any) -> Any:
+        def timed_enrich(values: Sequence[bytes]) -> tuple[list[bytes], str | None]:
             began = time.perf_counter()
             try:
-                return enrich(records)
+                return enrich(values)
             finally:
                 api_calls.append(time.perf_counter() - began)
 
