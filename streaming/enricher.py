@@ -256,15 +256,15 @@ def _failed(msg: Message, failure_type: FailureType, errors: list[ErrorDetail]) 
         if record is not None
         else OriginalPayload.from_bytes(raw)
     )
-    received = (record or {}).get("collector", {}).get("received_at") if record else None
+    received = record.get("collector", {}).get("received_at") if record else None
     replays = replay_count_of(msg.headers())
     return FailedEvent(
         failure_type=failure_type,
         stage=Stage.ENRICHER,
         errors=errors,
         original=original,
-        event_id=(record or {}).get("event_id") if record else None,
-        event_type=(record or {}).get("event_type") if record else None,
+        event_id=record.get("event_id") if record else None,
+        event_type=record.get("event_type") if record else None,
         received_at=received,
         replay_count=replays,
         metadata={
@@ -514,7 +514,7 @@ class Enricher:
                     else:
                         enrichments, version = self.client.enrich(values)
                     return enrichments, version
-                except (EnrichmentUnavailable, httpx.HTTPStatusError, KeyError, ValueError) as exc:
+                except (EnrichmentUnavailable, httpx.HTTPStatusError) as exc:
                     call = None
                     waited = time.monotonic() - batch.began
                     if waited >= self.options.dead_letter_after_s or self.stop.is_set():

@@ -326,8 +326,11 @@ def test_the_next_call_overlaps_the_commit_and_each_transaction_holds_one_batch(
     assert kafka.transactions == 10  # 1,000 events in batches of 100
     if pipeline:
         assert calls_at_commit[:-1] == list(range(2, 11))
+        # The first fetch waits; each one overlapping a commit takes what is buffered.
+        assert rig.consumer.waits[:10] == [0.1] + [0] * 9
     else:
         assert calls_at_commit == list(range(1, 11))
+        assert set(rig.consumer.waits) == {0.1}
     threads = {thread for thread, _ in rig.client.calls}
     assert kafka.loop_thread not in threads  # first attempts run on the worker
     assert not rig.consumer.seeks and rig.enricher.stats["aborted"] == 0
@@ -349,19 +352,6 @@ def test_batches_that_do_not_fill_up_are_committed_before_the_next_fetch(
     # The n-th transaction commits the n-th consume, before the (n+1)-th.
     assert consumes_at_commit == list(range(1, kafka.transactions + 1))
     assert set(rig.consumer.waits) == {0.1}  # batch_wait_s
-
-
-def test_a_full_batch_takes_the_next_one_from_the_buffer_without_waiting(
-    monkeypatch: pytest.MonkeyPatch, events: tuple[list[bytes], set[str], int]
-) -> None:
-    values, valid_ids, dead = events
-    kafka = FakeKafka(values)
-    rig = Rig(monkeypatch, kafka, FakeClient())
-    rig.run()
-
-    assert_exactly_once(kafka, valid_ids, dead)
-    # The first fetch waits; each one overlapping a commit takes what is buffered.
-    assert rig.consumer.waits[:10] == [0.1] + [0] * 9
 
 
 def test_an_aborted_transaction_rewinds_and_redoes_the_next_batch_too(
