@@ -7,8 +7,9 @@ offsets lie in ``[first_offset, last_offset]``::
 
 Its name derives from the topic, partition and offset range only, so a replay that re-forms
 the same batch rewrites the same object instead of adding a duplicate. After every data object
-a manifest is written, keyed by the time it was written so that a sensor lists new manifests
-with ``StartAfter=<cursor>``::
+its manifest (:class:`Manifest`, one JSON document that the batch loader writes and the
+raw-zone sensor and the reconciler read) is written, keyed by the time it was written so that
+a reader lists new manifests with ``StartAfter=<cursor>`` (:func:`manifests_since`)::
 
     <prefix>_manifests/flushed_date=2026-11-28/20261128T091502.123456Z_<object name>.json
 
@@ -25,10 +26,20 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import pyarrow as pa
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
 
 from contract.records import EnrichedEvent
 
@@ -96,6 +107,8 @@ EVENT_SCHEMA = pa.schema(
     metadata={"tributary.schema": "raw_events/1"},
 )
 """The explicit schema of every raw-zone Parquet file (partition columns live in the key)."""
+
+RAW_SCHEMA_VERSION = EVENT_SCHEMA.metadata[b"tributary.schema"].decode()
 
 
 def _utc(value: datetime) -> datetime:
@@ -218,14 +231,24 @@ def parse_object_name(name: str) -> tuple[str, int, int, int]:
     return m["topic"], int(m["partition"]), int(m["first"]), int(m["last"])
 
 
+def manifests_prefix(prefix: str) -> str:
+    """The folder of every manifest of the raw zone under ``prefix``."""
+    return f"{prefix}_manifests/"
+
+
+def manifests_since(prefix: str, at: datetime) -> str:
+    """A listing cursor (``StartAfter``) that sorts before every manifest written from ``at``."""
+    at = _utc(at)
+    return (
+        f"{manifests_prefix(prefix)}flushed_date={at.date().isoformat()}/"
+        f"{at.strftime('%Y%m%dT%H%M%S.%fZ')}"
+    )
+
+
 def manifest_key(prefix: str, data_key: str, written_at: datetime) -> str:
     """The manifest of ``data_key``; keys sort by the time they were written."""
-    at = _utc(written_at)
     name = data_key.rsplit("/", 1)[-1].removesuffix(".parquet")
-    return (
-        f"{prefix}_manifests/flushed_date={at.date().isoformat()}/"
-        f"{at.strftime('%Y%m%dT%H%M%S.%fZ')}_{name}.json"
-    )
+    return f"{manifests_since(prefix, written_at)}_{name}.json"
 
 
 def marker_key(prefix: str, topic: str, partition: int) -> str:
@@ -257,29 +280,101 @@ class PlannedRange:
         return cls(key, int(data["first_offset"]), int(data["last_offset"]))
 
 
-def manifest(
-    data_key: str,
-    key: PartitionKey,
-    rows: int,
-    size: int,
-    first_offset: int,
-    last_offset: int,
-    min_event_time: datetime,
-    max_event_time: datetime,
-    written_at: datetime,
-) -> dict[str, Any]:
-    return {
-        "key": data_key,
-        "rows": rows,
-        "bytes": size,
-        "topic": key.topic,
-        "partition": key.partition,
-        "first_offset": first_offset,
-        "last_offset": last_offset,
-        "event_date": key.event_date.isoformat(),
-        "event_hour": key.event_hour,
-        "min_event_time": _utc(min_event_time).isoformat(),
-        "max_event_time": _utc(max_event_time).isoformat(),
-        "written_at": _utc(written_at).isoformat(),
-        "schema": EVENT_SCHEMA.metadata[b"tributary.schema"].decode(),
-    }
+class ManifestError(ValueError):
+    """A manifest that is not JSON or not the manifest format; the message names its key."""
+
+
+UtcTimestamp = Annotated[
+    AwareDatetime,
+    AfterValidator(_utc),
+    # As the first loader wrote them (``datetime.isoformat``: ``+00:00``, not ``Z``), so that
+    # old and new manifests read alike, by machines and by people comparing them.
+    PlainSerializer(datetime.isoformat, return_type=str),
+]
+
+
+class Manifest(BaseModel):
+    """The manifest of one data object: what a reader needs without opening the object.
+
+    Its JSON (``to_json``/``from_json``) is the wire format of ``_manifests/``: the fields
+    below under their JSON names (``bytes`` for ``size``, ``schema`` for ``schema_version``),
+    times in ISO 8601 with their UTC offset. Fields a later writer adds are ignored.
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    key: str = Field(description="The data object's key in the raw bucket.")
+    rows: int = Field(ge=0)
+    size: int = Field(alias="bytes", ge=0, description="The data object's size in bytes.")
+    topic: str
+    partition: int = Field(ge=0)
+    first_offset: int = Field(ge=0)
+    last_offset: int = Field(ge=0)
+    event_date: date
+    event_hour: int = Field(ge=0, le=23)
+    min_event_time: UtcTimestamp
+    max_event_time: UtcTimestamp
+    written_at: UtcTimestamp
+    schema_version: str = Field(
+        alias="schema",
+        default=RAW_SCHEMA_VERSION,
+        description="The Arrow schema of the data object (``EVENT_SCHEMA``'s metadata).",
+    )
+
+    @model_validator(mode="after")
+    def _ranges_in_order(self) -> Manifest:
+        if self.first_offset > self.last_offset:
+            raise ValueError(f"first_offset {self.first_offset} > last_offset {self.last_offset}")
+        if self.min_event_time > self.max_event_time:
+            raise ValueError("min_event_time is after max_event_time")
+        return self
+
+    @classmethod
+    def of(
+        cls,
+        data_key: str,
+        key: PartitionKey,
+        rows: int,
+        size: int,
+        first_offset: int,
+        last_offset: int,
+        min_event_time: datetime,
+        max_event_time: datetime,
+        written_at: datetime,
+    ) -> Manifest:
+        """The manifest of ``data_key``, which holds ``key``'s events in the offset range."""
+        return cls(
+            key=data_key,
+            rows=rows,
+            size=size,
+            topic=key.topic,
+            partition=key.partition,
+            first_offset=first_offset,
+            last_offset=last_offset,
+            event_date=key.event_date,
+            event_hour=key.event_hour,
+            min_event_time=min_event_time,
+            max_event_time=max_event_time,
+            written_at=written_at,
+        )
+
+    def to_json(self) -> bytes:
+        """The manifest's JSON, as the batch loader writes it."""
+        return self.model_dump_json(by_alias=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str, where: str = "manifest") -> Manifest:
+        """Read a manifest's JSON; ``where`` (its key) names it in the error.
+
+        Raises:
+            ManifestError: the text is not JSON, or a field is missing, of the wrong type or
+                out of range.
+        """
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}"
+                for e in exc.errors(include_url=False)
+            )
+            raise ManifestError(f"{where} is not a raw-zone manifest: {problems}") from exc

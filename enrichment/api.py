@@ -17,7 +17,8 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 import enrichment
-from enrichment import MODEL_VERSION_HEADER, NDJSON, metrics
+from contract.enrichment import MODEL_VERSION_HEADER, NDJSON
+from enrichment import metrics
 from enrichment.config import EnrichmentSettings
 from enrichment.service import Enricher, EnrichRequest, EnrichResponse
 from resources.metrics import render_metrics

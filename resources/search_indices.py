@@ -1,59 +1,40 @@
-"""The search indices of the real-time loader: names, templates with explicit mappings, retention.
+"""The search store's indices on the client: templates with explicit mappings, aliases, retention.
 
-Indices are daily and named after the day of the document, in UTC:
-
-- ``<prefix>-events-YYYY.MM.DD``: enriched events, by the day of ``event_timestamp``;
-- ``<prefix>-deadletters-YYYY.MM.DD``: dead letters, by the day of ``failed_at``.
-
-Each family has a composable index template (``<prefix>-events``, ``<prefix>-deadletters``)
-that the loader puts at start, so a daily index gets its mapping when the first bulk request
-creates it, and joins the family's alias (``<prefix>-events``, ``<prefix>-deadletters``): one
-name that readers, Trino's OpenSearch catalog among them, query across the days. ISM is not
-available in the local OpenSearch distribution (docs/stack.md), so retention is done by the
-loader itself: :func:`apply_retention` deletes the daily indices whose day is older than the
-retention period.
+The names are the contract's (``contract.search``); this module is what tells an OpenSearch
+cluster about them. Each family has a composable index template (``<prefix>-events``,
+``<prefix>-deadletters``), so a daily index gets its mapping when the first bulk request
+creates it, and joins the family's alias. The real-time loader puts the templates at start
+(:func:`ensure_templates`, with its index settings); the stack's provisioning creates each
+family's alias ahead of any document (:func:`provision_indices`), so readers such as the live
+reporting views resolve on a store nothing has written to yet. ISM is not available in the
+local OpenSearch distribution (docs/stack.md), so retention is done by the loader itself:
+:func:`apply_retention` deletes the daily indices whose day is older than the retention period.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from opensearchpy import NotFoundError, OpenSearch, RequestError
 
-log = logging.getLogger(__name__)
+from contract.search import (
+    DEADLETTERS,
+    EVENTS,
+    FAMILIES,
+    alias_name,
+    index_day,
+    index_name,
+    index_pattern,
+)
 
-EVENTS = "events"
-DEADLETTERS = "deadletters"
-_DAY_FORMAT = "%Y.%m.%d"
+log = logging.getLogger(__name__)
 
 # Priority of the loader's templates: above a catch-all template of priority 0, so ours win
 # on the indices they are meant for.
 TEMPLATE_PRIORITY = 200
-
-
-def index_name(prefix: str, family: str, day: date) -> str:
-    """Return the daily index of ``family`` (``events``/``deadletters``) for ``day``."""
-    return f"{prefix}-{family}-{day.strftime(_DAY_FORMAT)}"
-
-
-def index_day(prefix: str, family: str, name: str) -> date | None:
-    """Return the day of a daily index of ``family``, or None if ``name`` is not one."""
-    match = re.fullmatch(rf"{re.escape(prefix)}-{family}-(\d{{4}}\.\d{{2}}\.\d{{2}})", name)
-    if match is None:
-        return None
-    try:
-        return datetime.strptime(match.group(1), _DAY_FORMAT).date()
-    except ValueError:
-        return None
-
-
-def alias_name(prefix: str, family: str) -> str:
-    """Return the alias that spans every daily index of ``family``."""
-    return f"{prefix}-{family}"
 
 
 def _keyword(**extra: Any) -> dict[str, Any]:
@@ -255,14 +236,6 @@ class IndexLayout:
     def deadletters_index(self, day: date) -> str:
         return index_name(self.prefix, DEADLETTERS, day)
 
-    @property
-    def events_alias(self) -> str:
-        return alias_name(self.prefix, EVENTS)
-
-    @property
-    def deadletters_alias(self) -> str:
-        return alias_name(self.prefix, DEADLETTERS)
-
     def templates(self) -> dict[str, dict[str, Any]]:
         """Return the composable index templates by name."""
         settings = {
@@ -277,27 +250,20 @@ class IndexLayout:
             # search waits for a refresh first.
             "refresh_interval": self.refresh_interval,
         }
+        mappings = {EVENTS: events_mapping(), DEADLETTERS: deadletters_mapping()}
         return {
-            f"{self.prefix}-{EVENTS}": {
-                "index_patterns": [f"{self.prefix}-{EVENTS}-*"],
+            # A template is named like its family's alias.
+            f"{self.prefix}-{family}": {
+                "index_patterns": [index_pattern(self.prefix, family)],
                 "priority": TEMPLATE_PRIORITY,
                 "template": {
                     "settings": {"index": settings},
-                    "mappings": events_mapping(),
-                    "aliases": {alias_name(self.prefix, EVENTS): {}},
+                    "mappings": mappings[family],
+                    "aliases": {alias_name(self.prefix, family): {}},
                 },
                 "_meta": {"owner": "tributary realtime loader"},
-            },
-            f"{self.prefix}-{DEADLETTERS}": {
-                "index_patterns": [f"{self.prefix}-{DEADLETTERS}-*"],
-                "priority": TEMPLATE_PRIORITY,
-                "template": {
-                    "settings": {"index": settings},
-                    "mappings": deadletters_mapping(),
-                    "aliases": {alias_name(self.prefix, DEADLETTERS): {}},
-                },
-                "_meta": {"owner": "tributary realtime loader"},
-            },
+            }
+            for family in FAMILIES
         }
 
 
@@ -340,8 +306,20 @@ def ensure_alias(client: OpenSearch, layout: IndexLayout, family: str, day: date
         if exc.error != "resource_already_exists_exception":
             raise
     # An index made before the alias existed (by an older loader) joins it here.
-    client.indices.put_alias(index=f"{layout.prefix}-{family}-*", name=alias)
+    client.indices.put_alias(index=index_pattern(layout.prefix, family), name=alias)
     return True
+
+
+def provision_indices(client: OpenSearch, layout: IndexLayout, day: date) -> list[str]:
+    """Make sure every family's alias exists (:func:`ensure_alias`); return the indices made.
+
+    Templates already put (by a loader, with its own index settings) are left as they are.
+    """
+    return [
+        index_name(layout.prefix, family, day)
+        for family in FAMILIES
+        if ensure_alias(client, layout, family, day)
+    ]
 
 
 def apply_retention(
@@ -359,7 +337,7 @@ def apply_retention(
     deleted: list[str] = []
     for family, days in retention_days.items():
         cutoff = today - timedelta(days=days)
-        pattern = f"{prefix}-{family}-*"
+        pattern = index_pattern(prefix, family)
         existing = client.indices.get(
             index=pattern, params={"allow_no_indices": "true", "expand_wildcards": "all"}
         )

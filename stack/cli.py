@@ -12,7 +12,7 @@ from rich.table import Table
 from stack.config import StackSettings
 from stack.errors import StackError
 from stack.manager import SERVICES, Stack, State
-from stack.provision import ProvisionError, provision_kafka, provision_s3
+from stack.provision import ProvisionError, provision_kafka, provision_s3, provision_search
 
 app = typer.Typer(help="Run the platform's servers as local processes (no Docker needed).")
 console = Console(highlight=False, soft_wrap=True)
@@ -50,7 +50,7 @@ def up(services: Services = None) -> None:
 
 @app.command()
 def provision() -> None:
-    """Create the platform's topics, buckets and dashboards on the configured servers."""
+    """Create the platform's topics, buckets, search aliases and dashboards on the servers."""
     stack = _stack()
     try:
         report = provision_kafka(stack.settings)
@@ -58,6 +58,7 @@ def provision() -> None:
             f"kafka: created {report.created or 'none'}, altered {report.altered or 'none'}"
         )
         console.print(f"s3: buckets created {provision_s3(stack.settings) or 'none'}")
+        console.print(f"opensearch: indices created {provision_search(stack.settings) or 'none'}")
         superset = stack.services["superset"]
         if superset.healthy():
             for line in superset.provision():

@@ -1,4 +1,4 @@
-"""Create the platform's topics and buckets on the configured servers.
+"""Create the platform's topics, buckets and search aliases on the configured servers.
 
 Run by ``tributary stack up`` once the local servers are healthy, and on its own
 (``python -m stack.provision``) against servers run elsewhere (compose, production).
@@ -7,12 +7,17 @@ Run by ``tributary stack up`` once the local servers are healthy, and on its own
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError, EndpointConnectionError
 from confluent_kafka import KafkaException
+from opensearchpy import ConnectionError as OpenSearchConnectionError
+from opensearchpy import TransportError
 
 from resources.kafka import make_kafka_admin
+from resources.opensearch import make_opensearch_client
 from resources.s3 import ensure_buckets
+from resources.search_indices import IndexLayout, provision_indices
 from resources.settings import PlatformSettings
 from resources.topics import TopicReport, ensure_topics, platform_topics
 
@@ -50,12 +55,36 @@ def provision_s3(settings: PlatformSettings) -> list[str]:
         raise ProvisionError(str(exc)) from exc
 
 
+def provision_search(settings: PlatformSettings) -> list[str]:
+    """Give every index family its alias, with today's (UTC) empty index; return those made.
+
+    Readers name the aliases (the live reporting views, Trino's search catalog) before the
+    real-time loader has written anything. Templates the loader already put are kept.
+    """
+    url = settings.opensearch.url
+    client = make_opensearch_client(settings.opensearch)
+    try:
+        return provision_indices(
+            client, IndexLayout(prefix=settings.opensearch.index_prefix), datetime.now(UTC).date()
+        )
+    except OpenSearchConnectionError as exc:
+        raise ProvisionError(f"OpenSearch at {url} is unreachable: {exc.error}") from exc
+    except TransportError as exc:
+        raise ProvisionError(
+            f"OpenSearch at {url} refused the index templates or aliases ({exc.status_code}): "
+            f"{exc.error}"
+        ) from exc
+    finally:
+        client.close()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = PlatformSettings()
     report = provision_kafka(settings)
     log.info("topics created %s, altered %s", report.created, report.altered)
     log.info("buckets created %s", provision_s3(settings))
+    log.info("search indices created %s", provision_search(settings))
 
 
 if __name__ == "__main__":

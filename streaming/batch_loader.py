@@ -37,21 +37,21 @@ from confluent_kafka import (
 from pydantic import BaseModel, Field, ValidationError
 
 from contract.failures import ErrorDetail, FailedEvent, FailureType, OriginalPayload, Stage
-from contract.records import EnrichedEvent
-from resources.kafka import make_kafka_consumer, make_kafka_producer
-from resources.s3 import make_s3_client
-from resources.settings import PlatformSettings
-from streaming.lake_layout import (
+from contract.raw_zone import (
     EVENT_SCHEMA,
+    Manifest,
     PartitionKey,
     PlannedRange,
     flatten,
-    manifest,
     manifest_key,
     marker_key,
     object_key,
     partition_key,
 )
+from contract.records import EnrichedEvent
+from resources.kafka import make_kafka_consumer, make_kafka_producer
+from resources.s3 import make_s3_client
+from resources.settings import PlatformSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -369,14 +369,14 @@ class _Loader:
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
             at = datetime.now(UTC)
             times = [r["event_timestamp"] for r in buf.rows]
-            doc = manifest(
+            doc = Manifest.of(
                 key, buf.key, len(buf.rows), len(body), buf.first_offset, buf.last_offset,
                 min(times), max(times), at,
             )  # fmt: skip
             self.s3.put_object(
                 Bucket=self.bucket,
                 Key=manifest_key(self.prefix, key, at),
-                Body=json.dumps(doc).encode(),
+                Body=doc.to_json(),
                 ContentType="application/json",
             )
         except S3_ERRORS as e:

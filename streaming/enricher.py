@@ -46,6 +46,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from pydantic import BaseModel, Field
 
+from contract.enrichment import MODEL_VERSION_HEADER, NDJSON
 from contract.failures import (
     ErrorDetail,
     FailedEvent,
@@ -55,7 +56,6 @@ from contract.failures import (
     replay_count_of,
 )
 from contract.registry import SchemaKey, SchemaRegistry
-from enrichment import MODEL_VERSION_HEADER, NDJSON
 from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings
 

@@ -2,7 +2,7 @@
 
 One consumer group reads the enriched topic and the enriched dead-letter topic
 (``read_committed``), in batches. Each batch is written with one bulk request to daily indices
-(:mod:`streaming.search_indices`), with the document ``_id`` derived from the record, so a
+(:mod:`contract.search`), with the document ``_id`` derived from the record, so a
 replay overwrites and never duplicates. Offsets are committed only after the batch is in
 OpenSearch and the documents OpenSearch refused are on the loader dead-letter topic:
 
@@ -43,16 +43,11 @@ from contract.failures import (
     Stage,
 )
 from contract.records import EnrichedEvent
+from contract.search import DEADLETTERS, EVENTS
 from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.opensearch import make_opensearch_client
+from resources.search_indices import IndexLayout, apply_retention, ensure_templates
 from resources.settings import PlatformSettings
-from streaming.search_indices import (
-    DEADLETTERS,
-    EVENTS,
-    IndexLayout,
-    apply_retention,
-    ensure_templates,
-)
 
 log = logging.getLogger(__name__)
 

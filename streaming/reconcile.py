@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 from opensearchpy import OpenSearch
 
+from contract.raw_zone import Manifest, manifests_prefix, manifests_since, parse_object_name
+from contract.search import DEADLETTERS, EVENTS, index_pattern
 from resources.kafka import TopicReader
 from resources.opensearch import make_opensearch_client
 from resources.s3 import make_s3_client
 from resources.settings import PlatformSettings
-from streaming.lake_layout import parse_object_name
-from streaming.search_indices import DEADLETTERS, EVENTS
 
 # Ids per OpenSearch ``ids`` query; hits per query stay below index.max_result_window.
 _IDS_PER_QUERY = 4000
@@ -127,10 +127,7 @@ class Reconciler:
             )
         }
         self._state = Reconciliation()
-        self._manifest_cursor = (
-            f"{self.lake_prefix}_manifests/flushed_date={self.started_at.date().isoformat()}/"
-            f"{self.started_at.strftime('%Y%m%dT%H%M%S.%fZ')}"
-        )
+        self._manifest_cursor = manifests_since(self.lake_prefix, self.started_at)
         self._objects: dict[str, list[str]] = {}  # data key -> event ids in it
         self._s3 = make_s3_client(settings.s3)
         self._search: OpenSearch = make_opensearch_client(settings.opensearch)
@@ -170,7 +167,7 @@ class Reconciler:
                 state.loader_dead_letters[event_id] += 1
 
     def _count_indexed(self, family: str, ids: list[str]) -> Counter[str]:
-        pattern = f"{self.settings.opensearch.index_prefix}-{family}-*"
+        pattern = index_pattern(self.settings.opensearch.index_prefix, family)
         self._search.indices.refresh(index=pattern, ignore_unavailable=True, allow_no_indices=True)
         counts: Counter[str] = Counter()
         for start in range(0, len(ids), _IDS_PER_QUERY):
@@ -191,13 +188,13 @@ class Reconciler:
         new_keys: set[str] = set()
         for page in paginator.paginate(
             Bucket=bucket,
-            Prefix=f"{self.lake_prefix}_manifests/",
+            Prefix=manifests_prefix(self.lake_prefix),
             StartAfter=self._manifest_cursor,
         ):
             for item in page.get("Contents", []):
                 self._manifest_cursor = max(self._manifest_cursor, item["Key"])
                 body = self._s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-                new_keys.add(json.loads(body)["key"])
+                new_keys.add(Manifest.from_json(body, item["Key"]).key)
         for key in sorted(new_keys):  # a rewritten object replaces what was read of it
             data = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             table = pq.read_table(io.BytesIO(data), columns=["event_id"])

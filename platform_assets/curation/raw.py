@@ -1,4 +1,4 @@
-"""The raw zone as polars sees it: the schema of ``streaming.lake_layout.EVENT_SCHEMA``.
+"""The raw zone as polars sees it: the schema of ``contract.raw_zone.EVENT_SCHEMA``.
 
 The curation functions take the raw zone's rows as polars frames. ``RAW_SCHEMA`` is the polars
 form of the Arrow schema the batch loader writes (``scores`` is a ``Map``), and
@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from streaming.lake_layout import EVENT_SCHEMA
+from contract.raw_zone import EVENT_SCHEMA
 
 RAW_SCHEMA: pl.Schema = pl.Schema(pl.from_arrow(EVENT_SCHEMA.empty_table()).schema)  # type: ignore[union-attr]
 """Column names and polars dtypes of a raw-zone row, in the file's column order."""

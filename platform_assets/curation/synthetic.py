@@ -4,7 +4,7 @@ Rows follow ``RAW_SCHEMA`` (the batch loader's ``EVENT_SCHEMA``) and look like w
 pipeline writes for the synthetic shop (``ingestion.producers.sources.ClickstreamSource``):
 the same catalogue, prices, currencies, user agents (parsed by the enrichment's own parser),
 countries, funnel (page_view -> product_view -> add_to_cart -> checkout_started -> purchase)
-and payload layouts, serialised like ``streaming.lake_layout.flatten`` (compact JSON with
+and payload layouts, serialised like ``contract.raw_zone.flatten`` (compact JSON with
 sorted keys). Sessions are built with numpy/polars, not event by event, so ten million rows
 take seconds, not minutes.
 

@@ -33,9 +33,9 @@ import pandera.errors
 import pandera.polars as pa
 import polars as pl
 
+from contract.raw_zone import EVENT_SCHEMA
 from contract.registry import SCHEMAS_DIR
 from platform_assets.curation.raw import RAW_SCHEMA, collect, decode_json, filter_consuming
-from streaming.lake_layout import EVENT_SCHEMA
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 IGLU_PATTERN = r"^iglu:[a-zA-Z0-9_.-]+/[a-zA-Z0-9_-]+/jsonschema/[1-9][0-9]*-[0-9]+-[0-9]+$"

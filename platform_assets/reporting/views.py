@@ -21,8 +21,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from contract.search import DEADLETTERS, EVENTS, alias_name
 from resources.settings import PlatformSettings
-from streaming.search_indices import DEADLETTERS, EVENTS, alias_name
 
 SCHEMA = "reporting"
 MARTS = "marts"

@@ -17,9 +17,9 @@ from typing import Any
 import dagster as dg
 import httpx
 
+from contract.search import DEADLETTERS, EVENTS, index_pattern
 from resources.dagster_resources import OpenSearchResource
 from resources.settings import AlertSettings
-from streaming.search_indices import DEADLETTERS, EVENTS
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def read_window(opensearch: OpenSearchResource, since: datetime) -> Reading:
 
     def count(family: str) -> int:
         answer = client.count(
-            index=f"{opensearch.index_prefix}-{family}-*",
+            index=index_pattern(opensearch.index_prefix, family),
             body=query,
             ignore_unavailable=True,
             allow_no_indices=True,

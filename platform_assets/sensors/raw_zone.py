@@ -11,19 +11,23 @@ them by the event date of their object, and for each date:
 - requests a run of the curated chain for that partition, with a run key derived from the
   last manifest seen, so a tick that is retried never launches the same arrival twice.
 
-The cursor is JSON: ``{"after": "<last manifest key>"}``.
+The cursor is JSON: ``{"after": "<last manifest key>"}``. A manifest that does not read as
+``contract.raw_zone.Manifest`` fails the tick with an error naming its key; the cursor stays,
+so no arrival is skipped unseen.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 
+from contract.raw_zone import Manifest, manifests_prefix
 from platform_assets.assets.lake.raw_zone import RAW_EVENTS
 from platform_assets.partitions import daily
 from resources.settings import S3Settings
@@ -39,8 +43,17 @@ class Arrival:
     rows: int = 0
     bytes: int = 0
     last_manifest: str = ""
-    min_event_time: str = ""
-    max_event_time: str = ""
+    min_event_time: datetime | None = None
+    max_event_time: datetime | None = None
+
+    def add(self, manifest: Manifest, manifest_key: str) -> None:
+        self.objects.add(manifest.key)  # a replay rewrites the same object
+        self.rows += manifest.rows
+        self.bytes += manifest.size
+        self.last_manifest = manifest_key
+        low, high = manifest.min_event_time, manifest.max_event_time
+        self.min_event_time = min(low, self.min_event_time or low)
+        self.max_event_time = max(high, self.max_event_time or high)
 
 
 def scan(
@@ -50,25 +63,25 @@ def scan(
     arrivals: dict[str, Arrival] = {}
     cursor = after
     seen = 0
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": f"{prefix}_manifests/"}
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": manifests_prefix(prefix)}
     if after:
         kwargs["StartAfter"] = after
     for page in client.get_paginator("list_objects_v2").paginate(**kwargs):
         for item in page.get("Contents", []):
-            manifest = json.loads(client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-            arrival = arrivals.setdefault(manifest["event_date"], Arrival())
-            arrival.objects.add(manifest["key"])  # a replay rewrites the same object
-            arrival.rows += int(manifest["rows"])
-            arrival.bytes += int(manifest["bytes"])
-            arrival.last_manifest = item["Key"]
-            low, high = manifest["min_event_time"], manifest["max_event_time"]
-            arrival.min_event_time = min(arrival.min_event_time or low, low)
-            arrival.max_event_time = max(arrival.max_event_time, high)
+            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            manifest = Manifest.from_json(body, item["Key"])
+            arrivals.setdefault(manifest.event_date.isoformat(), Arrival()).add(
+                manifest, item["Key"]
+            )
             cursor = item["Key"]
             seen += 1
             if seen >= limit:
                 return arrivals, cursor
     return arrivals, cursor
+
+
+def _iso(value: datetime | None) -> str:
+    return "" if value is None else value.isoformat()
 
 
 def raw_zone_sensor(s3_settings: S3Settings, target: dg.AssetSelection) -> dg.SensorDefinition:
@@ -103,8 +116,8 @@ def raw_zone_sensor(s3_settings: S3Settings, target: dg.AssetSelection) -> dg.Se
                 "new_objects": len(arrival.objects),
                 "new_rows": arrival.rows,
                 "new_bytes": arrival.bytes,
-                "min_event_time": arrival.min_event_time,
-                "max_event_time": arrival.max_event_time,
+                "min_event_time": _iso(arrival.min_event_time),
+                "max_event_time": _iso(arrival.max_event_time),
                 "last_manifest": arrival.last_manifest,
             }
             events.append(dg.AssetMaterialization(RAW_EVENTS, partition=day, metadata=metadata))

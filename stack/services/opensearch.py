@@ -9,6 +9,7 @@ import shutil
 import httpx
 
 from stack.fetch import fetch_archive, java_executable
+from stack.provision import provision_search
 from stack.services.base import Service, local_port
 
 
@@ -99,3 +100,7 @@ class OpenSearchServer(Service):
         except httpx.HTTPError:
             return False
         return resp.status_code == 200 and resp.json().get("status") in ("green", "yellow")
+
+    def provision(self) -> list[str]:
+        created = provision_search(self.settings)
+        return [f"index {i} created for its alias" for i in created] or ["aliases up to date"]

@@ -14,8 +14,8 @@ import httpx
 import orjson
 import pytest
 
+from contract.enrichment import MODEL_VERSION_HEADER, NDJSON
 from contract.records import Enrichment
-from enrichment import MODEL_VERSION_HEADER, NDJSON
 from enrichment.service import EnrichResponse
 from ingestion.producers.sources import ClickstreamSource
 from stack.private import free_port

@@ -4,7 +4,8 @@
 of its own, materialises the curated chain for two event dates with the ``stack`` profile's
 resources into a fresh warehouse (an S3 table bucket of its own, served by SeaweedFS's REST
 catalog), and mounts that warehouse in Trino as a catalog of its own (``CREATE CATALOG``), so
-the test never touches the platform's lake and Trino reads exactly what Dagster wrote.
+the test never touches the platform's lake and Trino reads exactly what Dagster wrote. Its
+search indices (a prefix of its own, empty) are provisioned as the stack provisions them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from resources.lake import make_catalog
 from resources.s3 import ensure_buckets
 from resources.settings import PlatformSettings, Profile
 from resources.trino import run_trino
+from stack.provision import provision_search
 from stack.services.trino import iceberg_catalog
 
 DAY = date(2026, 3, 14)
@@ -67,6 +69,7 @@ def curated_lake(servers: PlatformSettings, events: int, day: date = DAY) -> Ite
         }
     )
     ensure_buckets(settings.s3)
+    provision_search(settings)  # as the stack does: the live views name the aliases
     with tempfile.TemporaryDirectory() as tmp:
         write_raw_zone(SyntheticConfig(day=day, events=events, seed=5), Path(tmp))
         upload_raw_zone(Path(tmp), settings.s3)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.search import DEADLETTERS, EVENTS, alias_name
 from platform_assets.reporting.views import (
     LIVE_DEAD_LETTERS,
     LIVE_EVENTS_PER_MINUTE,
@@ -23,7 +24,6 @@ from platform_assets.reporting.views import (
 from resources.settings import PlatformSettings
 from resources.trino import run_trino
 from streaming.reconcile import Reconciler
-from streaming.search_indices import DEADLETTERS, EVENTS, alias_name
 from tests.pipeline_rig import Feed, settle, start_rig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

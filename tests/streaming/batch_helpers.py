@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contract.raw_zone import Manifest, manifests_prefix, parse_object_name
 from contract.records import (
     CollectorMetadata,
     EnrichedEvent,
@@ -28,7 +29,6 @@ from resources.s3 import make_s3_client
 from resources.settings import KafkaSettings, PlatformSettings, S3Settings
 from resources.topics import TopicSpec, ensure_topics
 from streaming.batch_loader import BatchLoaderOptions, BatchLoaderSettings, LoaderStats, run
-from streaming.lake_layout import parse_object_name
 from tests.kafka_helpers import end_offsets
 
 PURCHASE = "iglu:com.tributary.shop/purchase/jsonschema/1-0-0"
@@ -192,8 +192,8 @@ class LakeObject:
     last: int
 
 
-def read_lake(s3: S3Settings, prefix: str) -> tuple[list[LakeObject], list[dict[str, Any]]]:
-    """Every data object and every manifest under ``prefix``."""
+def read_lake(s3: S3Settings, prefix: str) -> tuple[list[LakeObject], list[Manifest]]:
+    """Every data object and every manifest under ``prefix`` (read as the sensor reads it)."""
     client = make_s3_client(s3)
     keys: list[str] = []
     for page in client.get_paginator("list_objects_v2").paginate(
@@ -201,13 +201,10 @@ def read_lake(s3: S3Settings, prefix: str) -> tuple[list[LakeObject], list[dict[
     ):
         keys += [o["Key"] for o in page.get("Contents", [])]
     objects, manifests = [], []
-    import json
-
     for key in sorted(keys):
         body = client.get_object(Bucket=s3.raw_bucket, Key=key)["Body"].read()
-        rel = key.removeprefix(prefix)
-        if rel.startswith("_manifests/"):
-            manifests.append(json.loads(body))
+        if key.startswith(manifests_prefix(prefix)):
+            manifests.append(Manifest.from_json(body, key))
         elif key.endswith(".parquet"):
             topic, partition, first, last = parse_object_name(key)
             objects.append(

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from contract.raw_zone import EVENT_SCHEMA, object_name
 from resources.kafka import make_kafka_consumer
 from resources.s3 import make_s3_client
 from resources.settings import PlatformSettings, S3Settings
 from stack.manager import Stack
 from stack.private import private_stack_settings
 from streaming.batch_loader import BatchLoaderSettings
-from streaming.lake_layout import EVENT_SCHEMA, object_name
 from tests.streaming.batch_helpers import (
     LakeObject,
     LoaderThread,
@@ -114,15 +114,13 @@ def test_every_event_once_partitioned_by_event_hour_with_manifests(
     assert row["event_vendor"] == "com.tributary.shop" and row["event_name"] == "purchase"
 
     # One manifest per object, written after it, with what a sensor needs.
-    by_key = {m["key"]: m for m in manifests}
+    by_key = {m.key: m for m in manifests}
     assert set(by_key) == {o.key for o in objects}
     for o in objects:
         m = by_key[o.key]
-        assert (m["rows"], m["first_offset"], m["last_offset"]) == (
-            o.table.num_rows,
-            o.first,
-            o.last,
-        )
+        assert (m.rows, m.first_offset, m.last_offset) == (o.table.num_rows, o.first, o.last)
+        times = o.table.column("event_timestamp").to_pylist()
+        assert (m.min_event_time, m.max_event_time) == (min(times), max(times))
 
     # Committed offsets: the end of every partition (nothing left buffered).
     assert committed_offsets(settings) == end
@@ -237,28 +235,6 @@ def test_buffered_bytes_stay_under_the_bound(kafka: PlatformSettings, s3: Platfo
     objects, _ = read_lake(settings.s3, prefix)
     assert len(objects) >= 300 * 1000 // bound  # flushed under memory pressure, not by count
     assert_exactly_once(objects, {p.event.event_id for p in produced})
-
-
-def test_names_and_manifest_keys_sort_as_documented() -> None:
-    from streaming.lake_layout import (
-        PartitionKey,
-        manifest_key,
-        object_key,
-        parse_object_name,
-        partition_key,
-    )
-
-    ts = datetime.fromisoformat("2026-11-28T00:30:00-05:00")  # 05:30 UTC
-    key = partition_key("tributary.events.enriched", 3, ts)
-    assert key == PartitionKey("tributary.events.enriched", 3, ts.date(), 5)
-    data = object_key("events/", key, 120, 344)
-    assert data == (
-        "events/event_date=2026-11-28/event_hour=05/tributary.events.enriched+3+120-344.parquet"
-    )
-    assert parse_object_name(data) == ("tributary.events.enriched", 3, 120, 344)
-    early = manifest_key("events/", data, datetime(2026, 11, 28, 9, 59, 59, tzinfo=UTC))
-    later = manifest_key("events/", data, datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC))
-    assert early.startswith("events/_manifests/flushed_date=2026-11-28/") and early < later
 
 
 def test_kill_9_mid_stream_then_restart_writes_every_event_once(

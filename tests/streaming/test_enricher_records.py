@@ -14,9 +14,9 @@ import httpx
 import orjson
 import pytest
 
+from contract.enrichment import MODEL_VERSION_HEADER, NDJSON
 from contract.failures import FailedEvent
 from contract.registry import SchemaRegistry
-from enrichment import MODEL_VERSION_HEADER, NDJSON
 from streaming.enricher import (
     EnricherOptions,
     EnrichmentClient,

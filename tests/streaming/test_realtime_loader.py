@@ -5,27 +5,20 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 
 from contract.failures import FailedEvent, FailureType, Stage
+from contract.search import DEADLETTERS, EVENTS, index_name
 from resources.opensearch import make_opensearch_client
 from resources.settings import PlatformSettings
 from stack.config import StackSettings
 from stack.manager import Stack
 from stack.private import private_stack_settings
 from streaming.realtime_loader import RealtimeLoaderSettings, record_id
-from streaming.search_indices import (
-    DEADLETTERS,
-    EVENTS,
-    IndexLayout,
-    apply_retention,
-    index_day,
-    index_name,
-)
 from tests.kafka_helpers import read_since
 from tests.streaming.realtime_helpers import (
     all_docs,
@@ -54,19 +47,8 @@ def loader_settings(
 
 
 @pytest.mark.unit
-def test_index_naming_and_ids() -> None:
-    day = date(2026, 11, 28)
-    assert index_name("tributary", EVENTS, day) == "tributary-events-2026.11.28"
-    assert index_day("tributary", EVENTS, "tributary-events-2026.11.28") == day
-    assert index_day("tributary", EVENTS, "tributary-deadletters-2026.11.28") is None
-    assert index_day("tributary", EVENTS, "tributary-events-2026.13.01") is None
-    assert index_day("tributary", EVENTS, "tributaryx-events-2026.11.28") is None
+def test_record_ids_follow_the_record() -> None:
     assert record_id("t", 1, 2) == record_id("t", 1, 2) != record_id("t", 1, 3)
-    layout = IndexLayout("p", shards=2, replicas=0)
-    templates = layout.templates()
-    assert templates["p-events"]["index_patterns"] == ["p-events-*"]
-    settings = templates["p-events"]["template"]["settings"]["index"]
-    assert settings["number_of_shards"] == 2 and settings["number_of_replicas"] == 0
 
 
 @pytest.mark.integration
@@ -255,31 +237,6 @@ def test_opensearch_outage_loses_and_duplicates_nothing(
         assert produced(settings, settings.topics.loader_dlq) == 0
     finally:
         drop_topics(settings)
-
-
-@pytest.mark.integration
-def test_retention_deletes_old_indices_and_keeps_new(opensearch: PlatformSettings) -> None:
-    client = make_opensearch_client(opensearch.opensearch)
-    prefix = f"rtl-{uuid.uuid4().hex[:10]}"
-    today = date(2026, 11, 28)
-    old_event = index_name(prefix, EVENTS, today - timedelta(days=31))
-    edge_event = index_name(prefix, EVENTS, today - timedelta(days=30))
-    new_event = index_name(prefix, EVENTS, today)
-    old_dead = index_name(prefix, DEADLETTERS, today - timedelta(days=91))
-    kept_dead = index_name(prefix, DEADLETTERS, today - timedelta(days=60))
-    unrelated = f"{prefix}-events-archive"
-    try:
-        for name in (old_event, edge_event, new_event, old_dead, kept_dead, unrelated):
-            client.indices.create(index=name, body={"settings": {"number_of_replicas": 0}})
-        deleted = apply_retention(client, prefix, {EVENTS: 30, DEADLETTERS: 90}, today)
-        assert sorted(deleted) == sorted([old_event, old_dead])
-        for name in (edge_event, new_event, kept_dead, unrelated):
-            assert client.indices.exists(index=name), name
-        for name in (old_event, old_dead):
-            assert not client.indices.exists(index=name), name
-        assert apply_retention(client, prefix, {EVENTS: 30, DEADLETTERS: 90}, today) == []
-    finally:
-        drop_indices(client, prefix)
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

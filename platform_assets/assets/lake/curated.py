@@ -20,6 +20,7 @@ import polars as pl
 
 from contract.records import UserAgentInfo
 from contract.registry import SchemaRegistry
+from contract.search import DEADLETTERS, index_name
 from platform_assets.assets.lake.raw_zone import RAW_EVENTS
 from platform_assets.curation import checks, marts
 from platform_assets.curation.dedupe import deduplicate
@@ -28,7 +29,6 @@ from platform_assets.curation.validate import validate_events
 from platform_assets.partitions import FIRST_DAY, daily
 from platform_assets.resources import RawZoneResource
 from resources.dagster_resources import OpenSearchResource
-from streaming.search_indices import DEADLETTERS, index_name
 
 PARTITION_COLUMN = "event_date"
 PARTITIONED = {"partition_expr": PARTITION_COLUMN}

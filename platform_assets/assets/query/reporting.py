@@ -3,20 +3,20 @@
 Each asset ``trino/reporting/<view>`` runs ``CREATE OR REPLACE VIEW`` for one view of
 ``platform_assets.reporting.views`` (stored as an Iceberg view in the lake's REST catalog,
 schema ``reporting``), downstream of what it reads: the marts for the lake views, the search
-indices for the live ones. A view reads its tables at query time, so it needs re-creating only
-when its SQL changes, not when data arrives: the assets are run by ``reporting_views_job``
-(after deploying, or from the UI), not by automation.
+indices for the live ones. A live view names the indices' aliases, which the stack's
+provisioning and the real-time loader make (``resources.search_indices``), never an asset. A
+view reads its tables at query time, so it needs re-creating only when its SQL changes, not
+when data arrives: the assets are run by ``reporting_views_job`` (after deploying, or from
+the UI), not by automation.
 """
-
-from datetime import UTC, datetime
 
 import dagster as dg
 
+from contract.search import DEADLETTERS, EVENTS
 from platform_assets.assets.lake.curated import key as lake_key
 from platform_assets.reporting.views import LAKE_VIEWS, LIVE_VIEWS, SCHEMA, ReportingView, trino_sql
-from resources.dagster_resources import OpenSearchResource, TrinoResource
+from resources.dagster_resources import TrinoResource
 from resources.settings import PlatformSettings
-from streaming.search_indices import DEADLETTERS, EVENTS, IndexLayout, ensure_alias
 
 GROUP = "reporting"
 
@@ -44,15 +44,7 @@ def _view_asset(view: ReportingView, settings: PlatformSettings) -> dg.AssetsDef
         description=view.description,
         metadata={"view": name, "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```")},
     )
-    def reporting_view(
-        context: dg.AssetExecutionContext, trino: TrinoResource, opensearch: OpenSearchResource
-    ) -> dg.Output[None]:
-        # A live view names the loader's aliases, which exist once an index does: on a stack
-        # the stream has not written to yet, the day's empty index is made from the template.
-        layout = IndexLayout(prefix=opensearch.index_prefix)
-        for family in families:
-            if ensure_alias(opensearch.get_client(), layout, family, datetime.now(UTC).date()):
-                context.log.info("created an empty %s index for the alias", family)
+    def reporting_view(context: dg.AssetExecutionContext, trino: TrinoResource) -> dg.Output[None]:
         catalog = settings.trino.iceberg_catalog
         trino.execute(f"create schema if not exists {catalog}.{SCHEMA}")
         trino.execute(sql)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from contract.search import DEADLETTERS, EVENTS, index_pattern
 from resources.settings import OpenSearchSettings
-from streaming.search_indices import DEADLETTERS, EVENTS
 
 
 def index_assets(settings: OpenSearchSettings) -> list[dg.AssetSpec]:
@@ -16,7 +16,7 @@ def index_assets(settings: OpenSearchSettings) -> list[dg.AssetSpec]:
             deps=[["kafka", source]],
             group_name="realtime",
             kinds={"opensearch"},
-            metadata={"index_pattern": f"{settings.index_prefix}-{family}-*"},
+            metadata={"index_pattern": index_pattern(settings.index_prefix, family)},
         )
 
     return [
