@@ -46,7 +46,7 @@ def logging_config(name: str, level: str = "INFO") -> dict[str, Any]:
         "formatters": {
             "line": {
                 "()": OneLineFormatter,
-                "format": f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
+                "fmt": f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
             }
         },
         "handlers": {

@@ -89,7 +89,7 @@ def test_an_api_outage_applies_back_pressure_then_recovers(
         enrichment_enabled=True,
         enrichment_url=api.url,
         request_timeout_s=1,
-        backoff_cap_s=1,
+        retry={"initial_s": 0.2, "max_s": 1},
         breaker_reset_s=1,
     )
     api.stop()
@@ -127,7 +127,7 @@ def test_past_the_deadline_events_are_dead_lettered_and_replayable(
         enrichment_enabled=True,
         enrichment_url=api.url,
         request_timeout_s=1,
-        backoff_cap_s=0.5,
+        retry={"initial_s": 0.2, "max_s": 0.5},
         dead_letter_after_s=3,
     )
     api.stop()

@@ -251,8 +251,8 @@ class Rig:
                 "topics": {"raw": TOPIC},
                 "enricher": {
                     "batch_size": 100,
-                    "backoff_base_s": 0.01,
-                    "backoff_cap_s": 0.05,
+                    "retry": {"initial_s": 0.01, "max_s": 0.05},
+                    "metrics_port": 0,
                     "pipeline": True,  # what these tests are about; not the default
                     **options,
                 },
