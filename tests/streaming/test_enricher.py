@@ -15,29 +15,12 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from ingestion.producers.sources import ClickstreamSource
-from resources.kafka import make_kafka_admin, make_kafka_consumer, make_kafka_producer
+from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings, TopicNames
-from resources.topics import ensure_topics, platform_topics
 from stack.private import free_port
 from stack.processes import PlatformProcess, child_env
 from streaming.enricher import CircuitBreaker, Enricher, EnricherSettings
 from tests.kafka_helpers import end_offsets, read_committed
-
-
-@pytest.fixture()
-def topics(kafka: PlatformSettings) -> TopicNames:
-    """Topics of this test's own, so counts are exact."""
-    suffix = uuid.uuid4().hex[:8]
-    names = TopicNames(
-        raw=f"test.{suffix}.raw",
-        collector_dlq=f"test.{suffix}.raw.dlq",
-        enriched=f"test.{suffix}.enriched",
-        enriched_dlq=f"test.{suffix}.enriched.dlq",
-        loader_dlq=f"test.{suffix}.loader.dlq",
-    )
-    kafka_settings = kafka.kafka.model_copy(update={"partitions": 3})
-    ensure_topics(make_kafka_admin(kafka.kafka), platform_topics(names, kafka_settings))
-    return names
 
 
 def raw_records(

@@ -92,7 +92,13 @@ class FakeConsumer:
         self.buffered = 10**9  # most messages one consume() returns: a stream's rate
         self.waits: list[float] = []  # each consume()'s timeout
 
-    def subscribe(self, topics: list[str], on_revoke: Any = None, on_lost: Any = None) -> None:
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: Any = None,
+        on_revoke: Any = None,
+        on_lost: Any = None,
+    ) -> None:
         self.kafka.on_loop_thread()
         self.on_revoke = on_revoke
         self.position = dict(self.kafka.committed)
