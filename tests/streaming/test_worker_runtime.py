@@ -175,6 +175,7 @@ def test_a_crashed_enricher_restarted_under_its_member_id_is_back_within_seconds
     finally:
         feeder.join()
         enricher.stop()
+    print(f"first output {recovery:.1f}s after the restart")
     assert recovery < RECOVERY_BOUND_S, f"first output {recovery:.1f}s after the restart"
     ids = ids_of(read_committed(kafka.kafka, topics.enriched))
     duplicates = [i for i, n in Counter(ids).items() if n > 1]
