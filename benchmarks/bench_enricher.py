@@ -326,6 +326,7 @@ def measure(
         "transactional_id": f"bench-{suffix}",
         "enrichment_enabled": run.enrichment,
         "pipeline": run.pipeline,
+        "metrics_port": 0,
     }
     if enrichment_url:
         options["enrichment_url"] = enrichment_url

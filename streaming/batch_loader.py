@@ -177,6 +177,7 @@ class _Loader:
         self.stop = threading.Event()
         self.metrics = WorkerMetrics("batch-loader")
         self.metrics.buffered_bytes.set_function(lambda: self.stats.buffered_bytes)
+        self._records_in = self.metrics.records_in.labels(self.topic)
         self.outage = Outage("S3", log, lambda: self.metrics.retries.labels("s3").inc())
         self._rng = random.Random()
 
@@ -279,7 +280,7 @@ class _Loader:
             self._rewind(p, offset)
             return
         self.stats.consumed += 1
-        self.metrics.records_in.labels(self.topic).inc()
+        self._records_in.inc()
         self.position[p] = offset + 1
         try:
             event = EnrichedEvent.model_validate_json(value)

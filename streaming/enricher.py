@@ -31,6 +31,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -486,7 +487,7 @@ class Enricher:
         ]
         if not messages:
             return None
-        for topic, n in _count_by_topic(messages).items():
+        for topic, n in Counter(m.topic() or "" for m in messages).items():
             self.metrics.records_in.labels(topic).inc(n)
         valid, outcome = validate(messages, self.registry)
         # Counted after consuming: librdkafka drops from a consume() the messages of
@@ -636,14 +637,6 @@ class Enricher:
                 starts[tp] = min(starts.get(tp, offset), offset)
         for (t, p), start in starts.items():
             self.consumer.seek(TopicPartition(t, p, start))
-
-
-def _count_by_topic(messages: Sequence[Message]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for m in messages:
-        topic = m.topic() or ""
-        counts[topic] = counts.get(topic, 0) + 1
-    return counts
 
 
 def run(settings: EnricherSettings, stop: threading.Event) -> Enricher:

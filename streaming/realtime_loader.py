@@ -23,6 +23,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -472,12 +473,13 @@ class RealtimeLoader:
             err = msg.error()
             if err is None:
                 batch.append(msg)
-                self.metrics.records_in.labels(msg.topic() or "").inc()
             elif err.fatal():
                 raise KafkaException(err)
             else:
                 log.warning("consumer: %s", err)
         self.metrics.beat()
+        for topic, n in Counter(m.topic() or "" for m in batch).items():
+            self.metrics.records_in.labels(topic).inc(n)
         return batch
 
     def run(self) -> None:
