@@ -238,13 +238,23 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # one line per scrape otherwise
 
 
+class MetricsPortUnavailable(RuntimeError):
+    """The worker's metrics port is taken (another instance on this host?)."""
+
+
 @contextmanager
 def serve_metrics(
     metrics: WorkerMetrics, port: int, stale_after_s: float = 30.0
 ) -> Iterator[ThreadingHTTPServer]:
     """Serve ``/metrics`` and ``/healthz`` on ``127.0.0.1:port`` (0: any free port) meanwhile."""
     handler = type("Handler", (_Handler,), {"metrics": metrics, "stale_after_s": stale_after_s})
-    server = ThreadingHTTPServer((METRICS_HOST, port), handler)
+    try:
+        server = ThreadingHTTPServer((METRICS_HOST, port), handler)
+    except OSError as exc:
+        raise MetricsPortUnavailable(
+            f"{metrics.worker}: cannot serve /metrics on {METRICS_HOST}:{port} ({exc}); "
+            "set another metrics_port (0: any free port)"
+        ) from exc
     server.daemon_threads = True
     thread = threading.Thread(
         target=server.serve_forever, name=f"{metrics.worker}-metrics", daemon=True
