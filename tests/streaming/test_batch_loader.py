@@ -313,6 +313,8 @@ def test_kill_9_mid_stream_then_restart_writes_every_event_once(
             proc.wait(10)
     before, _ = read_lake(settings.s3, prefix)
     assert 15 <= len(before) < 100, "the kill did not land mid-stream"
+    lines = (tmp_path / "loader.log").read_text().splitlines()
+    assert sum(f"assigned {topic}[" in line for line in lines) == 1, lines[:20]
 
     loader = LoaderThread(settings).start()
     try:
