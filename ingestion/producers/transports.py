@@ -32,6 +32,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     USER_AGENT = "tributary-producer"
 
+
 @dataclass(frozen=True, order=True)
 class Rejection:
     """One event the collector refused: its position in the batch, its id, the failure type."""

@@ -57,5 +57,5 @@ def test_lag_and_dead_letter_rate_are_observed_and_a_down_worker_is_reported() -
     assert dlq["enricher_dead_letter_rate"].value == pytest.approx(0.05)
     enriched = seen[ENRICHED]
     for worker in ("realtime_loader", "batch_loader"):
-        status = enriched[f"{worker}_status"].value
+        status = str(enriched[f"{worker}_status"].value)
         assert status.startswith("down (ConnectError") and str(down) in status
