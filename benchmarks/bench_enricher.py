@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import os
 import shutil
@@ -94,6 +93,7 @@ from ingestion.producers.sources import ClickstreamSource
 from resources.kafka import make_kafka_admin, make_kafka_producer
 from resources.settings import KafkaSettings, TopicNames
 from resources.topics import TopicSpec, ensure_topics, platform_topics
+from runtime.process import freeze_heap
 from stack.config import StackSettings
 from stack.manager import Stack
 from stack.private import free_port_pair, private_stack_settings
@@ -326,6 +326,7 @@ def measure(
         "transactional_id": f"bench-{suffix}",
         "enrichment_enabled": run.enrichment,
         "pipeline": run.pipeline,
+        "metrics_port": 0,
     }
     if enrichment_url:
         options["enrichment_url"] = enrichment_url
@@ -511,9 +512,8 @@ def main() -> int:
                 f"mean {sum(map(len, values)) / len(values):.0f} bytes"
             )
             fill(kafka, raw.raw, values)
-            # As ``tributary run`` does for its workers: what exists by now lives to the end,
-            # so full collections need not walk it (the enricher runs in this process).
-            gc.freeze()
+            # As ``tributary run`` does for its workers (the enricher runs in this process).
+            freeze_heap()
             warm_up(kafka, raw.raw, args.events, url)
             for r in range(args.rounds):
                 say(f"round {r + 1}/{args.rounds}")

@@ -971,7 +971,8 @@ def batch_phase(pipeline: Pipeline, stack: StackSettings, args: argparse.Namespa
             "kafka": kafka,
             "s3": settings.s3.model_copy(update={"raw_prefix": prefix}),
             "topics": topics,
-            "batch_loader": {"group_id": f"bench-batch-{uuid.uuid4().hex}"},
+            # Beside the pipeline's own batch loader: a metrics port of its own.
+            "batch_loader": {"group_id": f"bench-batch-{uuid.uuid4().hex}", "metrics_port": 0},
         }
     )
     stats = LoaderStats()

@@ -1,4 +1,9 @@
-"""``tributary run <process>``: start one of the platform's long-running processes."""
+"""``tributary run <process>``: start one of the platform's long-running processes.
+
+Every process starts through ``runtime.process.run_process``: one logging format naming the
+process, quiet client libraries, a stop event set by SIGTERM/SIGINT, the heap frozen after
+start-up.
+"""
 
 from __future__ import annotations
 
@@ -24,9 +29,17 @@ def _load(settings_cls: Any) -> Any:
         raise typer.Exit(2) from exc
 
 
-def _serve(app_path: str, host: str, port: int, workers: int, **uvicorn_options: Any) -> None:
-    """Serve an ASGI app factory with uvicorn; several workers share one metrics folder."""
+def _serve(
+    name: str, app_path: str, host: str, port: int, workers: int, **uvicorn_options: Any
+) -> None:
+    """Serve an ASGI app factory with uvicorn; several workers share one metrics folder.
+
+    uvicorn handles the stop signals itself (it drains requests in flight), and applies the
+    logging configuration in every worker process; the app freezes its heap on start-up.
+    """
     import uvicorn
+
+    from runtime.process import logging_config, run_process
 
     metrics_dir = None
     if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
@@ -34,17 +47,22 @@ def _serve(app_path: str, host: str, port: int, workers: int, **uvicorn_options:
         metrics_dir = tempfile.mkdtemp(prefix="tributary-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        uvicorn.run(
-            app_path,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            # Client addresses come from our own trusted-proxy rule, not uvicorn's.
-            proxy_headers=False,
-            access_log=False,
-            log_level="info",
-            **uvicorn_options,
+        run_process(
+            name,
+            lambda _stop: uvicorn.run(
+                app_path,
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                # Client addresses come from our own trusted-proxy rule, not uvicorn's.
+                proxy_headers=False,
+                access_log=False,
+                log_level="info",
+                log_config=logging_config(name),
+                **uvicorn_options,
+            ),
+            freeze=False,
         )
     finally:
         if metrics_dir:
@@ -58,6 +76,7 @@ def collector() -> None:
 
     options = _load(CollectorSettings).collector
     _serve(
+        "collector",
         "ingestion.api.main:create_app",
         options.host,
         options.port,
@@ -72,27 +91,21 @@ def enrichment_api() -> None:
     from enrichment.config import EnrichmentSettings
 
     settings = _load(EnrichmentSettings)
-    _serve("enrichment.api:create_app", settings.host, settings.port, settings.workers)
+    _serve(
+        "enrichment-api",
+        "enrichment.api:create_app",
+        settings.host,
+        settings.port,
+        settings.workers,
+    )
 
 
 def _worker(name: str, settings_cls: Any, run: Any) -> None:
     """Run a stream worker until SIGTERM/SIGINT, then let it finish its batch and close."""
-    import gc
-    import logging
-    import signal
-    import threading
+    from runtime.process import run_process
 
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
-    for chatty in ("httpx", "opensearch"):  # one line per request otherwise
-        logging.getLogger(chatty).setLevel(logging.WARNING)
     settings = _load(settings_cls)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    # The imported modules live as long as the process: keep them out of every collection
-    # (a full collection walks the whole heap; a worker allocates ~100k objects per batch).
-    gc.freeze()
-    run(settings, stop)
+    run_process(name, lambda stop: run(settings, stop))
 
 
 @app.command()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import re
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from enrichment import metrics
 from enrichment.config import EnrichmentSettings
 from enrichment.service import Enricher, EnrichRequest, EnrichResponse
 from resources.metrics import render_metrics
+from runtime.process import freeze_heap
 
 
 async def get_enricher(request: Request) -> Enricher:
@@ -81,10 +81,8 @@ def create_app(settings: EnrichmentSettings | None = None) -> FastAPI:
         app.state.enricher = Enricher(options)
         # Batches run off the event loop, so a batch past its budget can be answered with 503.
         app.state.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="enrich")
-        # What start-up allocated (the model, the parser's regexes, the rate and geo tables)
-        # lives as long as the process: keep it out of every collection. Without this, a
-        # full collection now and then tripled a batch's enrichment time.
-        gc.freeze()
+        # The model, the parser's regexes, the rate and geo tables stay out of collections.
+        freeze_heap()
         try:
             yield
         finally:

@@ -18,7 +18,11 @@ from platform_assets.assets.lake.quality import (
 from platform_assets.assets.lake.raw_zone import raw_zone_asset
 from platform_assets.assets.query.reporting import reporting_assets, reporting_views_job
 from platform_assets.assets.search.indices import index_assets
-from platform_assets.assets.streaming.topics import topic_assets
+from platform_assets.assets.streaming.topics import (
+    stream_observation_job,
+    stream_observation_schedule,
+    topic_assets,
+)
 from platform_assets.resources import resources_for
 from platform_assets.sensors.alerts import alert_sensor, stream_alert
 from platform_assets.sensors.raw_zone import raw_zone_sensor
@@ -45,8 +49,14 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
                 minimum_interval_seconds=30,
             ),
         ],
-        jobs=[daily_marts_job, stream_alert, freshness_job, reporting_views_job],
-        schedules=[daily_marts_schedule, freshness_schedule],
+        jobs=[
+            daily_marts_job,
+            stream_alert,
+            freshness_job,
+            reporting_views_job,
+            stream_observation_job,
+        ],
+        schedules=[daily_marts_schedule, freshness_schedule, stream_observation_schedule],
         resources=resources_for(settings),
         # One process per run, not per step: a step's process would import Dagster, polars
         # and pyiceberg again (seconds each on a small machine) only to hand data over

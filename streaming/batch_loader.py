@@ -13,13 +13,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-import signal
+import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -34,7 +33,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from contract.failures import ErrorDetail, FailedEvent, FailureType, OriginalPayload, Stage
 from contract.raw_zone import (
@@ -52,6 +51,9 @@ from contract.records import EnrichedEvent
 from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.s3 import make_s3_client
 from resources.settings import PlatformSettings
+from runtime.metrics import WorkerMetrics, serve_metrics
+from runtime.retry import Outage, RetrySettings
+from runtime.worker import METRICS_PORTS, Rebalances, WorkerOptions, pause, resume
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -61,8 +63,12 @@ log = logging.getLogger(__name__)
 S3_ERRORS = (BotoCoreError, ClientError)
 
 
-class BatchLoaderOptions(BaseModel):
+class BatchLoaderOptions(WorkerOptions):
     group_id: str = Field("tributary-batch-loader", description="Kafka consumer group.")
+    metrics_port: int = Field(
+        METRICS_PORTS["batch_loader"], ge=0, le=65535, description="Loopback port of /metrics."
+    )
+    retry: RetrySettings = RetrySettings(initial_s=0.5, max_s=30)
     topic: str | None = Field(None, description="Topic to load; default: topics.enriched.")
     dlq_topic: str | None = Field(
         None, description="Where undecodable records go; default: topics.loader_dlq."
@@ -78,8 +84,6 @@ class BatchLoaderOptions(BaseModel):
         description="Bound on the record bytes held in all buffers; above it the largest "
         "buffer is flushed, or consumption waits.",
     )
-    retry_backoff_initial_s: float = Field(0.5, gt=0)
-    retry_backoff_max_s: float = Field(30.0, gt=0)
     poll_timeout_s: float = Field(0.5, gt=0)
     consume_batch: int = Field(
         500, ge=1, description="Most records taken from the consumer per call."
@@ -171,6 +175,11 @@ class _Loader:
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.stop = threading.Event()
+        self.metrics = WorkerMetrics("batch-loader")
+        self.metrics.buffered_bytes.set_function(lambda: self.stats.buffered_bytes)
+        self._records_in = self.metrics.records_in.labels(self.topic)
+        self.outage = Outage("S3", log, lambda: self.metrics.retries.labels("s3").inc())
+        self._rng = random.Random()
 
     # -- rebalancing ------------------------------------------------------------------------
 
@@ -185,12 +194,13 @@ class _Loader:
             self.replay[p] = list(self.marker[p])
             self.stats.committed[p] = offset
             self.stats.assigned.add(p)
-            log.info("assigned %s[%d] at %d, %d planned", self.topic, p, offset, len(ranges))
+            log.debug("%s[%d] from %d, %d planned", self.topic, p, offset, len(ranges))
         # Assign here (not after the callback) so that a loader paused by an S3 outage can
         # pause the new partitions too.
         consumer.assign(partitions)
         if self.paused:
             consumer.pause(partitions)
+            self.metrics.paused_partitions.set(len(consumer.assignment()))
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = {tp.partition for tp in partitions}
@@ -212,23 +222,26 @@ class _Loader:
 
     def _read_marker(self, partition: int) -> list[PlannedRange]:
         key = marker_key(self.prefix, self.topic, partition)
-        backoff = self.opts.retry_backoff_initial_s
+        backoff = self.opts.retry.backoff(self._rng)
         while True:
             try:
                 body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
                 data = json.loads(body)
+                self.outage.recovered()
                 return [PlannedRange.from_json(self.topic, partition, r) for r in data["ranges"]]
             except ClientError as e:
                 if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    self.outage.recovered()
                     return []
                 err: Exception = e
             except BotoCoreError as e:
                 err = e
             if self.stop.is_set():
                 raise RuntimeError(f"stopped while reading {key}: {err}")
-            log.warning("cannot read plan marker %s (%s); retrying in %.1fs", key, err, backoff)
-            time.sleep(backoff)
-            backoff = min(backoff * 2, self.opts.retry_backoff_max_s)
+            delay = backoff.next()
+            self.outage.failed(f"reading plan marker {key}: {err}", delay)
+            self.metrics.beat()  # inside the assignment callback, still serving the group
+            self.stop.wait(delay)
 
     # -- buffering --------------------------------------------------------------------------
 
@@ -267,6 +280,7 @@ class _Loader:
             self._rewind(p, offset)
             return
         self.stats.consumed += 1
+        self._records_in.inc()
         self.position[p] = offset + 1
         try:
             event = EnrichedEvent.model_validate_json(value)
@@ -332,6 +346,8 @@ class _Loader:
         self.producer.produce(self.dlq_topic, value=failed.model_dump_json().encode())
         self.dlq_pending = True
         self.stats.dead_letters += 1
+        self.metrics.records_out.labels(self.dlq_topic).inc()
+        self.metrics.dead_letters.labels(FailureType.LOADER_REJECTION.value).inc()
 
     def _close(self, buf: _Buffer) -> None:
         """Freeze ``buf``: its range is final and it waits to be written."""
@@ -380,19 +396,18 @@ class _Loader:
                 ContentType="application/json",
             )
         except S3_ERRORS as e:
+            delay = self.opts.retry.delay(buf.failures, self._rng.random)
             buf.failures += 1
-            delay = min(
-                self.opts.retry_backoff_max_s,
-                self.opts.retry_backoff_initial_s * 2 ** (buf.failures - 1),
-            )
             buf.retry_at = time.monotonic() + delay
             self.stats.flush_failures += 1
-            log.warning("writing %s failed (%s); retry %d in %.1fs", key, e, buf.failures, delay)
+            self.outage.failed(f"writing {key}: {e}", delay)
             self._pause()
             return False
+        self.outage.recovered()
         self.closing.remove(buf)
         self._account(-buf.size)
         self.stats.events_written += len(buf.rows)
+        self.metrics.records_out.labels("s3").inc(len(buf.rows))
         self.stats.objects_written.append(key)
         log.info("wrote %s (%d events)", key, len(buf.rows))
         if self.after_upload is not None:
@@ -444,21 +459,20 @@ class _Loader:
         for tp in offsets:
             self.committed[tp.partition] = tp.offset
             self.stats.committed[tp.partition] = tp.offset
+        self.metrics.committed((tp.topic, tp.partition, tp.offset) for tp in offsets)
 
     def _pause(self) -> None:
         if self.paused or self.consumer is None:
             return
         self.paused = self.stats.paused = True
-        self.consumer.pause(self.consumer.assignment())
-        log.warning("consumption paused")
+        pause(self.consumer, self.metrics, log, "S3 refuses the flush that would make room")
 
     def _resume(self) -> None:
         if not self.paused or self.consumer is None:
             return
         self.paused = self.stats.paused = False
         self.rewound.clear()
-        self.consumer.resume(self.consumer.assignment())
-        log.info("consumption resumed")
+        resume(self.consumer, self.metrics, log)
 
     def flush_all(self) -> None:
         for buf in list(self.open.values()):
@@ -470,17 +484,28 @@ class _Loader:
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        """Run the loop until ``stop``, serving ``/metrics`` and ``/healthz`` meanwhile."""
+        with serve_metrics(self.metrics, self.opts.metrics_port, self.opts.healthz_stale_s):
+            self._run(stop)
+
+    def _run(self, stop: threading.Event) -> None:
         self.stop = stop
         self.consumer = make_kafka_consumer(
-            self.settings.kafka, self.opts.group_id, **{"enable.auto.commit": False}
+            self.settings.kafka,
+            self.opts.group_id,
+            **{"enable.auto.commit": False, **self.opts.consumer_overrides(self.metrics)},
         )
         self.producer = make_kafka_producer(self.settings.kafka)
+        self.metrics.started(self.opts.instance_id)
+        log.info(
+            "consuming %s as %s (member %s)", self.topic, self.opts.group_id, self.opts.instance_id
+        )
         try:
-            self.consumer.subscribe(
-                [self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke,
-                on_lost=self.on_revoke,
-            )  # fmt: skip
+            Rebalances(log, self.metrics, self.on_assign, self.on_revoke).subscribe(
+                self.consumer, [self.topic]
+            )
             while not stop.is_set():
+                self.metrics.beat()
                 self._flush_due()
                 timeout = self.opts.poll_timeout_s
                 if self.paused and self.closing:
@@ -505,6 +530,7 @@ class _Loader:
             self.flush_all()
             self.commit()
         finally:
+            self.metrics.stopped()
             self.consumer.close()
             self.producer.flush(10)
 
@@ -529,19 +555,3 @@ def run(
     data object's key after it was written and before its offsets are committed (a test hook).
     """
     _Loader(settings, stats or LoaderStats(), after_upload).run(stop)
-
-
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    stop = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    run(BatchLoaderSettings(), stop)
-
-
-if __name__ == "__main__":
-    main()

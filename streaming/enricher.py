@@ -28,12 +28,10 @@ breaker), and only events that stay unenrichable past a deadline are dead-letter
 from __future__ import annotations
 
 import logging
-import os
 import random
-import signal
-import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,7 +42,7 @@ import httpx
 import msgspec
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from contract.enrichment import MODEL_VERSION_HEADER, NDJSON
 from contract.failures import (
@@ -58,22 +56,27 @@ from contract.failures import (
 from contract.registry import SchemaKey, SchemaRegistry
 from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings
+from runtime.metrics import WorkerMetrics, serve_metrics
+from runtime.retry import Outage, RetrySettings
+from runtime.worker import METRICS_PORTS, Rebalances, WorkerOptions, pause, resume
 
 log = logging.getLogger(__name__)
 
 ENRICHER_VERSION = "1.0.0"
 
 
-def _instance_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-class EnricherOptions(BaseModel):
+class EnricherOptions(WorkerOptions):
     group_id: str = Field("tributary-enricher", description="Consumer group of the raw topic.")
-    transactional_id: str = Field(
-        default_factory=lambda: f"tributary-enricher-{_instance_id()}",
-        description="Kafka transactional.id of this instance (unique per instance).",
+    transactional_id: str | None = Field(
+        None,
+        description="Kafka transactional.id of this instance; default `<group_id>.<instance_id>`. "
+        "Stable across restarts, so a restarted instance fences its crashed predecessor and "
+        "aborts the transaction it left open at once (not after transaction.timeout.ms).",
     )
+    metrics_port: int = Field(
+        METRICS_PORTS["enricher"], ge=0, le=65535, description="Loopback port of /metrics."
+    )
+    retry: RetrySettings = RetrySettings(initial_s=0.2, max_s=10)
     transaction_timeout_ms: int = Field(
         10_000,
         ge=1000,
@@ -99,13 +102,16 @@ class EnricherOptions(BaseModel):
         "100 ms under exactly-once too).",
     )
     request_timeout_s: float = Field(5, gt=0, description="Timeout of one enrichment call.")
-    backoff_base_s: float = Field(0.2, gt=0)
-    backoff_cap_s: float = Field(10, gt=0)
     breaker_failures: int = Field(5, ge=1, description="Failures that open the circuit.")
     breaker_reset_s: float = Field(10, gt=0, description="Open circuit's wait before a trial.")
     dead_letter_after_s: float = Field(
         300, gt=0, description="How long a batch may wait for enrichment before dead letters."
     )
+
+    @property
+    def txn_id(self) -> str:
+        """The transactional.id in use."""
+        return self.transactional_id or f"{self.group_id}.{self.instance_id}"
 
 
 class EnricherSettings(PlatformSettings):
@@ -333,6 +339,7 @@ class Batch:
     outcome: BatchOutcome
     revocations: int  # the enricher's count of revocations when the batch was consumed
     began: float = field(default_factory=time.monotonic)
+    size: int = 0  # record bytes
     first_call: Future[tuple[list[bytes], str | None]] | None = None
 
 
@@ -350,6 +357,13 @@ class Enricher:
         self.stop = stop
         self.registry = registry or SchemaRegistry.from_directory()
         self.client = EnrichmentClient(self.options) if self.options.enrichment_enabled else None
+        self.metrics = WorkerMetrics("enricher")
+        if self.client is not None:
+            self.metrics.watch_breaker(lambda: self.client.breaker.state if self.client else "")
+        self.outage = Outage(
+            "enrichment API", log, lambda: self.metrics.retries.labels("enrichment-api").inc()
+        )
+        self.rebalances = Rebalances(log, self.metrics, on_revoke=self._on_revoke)
         # One worker: the HTTP client is used by one thread at a time (see _enrich).
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="enrich")
         self.consumer: Consumer = make_kafka_consumer(
@@ -361,12 +375,13 @@ class Enricher:
                 # Eager rebalancing (librdkafka's default assignors): a revocation takes every
                 # partition, which is what dropping the batches in hand relies on (_on_revoke).
                 "partition.assignment.strategy": "range,roundrobin",
+                **self.options.consumer_overrides(self.metrics),
             },
         )
         self.producer: Producer = make_kafka_producer(
             settings.kafka,
             **{
-                "transactional.id": self.options.transactional_id,
+                "transactional.id": self.options.txn_id,
                 "transaction.timeout.ms": self.options.transaction_timeout_ms,
                 "linger.ms": 5,
                 # A transaction begun right after a commit is refused (CONCURRENT_TRANSACTIONS)
@@ -388,13 +403,26 @@ class Enricher:
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self) -> None:
+        """Run the loop until ``stop``, serving ``/metrics`` and ``/healthz`` meanwhile."""
+        with serve_metrics(self.metrics, self.options.metrics_port, self.options.healthz_stale_s):
+            self._run()
+
+    def _run(self) -> None:
         self._init_transactions()
-        self.consumer.subscribe(
-            [self.settings.topics.raw], on_revoke=self._on_revoke, on_lost=self._on_revoke
+        log.info(
+            "consuming %s as %s (member %s, transactional id %s)",
+            self.settings.topics.raw,
+            self.options.group_id,
+            self.options.instance_id,
+            self.options.txn_id,
         )
+        self.rebalances.subscribe(self.consumer, [self.settings.topics.raw])
+        self.metrics.started(self.options.instance_id)
         try:
             batch: Batch | None = None
             while not self.stop.is_set():
+                self.metrics.beat()
+                self.metrics.buffered_bytes.set(batch.size if batch is not None else 0)
                 if batch is None:
                     batch = self._fetch()
                     continue
@@ -418,6 +446,7 @@ class Enricher:
                     following = None
                 batch = following
         finally:
+            self.metrics.stopped()
             self.worker.shutdown(wait=True, cancel_futures=True)
             self.consumer.close()
             if self.client is not None:
@@ -435,7 +464,7 @@ class Enricher:
                 log.warning("init_transactions: %s; retrying", exc)
 
     def _on_revoke(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
-        """Called inside ``consume``/``poll``: every batch consumed before now is void."""
+        """Called inside ``consume``/``poll`` (after the log line): batches in hand are void."""
         self.revocations += 1
 
     @staticmethod
@@ -458,10 +487,13 @@ class Enricher:
         ]
         if not messages:
             return None
+        for topic, n in Counter(m.topic() or "" for m in messages).items():
+            self.metrics.records_in.labels(topic).inc(n)
         valid, outcome = validate(messages, self.registry)
         # Counted after consuming: librdkafka drops from a consume() the messages of
         # partitions revoked during it, so this batch belongs to the current assignment.
         batch = Batch(messages, valid, outcome, self.revocations)
+        batch.size = sum(len(m.value() or b"") for m in messages)
         if self.client is not None and valid:
             batch.first_call = self.worker.submit(self.client.enrich, _values(valid))
         return batch
@@ -503,7 +535,7 @@ class Enricher:
             return [], None
         if self.client is None:
             return [b"{}"] * len(values), None
-        attempt = 0
+        backoff = self.options.retry.backoff(self._rng)
         paused = False
         call = batch.first_call
         try:
@@ -513,6 +545,7 @@ class Enricher:
                         enrichments, version = call.result()
                     else:
                         enrichments, version = self.client.enrich(values)
+                    self.outage.recovered()
                     return enrichments, version
                 except (EnrichmentUnavailable, httpx.HTTPStatusError) as exc:
                     call = None
@@ -529,19 +562,17 @@ class Enricher:
                                 ),
                             )
                         return [None] * len(values), None
+                    delay = backoff.next()
+                    self.outage.failed(exc, delay)
                     if not paused:
                         # Back-pressure: stop fetching while this batch waits, but keep
                         # polling so the group does not consider this member dead.
-                        self.consumer.pause(self.consumer.assignment())
+                        pause(self.consumer, self.metrics, log, "the batch in hand waits for "
+                              "the enrichment API")  # fmt: skip
                         paused = True
-                    delay = (
-                        min(self.options.backoff_cap_s, self.options.backoff_base_s * 2**attempt)
-                        * self._rng.random()
-                    )
-                    attempt += 1
-                    log.warning("enrichment failed (%s); retry %d in %.1fs", exc, attempt, delay)
                     deadline = time.monotonic() + max(delay, 0.05)
                     while time.monotonic() < deadline and not self.stop.is_set():
+                        self.metrics.beat()
                         polled = self.consumer.poll(min(0.1, max(0.0, deadline - time.monotonic())))
                         if polled is not None and polled.error() is None:
                             # Only a partition assigned by a rebalance just now (so unpaused)
@@ -557,7 +588,7 @@ class Enricher:
                             return None
         finally:
             if paused:
-                self.consumer.resume(self.consumer.assignment())
+                resume(self.consumer, self.metrics, log)
 
     def _commit(self, messages: list[Message], outcome: BatchOutcome) -> bool:
         """Write the batch's outputs and offsets in one transaction; False if it aborted."""
@@ -589,6 +620,11 @@ class Enricher:
         self.stats["consumed"] += len(messages)
         self.stats["enriched"] += len(outcome.enriched)
         self.stats["dead"] += len(outcome.dead)
+        self.metrics.committed((t, p, o) for (t, p), o in offsets.items())
+        self.metrics.records_out.labels(topics.enriched).inc(len(outcome.enriched))
+        self.metrics.records_out.labels(topics.enriched_dlq).inc(len(outcome.dead))
+        for reason, n in outcome.reasons.items():
+            self.metrics.dead_letters.labels(reason).inc(n)
         return True
 
     def _rewind(self, batches: Sequence[Batch | None]) -> None:
@@ -607,11 +643,3 @@ def run(settings: EnricherSettings, stop: threading.Event) -> Enricher:
     enricher = Enricher(settings, stop)
     enricher.run()
     return enricher
-
-
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    run(EnricherSettings(), stop)

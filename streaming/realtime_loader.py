@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -33,7 +32,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from opensearchpy import ConnectionError as OpenSearchConnectionError
 from opensearchpy import OpenSearch, TransportError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from contract.failures import (
     ErrorDetail,
@@ -48,12 +47,19 @@ from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.opensearch import make_opensearch_client
 from resources.search_indices import IndexLayout, apply_retention, ensure_templates
 from resources.settings import PlatformSettings
+from runtime.metrics import WorkerMetrics, serve_metrics
+from runtime.retry import Outage, RetrySettings
+from runtime.worker import METRICS_PORTS, Rebalances, WorkerOptions, pause, resume
 
 log = logging.getLogger(__name__)
 
 
-class RealtimeLoaderOptions(BaseModel):
+class RealtimeLoaderOptions(WorkerOptions):
     group_id: str = Field("tributary-realtime-loader", description="Kafka consumer group.")
+    metrics_port: int = Field(
+        METRICS_PORTS["realtime_loader"], ge=0, le=65535, description="Loopback port of /metrics."
+    )
+    retry: RetrySettings = RetrySettings(initial_s=0.5, max_s=30)
     batch_size: int = Field(500, ge=1, description="Most records per bulk request.")
     max_wait_s: float = Field(
         0.1,
@@ -71,8 +77,6 @@ class RealtimeLoaderOptions(BaseModel):
     retention_interval_s: float = Field(
         3600, gt=0, description="How often the loader deletes indices past retention."
     )
-    retry_backoff_initial_s: float = Field(0.5, gt=0, description="First retry delay.")
-    retry_backoff_max_s: float = Field(30.0, gt=0, description="Cap of the retry delay.")
     dlq_flush_timeout_s: float = Field(
         30.0, gt=0, description="How long one flush of the loader dead letters may take."
     )
@@ -186,13 +190,6 @@ def _is_transient(exc: Exception) -> bool:
     return False
 
 
-def _backoff(options: RealtimeLoaderOptions) -> Iterator[float]:
-    delay = options.retry_backoff_initial_s
-    while True:
-        yield delay
-        delay = min(delay * 2, options.retry_backoff_max_s)
-
-
 class RealtimeLoader:
     """The consumer loop; :func:`run` is its entry point."""
 
@@ -215,14 +212,29 @@ class RealtimeLoader:
         )
         self.topics = [settings.topics.enriched, settings.topics.enriched_dlq]
         self.stats = LoaderStats()
+        self.metrics = WorkerMetrics("realtime-loader")
+        self.outage = Outage("OpenSearch", log, self._retried)
+        self.busy = Outage("OpenSearch bulk items", log, self._retried)
         self._paused = False
         self._next_retention = 0.0
 
+    def _retried(self) -> None:
+        self.stats.retries += 1
+        self.metrics.retries.labels("opensearch").inc()
+
     # -- OpenSearch, with retries while it is unavailable ------------------------------
 
-    def _retrying(self, what: str, call: Any, consumer: Consumer | None = None) -> Any:
-        """Call ``call()`` until it succeeds, a permanent error, or stop; pause meanwhile."""
-        delays = _backoff(self.options)
+    def _retrying(
+        self, what: str, call: Any, consumer: Consumer | None = None, resume: bool = True
+    ) -> Any:
+        """Call ``call()`` until it succeeds, a permanent error, or stop; pause meanwhile.
+
+        ``resume=False`` leaves the partitions paused (the caller resumes them when done).
+
+        An outage is logged once when it begins and once when it ends (``Outage``), not per
+        attempt; the client library's own per-request warnings are quiet (``runtime.process``).
+        """
+        backoff = self.options.retry.backoff()
         while True:
             try:
                 result = call()
@@ -231,31 +243,33 @@ class RealtimeLoader:
                     raise
                 if self.stop.is_set():
                     raise _Stopped from exc
-                delay = next(delays)
-                self.stats.retries += 1
-                log.warning("%s: OpenSearch unavailable (%s); retrying in %.1fs", what, exc, delay)
+                delay = backoff.next()
+                self.outage.failed(f"{what}: {exc}", delay)
                 self._pause(consumer)
                 self._wait(delay, consumer)
                 continue
-            self._resume(consumer)
+            self.outage.recovered()
+            if resume:
+                self._resume(consumer)
             return result
 
     def _pause(self, consumer: Consumer | None) -> None:
         if consumer is None or self._paused:
             return
-        consumer.pause(consumer.assignment())
+        pause(consumer, self.metrics, log, "OpenSearch cannot take the batch in hand")
         self._paused = True
 
     def _resume(self, consumer: Consumer | None) -> None:
         if consumer is None or not self._paused:
             return
-        consumer.resume(consumer.assignment())
+        resume(consumer, self.metrics, log)
         self._paused = False
 
     def _wait(self, delay: float, consumer: Consumer | None) -> None:
         """Sleep ``delay`` while keeping the group membership (poll with paused partitions)."""
         deadline = time.monotonic() + delay
         while not self.stop.is_set() and time.monotonic() < deadline:
+            self.metrics.beat()
             if consumer is None:
                 self.stop.wait(min(0.5, deadline - time.monotonic()))
                 continue
@@ -269,7 +283,9 @@ class RealtimeLoader:
                 consumer.pause([TopicPartition(topic, partition)])
         if consumer is not None and self._paused:
             # Partitions assigned by a rebalance during the pause start unpaused.
-            consumer.pause(consumer.assignment())
+            assignment = consumer.assignment()
+            consumer.pause(assignment)
+            self.metrics.paused_partitions.set(len(assignment))
 
     def _maybe_retention(self, consumer: Consumer | None) -> None:
         now = time.monotonic()
@@ -319,7 +335,7 @@ class RealtimeLoader:
     def _bulk(self, docs: list[_Doc], consumer: Consumer) -> None:
         """Index ``docs`` (those without an error); mark those OpenSearch refused for good."""
         pending = [d for d in docs if d.error is None]
-        delays = _backoff(self.options)
+        backoff = self.options.retry.backoff()
         while pending:
             body = bulk_body(pending)
             response = self._retrying(
@@ -327,6 +343,7 @@ class RealtimeLoader:
                 # Only what is read below comes back (the full answer repeats every id).
                 lambda body=body: self.client.bulk(body=body, filter_path=BULK_FILTER),
                 consumer,
+                resume=False,
             )
             retry: list[_Doc] = []
             for d, item in zip(pending, response["items"], strict=True):
@@ -350,13 +367,13 @@ class RealtimeLoader:
             if retry:
                 if self.stop.is_set():
                     raise _Stopped
-                delay = next(delays)
-                self.stats.retries += 1
-                log.warning("bulk: %d items refused for now; retrying in %.1fs", len(retry), delay)
+                delay = backoff.next()
+                self.busy.failed(f"{len(retry)} refused with 429 or 5xx", delay)
                 self._pause(consumer)
                 self._wait(delay, consumer)
-                self._resume(consumer)
             pending = retry
+        self.busy.recovered()
+        self._resume(consumer)
 
     def _dead_letter(self, docs: list[_Doc], producer: Producer) -> None:
         """Produce the refused records to the loader DLQ and wait until Kafka acked each."""
@@ -419,6 +436,8 @@ class RealtimeLoader:
             # E.g. the partitions were revoked meanwhile: their new owner re-reads the batch,
             # which overwrites the same documents.
             log.warning("commit failed (%s); the batch will be re-read", exc)
+            return
+        self.metrics.committed((tp.topic, tp.partition, tp.offset) for tp in offsets)
 
     def process(self, batch: list[Message], consumer: Consumer, producer: Producer) -> None:
         """Index one batch, dead-letter its refusals, then commit its offsets."""
@@ -427,6 +446,11 @@ class RealtimeLoader:
         self._dead_letter(docs, producer)
         self._commit(docs, consumer)
         ok = [d for d in docs if d.error is None]
+        self.metrics.records_out.labels("opensearch").inc(len(ok))
+        refused = len(docs) - len(ok)
+        if refused:
+            self.metrics.records_out.labels(self.settings.topics.loader_dlq).inc(refused)
+            self.metrics.dead_letters.labels(FailureType.LOADER_REJECTION.value).inc(refused)
         self.stats.batches += 1
         self.stats.indexed += sum(1 for d in ok if d.msg.topic() == self.settings.topics.enriched)
         self.stats.deadletters_indexed += sum(
@@ -448,28 +472,48 @@ class RealtimeLoader:
                 raise KafkaException(err)
             else:
                 log.warning("consumer: %s", err)
+        self.metrics.beat()
+        for topic, n in Counter(m.topic() or "" for m in batch).items():
+            self.metrics.records_in.labels(topic).inc(n)
         return batch
 
     def run(self) -> None:
+        """Run the loop until ``stop``, serving ``/metrics`` and ``/healthz`` meanwhile."""
+        with serve_metrics(self.metrics, self.options.metrics_port, self.options.healthz_stale_s):
+            self._run()
+
+    def _run(self) -> None:
+        self.metrics.started(self.options.instance_id)
         try:
             self._retrying("templates", lambda: ensure_templates(self.client, self.layout))
         except _Stopped:
+            self.metrics.stopped()
             return
         consumer = make_kafka_consumer(
-            self.settings.kafka, self.options.group_id, **{"enable.auto.commit": False}
+            self.settings.kafka,
+            self.options.group_id,
+            **{"enable.auto.commit": False, **self.options.consumer_overrides(self.metrics)},
         )
         producer = make_kafka_producer(self.settings.kafka)
         try:
-            consumer.subscribe(self.topics)
-            log.info("realtime loader: consuming %s as %s", self.topics, self.options.group_id)
+            Rebalances(log, self.metrics).subscribe(consumer, self.topics)
+            log.info(
+                "consuming %s as %s (member %s)",
+                ", ".join(self.topics),
+                self.options.group_id,
+                self.options.instance_id,
+            )
             while not self.stop.is_set():
                 self._maybe_retention(consumer)
+                self.metrics.buffered_bytes.set(0)
                 batch = self._poll_batch(consumer)
                 if batch:
+                    self.metrics.buffered_bytes.set(sum(len(m.value() or b"") for m in batch))
                     self.process(batch, consumer, producer)
         except _Stopped:
             log.info("stopped while OpenSearch was unavailable; the batch stays uncommitted")
         finally:
+            self.metrics.stopped()
             consumer.close()
             producer.flush(self.options.dlq_flush_timeout_s)
             log.info("realtime loader stopped: %s", self.stats)
@@ -480,24 +524,6 @@ def run(settings: RealtimeLoaderSettings, stop: threading.Event) -> None:
     RealtimeLoader(settings, stop).run()
 
 
-def main() -> None:
-    """Run the loader from the environment until SIGINT or SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping after the current batch", signum)
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    run(RealtimeLoaderSettings(), stop)
-
-
-if __name__ == "__main__":
-    main()
-
-
 __all__ = [
     "LoaderError",
     "LoaderStats",
@@ -505,7 +531,6 @@ __all__ = [
     "RealtimeLoaderOptions",
     "RealtimeLoaderSettings",
     "event_document",
-    "main",
     "record_id",
     "run",
 ]

@@ -26,6 +26,7 @@ from resources.kafka import make_kafka_admin
 from resources.s3 import ensure_buckets
 from resources.settings import KafkaSettings, OpenSearchSettings, PlatformSettings, TopicNames
 from resources.topics import ensure_topics, platform_topics
+from runtime.retry import RetrySettings
 from stack.private import free_port
 from stack.processes import Pipeline, PipelineSettings
 from streaming.batch_loader import BatchLoaderOptions
@@ -74,19 +75,24 @@ def start_rig(
             group_id=f"{run}-enricher",
             batch_size=200,
             request_timeout_s=1.5,
-            backoff_cap_s=1.0,
+            retry=RetrySettings(initial_s=0.2, max_s=1.0),
+            metrics_port=free_port(),
             breaker_reset_s=2.0,
             dead_letter_after_s=enricher_dead_letter_after_s,
         ),
         realtime_loader=RealtimeLoaderOptions(
-            group_id=f"{run}-realtime", batch_size=200, retry_backoff_max_s=2.0
+            group_id=f"{run}-realtime",
+            batch_size=200,
+            retry=RetrySettings(initial_s=0.5, max_s=2.0),
+            metrics_port=free_port(),
         ),
         batch_loader=BatchLoaderOptions(
             group_id=f"{run}-batch",
             flush_max_events=300,
             flush_max_age_s=2.0,
             commit_interval_s=1.0,
-            retry_backoff_max_s=2.0,
+            retry=RetrySettings(initial_s=0.5, max_s=2.0),
+            metrics_port=free_port(),
         ),
     )
     ensure_topics(make_kafka_admin(settings.kafka), platform_topics(topics, settings.kafka))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -19,6 +18,7 @@ from ingestion.core.auth import KeyStore
 from ingestion.core.config import CollectorSettings
 from ingestion.core.delivery import KafkaBridge, KafkaUnavailable
 from ingestion.core.ingest import Collector
+from runtime.process import freeze_heap
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
 
             grpc_server = await start_grpc_server(collector, settings, app.state.keys)
         watcher = asyncio.create_task(_watch_kafka(collector))
-        # What start-up allocated lives as long as the process: keep it out of every collection.
-        gc.freeze()
+        freeze_heap()
         try:
             yield
         finally:

@@ -11,6 +11,10 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 
 from resources.settings import PlatformSettings
+from runtime.retry import RetrySettings
+
+# Producers retry sooner than the workers: a batch waits in the spool, not in a consumer.
+DEFAULT_RETRY = RetrySettings(initial_s=0.2, max_s=10)
 
 
 class ProducerOptions(BaseModel):
@@ -21,8 +25,10 @@ class ProducerOptions(BaseModel):
     gzip: bool = Field(True, description="Compress request bodies.")
     timeout_s: float = Field(30, gt=0, description="Timeout of one request.")
     max_retries: int = Field(10, ge=0, description="Retries of one batch before giving up.")
-    backoff_base_s: float = Field(0.2, gt=0, description="First retry waits up to this long.")
-    backoff_cap_s: float = Field(10, gt=0, description="No retry waits longer (but Retry-After).")
+    retry: RetrySettings = Field(
+        DEFAULT_RETRY,
+        description="Waits between retries of a batch (a server's Retry-After may be longer).",
+    )
     spool_path: str = Field(
         ".tributary/spool/{name}.sqlite",
         description="SQLite spool of unsent events; '{name}' is replaced by the producer's name.",

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingestion.producers.config import ProducerOptions
+from ingestion.producers.config import DEFAULT_RETRY, ProducerOptions
 from ingestion.producers.sources import SourceItem, encode
 from ingestion.producers.spool import EventStore
 from ingestion.producers.transports import (
@@ -29,8 +29,8 @@ from ingestion.producers.transports import (
     SendResult,
     Transport,
     TransportError,
-    backoff_delay,
 )
+from runtime.retry import RetrySettings
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,7 @@ class Emitter:
         store: The spool (``SqliteSpool`` to survive restarts).
         batch_size: Events per request.
         max_retries: Retries of one batch before the emitter gives up (it stays spooled).
-        backoff_base_s: Upper bound of the first retry's wait.
-        backoff_cap_s: Upper bound of any wait (a server's Retry-After may be longer).
+        retry: The waits between retries (a server's Retry-After may be longer).
         rate: Events per second taken from the source, or None for as fast as possible.
         linger_s: With a rate, send a partial batch after this long.
         on_success: Called after each answered batch, with its result and its events.
@@ -127,8 +126,7 @@ class Emitter:
         *,
         batch_size: int = 100,
         max_retries: int = 10,
-        backoff_base_s: float = 0.2,
-        backoff_cap_s: float = 10.0,
+        retry: RetrySettings = DEFAULT_RETRY,
         rate: float | None = None,
         linger_s: float = 1.0,
         on_success: SuccessCallback | None = None,
@@ -141,8 +139,7 @@ class Emitter:
         self.store = store
         self.batch_size = batch_size
         self.max_retries = max_retries
-        self.backoff_base_s = backoff_base_s
-        self.backoff_cap_s = backoff_cap_s
+        self.retry = retry
         self.linger_s = linger_s
         self.on_success = on_success
         self.on_failure = on_failure
@@ -159,8 +156,7 @@ class Emitter:
         settings: dict[str, Any] = {
             "batch_size": options.batch_size,
             "max_retries": options.max_retries,
-            "backoff_base_s": options.backoff_base_s,
-            "backoff_cap_s": options.backoff_cap_s,
+            "retry": options.retry,
         }
         return cls(transport, store, **{**settings, **kwargs})
 
@@ -241,13 +237,7 @@ class Emitter:
                     return self._give_up(
                         exc, attempt, f"gave up after {self.max_retries} retries: {exc}"
                     )
-                delay = backoff_delay(
-                    attempt - 1,
-                    self.backoff_base_s,
-                    self.backoff_cap_s,
-                    self._rng.random,
-                    exc.retry_after,
-                )
+                delay = self.retry.delay(attempt - 1, self._rng.random, exc.retry_after)
                 log.warning("batch of %d failed (%s); retry in %.2fs", len(batch), exc, delay)
                 if self.on_failure:
                     self.on_failure(exc, attempt, delay)

@@ -11,9 +11,8 @@ before the answer was lost arrives twice with the same event ids, which later st
 from __future__ import annotations
 
 import gzip as gzip_lib
-import random
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -32,9 +31,6 @@ try:
     USER_AGENT = f"tributary-producer/{version('tributary')}"
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     USER_AGENT = "tributary-producer"
-
-# A Retry-After beyond this is not believed (a misconfigured proxy would stall us for days).
-MAX_RETRY_AFTER_S = 300.0
 
 
 @dataclass(frozen=True, order=True)
@@ -90,26 +86,6 @@ class Transport(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def backoff_delay(
-    attempt: int,
-    base: float,
-    cap: float,
-    rand: Callable[[], float] = random.random,
-    retry_after: float | None = None,
-) -> float:
-    """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0).
-
-    Capped exponential backoff with full jitter: uniformly in ``[0, min(cap, base * 2**n))``,
-    so that many producers that failed together do not retry together. A server's
-    ``Retry-After`` is a lower bound (itself capped at ``MAX_RETRY_AFTER_S``).
-    """
-    ceiling = min(cap, base * 2.0 ** min(max(attempt, 0), 64))
-    delay = ceiling * rand()
-    if retry_after is not None:
-        delay = max(delay, min(max(retry_after, 0.0), MAX_RETRY_AFTER_S))
-    return delay
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

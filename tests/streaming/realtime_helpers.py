@@ -135,8 +135,8 @@ def unique_settings(base: RealtimeLoaderSettings | Any, **loader: Any) -> Realti
         "batch_size": 50,
         "max_wait_s": 0.2,
         "poll_timeout_s": 0.2,
-        "retry_backoff_initial_s": 0.2,
-        "retry_backoff_max_s": 2.0,
+        "retry": {"initial_s": 0.2, "max_s": 2.0},
+        "metrics_port": 0,
         **loader,
     }
     settings = RealtimeLoaderSettings.model_validate(data)

@@ -264,12 +264,16 @@ def test_kill_9_mid_stream_then_restart_writes_every_event_once(
             "TRIBUTARY_S3__RAW_PREFIX": prefix,
             "TRIBUTARY_BATCH_LOADER__FLUSH_MAX_EVENTS": "10",
             "TRIBUTARY_BATCH_LOADER__FLUSH_MAX_AGE_S": "30",
+            "TRIBUTARY_BATCH_LOADER__METRICS_PORT": "0",
         }
     )
     client = make_s3_client(settings.s3)
     with (tmp_path / "loader.log").open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streaming.batch_loader"], env=env, stdout=log, stderr=log
+            [str(Path(sys.executable).parent / "tributary"), "run", "batch-loader"],
+            env=env,
+            stdout=log,
+            stderr=log,
         )
         try:
             deadline = time.monotonic() + 60
@@ -285,6 +289,8 @@ def test_kill_9_mid_stream_then_restart_writes_every_event_once(
             proc.wait(10)
     before, _ = read_lake(settings.s3, prefix)
     assert 15 <= len(before) < 100, "the kill did not land mid-stream"
+    lines = (tmp_path / "loader.log").read_text().splitlines()
+    assert sum(f"assigned {topic}[" in line for line in lines) == 1, lines[:20]
 
     loader = LoaderThread(settings).start()
     try:

@@ -15,7 +15,6 @@ from tests.streaming.test_enricher import (
     produce,
     raw_records,
     settings_for,
-    topics,  # noqa: F401 - the fixture
     wait_for,
 )
 
@@ -35,7 +34,7 @@ def enrich_all(settings: EnricherSettings) -> None:
 
 def test_inspect_and_replay_with_a_loop_guard(
     kafka: PlatformSettings,
-    topics: TopicNames,  # noqa: F811
+    topics: TopicNames,
 ) -> None:
     values, _, expected = raw_records(600, bad_share=0.3)
     violations = expected["schema_violation"]

@@ -15,28 +15,12 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from ingestion.producers.sources import ClickstreamSource
-from resources.kafka import make_kafka_admin, make_kafka_consumer, make_kafka_producer
+from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings, TopicNames
-from resources.topics import ensure_topics, platform_topics
+from stack.private import free_port
 from stack.processes import PlatformProcess, child_env
 from streaming.enricher import CircuitBreaker, Enricher, EnricherSettings
 from tests.kafka_helpers import end_offsets, read_committed
-
-
-@pytest.fixture()
-def topics(kafka: PlatformSettings) -> TopicNames:
-    """Topics of this test's own, so counts are exact."""
-    suffix = uuid.uuid4().hex[:8]
-    names = TopicNames(
-        raw=f"test.{suffix}.raw",
-        collector_dlq=f"test.{suffix}.raw.dlq",
-        enriched=f"test.{suffix}.enriched",
-        enriched_dlq=f"test.{suffix}.enriched.dlq",
-        loader_dlq=f"test.{suffix}.loader.dlq",
-    )
-    kafka_settings = kafka.kafka.model_copy(update={"partitions": 3})
-    ensure_topics(make_kafka_admin(kafka.kafka), platform_topics(names, kafka_settings))
-    return names
 
 
 def raw_records(
@@ -98,6 +82,7 @@ def settings_for(kafka: PlatformSettings, topics: TopicNames, **enricher: Any) -
             "enricher": {
                 "group_id": f"enricher-{topics.raw}",
                 "enrichment_enabled": False,
+                "metrics_port": 0,
                 **enricher,
             },
         }
@@ -204,7 +189,22 @@ def test_kill_9_and_a_rebalance_neither_duplicate_nor_drop(
     values, valid_ids, _ = raw_records(20000, bad_share=0.0)
     settings = settings_for(kafka, topics, batch_size=200)
     env = child_env(settings, inherit=False)
-    instances = [PlatformProcess("enricher", env, tmp_path / f"enricher-{i}.log") for i in range(3)]
+    # Three instances of one group, running at once: each its own member id and port; the
+    # third is the first one restarted (same member id).
+    members = [("enricher-a", free_port()), ("enricher-b", free_port())]
+    members.append(members[0])
+    instances = [
+        PlatformProcess(
+            "enricher",
+            {
+                **env,
+                "TRIBUTARY_ENRICHER__INSTANCE_ID": member,
+                "TRIBUTARY_ENRICHER__METRICS_PORT": str(port),
+            },
+            tmp_path / f"enricher-{i}.log",
+        )
+        for i, (member, port) in enumerate(members)
+    ]
     first, second, third = instances
     first.start()
     feeder = threading.Thread(target=produce, args=(kafka, topics.raw, values))

@@ -23,7 +23,6 @@ from tests.streaming.test_enricher import (
     produce,
     raw_records,
     settings_for,
-    topics,  # noqa: F401 - the fixture
     wait_for,
 )
 
@@ -59,7 +58,7 @@ def run_until_caught_up(enricher: Enricher, timeout: float = 180) -> None:
 
 def test_events_carry_enrichments_and_the_model_version(
     kafka: PlatformSettings,
-    topics: TopicNames,  # noqa: F811
+    topics: TopicNames,
     api: EnrichmentApi,
 ) -> None:
     values, valid_ids, _ = raw_records(800, bad_share=0.0)
@@ -79,7 +78,7 @@ def test_events_carry_enrichments_and_the_model_version(
 
 def test_an_api_outage_applies_back_pressure_then_recovers(
     kafka: PlatformSettings,
-    topics: TopicNames,  # noqa: F811
+    topics: TopicNames,
     api: EnrichmentApi,
 ) -> None:
     values, valid_ids, _ = raw_records(400, bad_share=0.0)
@@ -89,7 +88,7 @@ def test_an_api_outage_applies_back_pressure_then_recovers(
         enrichment_enabled=True,
         enrichment_url=api.url,
         request_timeout_s=1,
-        backoff_cap_s=1,
+        retry={"initial_s": 0.2, "max_s": 1},
         breaker_reset_s=1,
     )
     api.stop()
@@ -117,7 +116,7 @@ def test_an_api_outage_applies_back_pressure_then_recovers(
 
 def test_past_the_deadline_events_are_dead_lettered_and_replayable(
     kafka: PlatformSettings,
-    topics: TopicNames,  # noqa: F811
+    topics: TopicNames,
     api: EnrichmentApi,
 ) -> None:
     values, valid_ids, _ = raw_records(200, bad_share=0.0)
@@ -127,7 +126,7 @@ def test_past_the_deadline_events_are_dead_lettered_and_replayable(
         enrichment_enabled=True,
         enrichment_url=api.url,
         request_timeout_s=1,
-        backoff_cap_s=0.5,
+        retry={"initial_s": 0.2, "max_s": 0.5},
         dead_letter_after_s=3,
     )
     api.stop()

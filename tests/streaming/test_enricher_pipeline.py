@@ -92,7 +92,13 @@ class FakeConsumer:
         self.buffered = 10**9  # most messages one consume() returns: a stream's rate
         self.waits: list[float] = []  # each consume()'s timeout
 
-    def subscribe(self, topics: list[str], on_revoke: Any = None, on_lost: Any = None) -> None:
+    def subscribe(
+        self,
+        topics: list[str],
+        on_assign: Any = None,
+        on_revoke: Any = None,
+        on_lost: Any = None,
+    ) -> None:
         self.kafka.on_loop_thread()
         self.on_revoke = on_revoke
         self.position = dict(self.kafka.committed)
@@ -251,8 +257,8 @@ class Rig:
                 "topics": {"raw": TOPIC},
                 "enricher": {
                     "batch_size": 100,
-                    "backoff_base_s": 0.01,
-                    "backoff_cap_s": 0.05,
+                    "retry": {"initial_s": 0.01, "max_s": 0.05},
+                    "metrics_port": 0,
                     "pipeline": True,  # what these tests are about; not the default
                     **options,
                 },

@@ -30,6 +30,7 @@ from ingestion.producers.sources import ClickstreamSource, IoTSource, encode
 from ingestion.producers.spool import InMemoryStore, SqliteSpool
 from ingestion.producers.transports import GrpcTransport, RestTransport, Transport
 from resources.settings import PlatformSettings
+from runtime.retry import RetrySettings
 from stack.private import free_port
 from tests.ingestion.conftest import TRIBUTARY, WRITE_KEY, CollectorProcess
 from tests.kafka_helpers import end_offsets, read_since
@@ -276,7 +277,7 @@ def test_cli_exits_non_zero_when_events_remain(tmp_path: Path) -> None:
         text=True,
         timeout=120,
         check=False,
-        env=cli_env(TRIBUTARY_PRODUCER__BACKOFF_BASE_S="0.01"),
+        env=cli_env(TRIBUTARY_PRODUCER__RETRY__INITIAL_S="0.01"),
     )  # fmt: skip
     assert result.returncode == 1, result.stdout + result.stderr
     summary = table_rows(result.stdout)
@@ -302,8 +303,7 @@ def test_spool_survives_a_collector_restart(
         batch_size=50,
         rate=1000,
         max_retries=1000,  # outlasts a slow collector start (about 0.25 s a retry)
-        backoff_base_s=0.05,
-        backoff_cap_s=0.5,
+        retry=RetrySettings(initial_s=0.05, max_s=0.5),
         on_failure=lambda error, attempt, delay: failures.append(str(error)),
     )
     worker = threading.Thread(target=emitter.run, args=(bodies,))
@@ -348,7 +348,11 @@ def test_a_restarted_producer_sends_its_spool_first(
     spool = SqliteSpool(path)
     down = RestTransport(f"http://127.0.0.1:{free_port()}", WRITE_KEY, timeout_s=2)
     first = Emitter(
-        down, spool, batch_size=100, max_retries=2, backoff_base_s=0.01, backoff_cap_s=0.02
+        down,
+        spool,
+        batch_size=100,
+        max_retries=2,
+        retry=RetrySettings(initial_s=0.01, max_s=0.02),
     )
     stats = first.run(bodies[:250])
     assert stats.error is not None and (stats.sent, stats.spooled) == (0, 100)

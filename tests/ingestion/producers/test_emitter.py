@@ -19,6 +19,7 @@ import pytest
 from ingestion.producers.emitter import Emitter, RateLimiter
 from ingestion.producers.spool import InMemoryStore, SqliteSpool
 from ingestion.producers.transports import RestTransport, TransportError
+from runtime.retry import RetrySettings
 
 pytestmark = pytest.mark.unit
 
@@ -79,7 +80,7 @@ class Collector:
 
 def emitter(collector: Collector, store: Any = None, **kw: Any) -> Emitter:
     transport = RestTransport("http://c.test", "k", transport=httpx.MockTransport(collector))
-    settings = {"batch_size": 10, "backoff_base_s": 0.001, "backoff_cap_s": 0.002, **kw}
+    settings = {"batch_size": 10, "retry": RetrySettings(initial_s=0.001, max_s=0.002), **kw}
     return Emitter(transport, store if store is not None else InMemoryStore(), **settings)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import random
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,13 +21,11 @@ import pytest
 
 from ingestion.producers.config import ProducerSettings
 from ingestion.producers.transports import (
-    MAX_RETRY_AFTER_S,
     FatalError,
     GrpcTransport,
     Rejection,
     RestTransport,
     RetryableError,
-    backoff_delay,
     classify_grpc,
     make_transport,
     parse_retry_after,
@@ -51,30 +48,7 @@ def answer(status: int, body: Any = None, **headers: str) -> Callable[..., httpx
     return lambda request: httpx.Response(status, content=orjson.dumps(body), headers=headers)
 
 
-# -- backoff -------------------------------------------------------------------------------
-
-
-def test_backoff_is_capped_exponential_with_full_jitter() -> None:
-    base, cap = 0.2, 10.0
-    for attempt in range(40):
-        ceiling = min(cap, base * 2**attempt)
-        assert backoff_delay(attempt, base, cap, rand=lambda: 0.0) == 0.0
-        assert backoff_delay(attempt, base, cap, rand=lambda: 0.5) == pytest.approx(ceiling / 2)
-        assert backoff_delay(attempt, base, cap, rand=lambda: 0.999999) <= ceiling
-    assert [backoff_delay(a, base, cap, rand=lambda: 1.0) for a in range(8)] == pytest.approx(
-        [0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0]
-    )
-    assert backoff_delay(10_000, base, cap, rand=lambda: 1.0) == cap  # no overflow
-    rng = random.Random(1)
-    delays = [backoff_delay(5, base, cap, rng.random) for _ in range(2000)]
-    assert 0 <= min(delays) < 0.1 and 6.3 < max(delays) < 6.4  # spread over [0, 6.4)
-    assert 2.9 < sum(delays) / len(delays) < 3.5
-
-
-def test_retry_after_is_a_lower_bound_within_reason() -> None:
-    assert backoff_delay(0, 0.2, 10, rand=lambda: 1.0, retry_after=3) == 3
-    assert backoff_delay(8, 0.2, 10, rand=lambda: 1.0, retry_after=3) == 10
-    assert backoff_delay(0, 0.2, 10, rand=lambda: 0.5, retry_after=86400) == MAX_RETRY_AFTER_S
+def test_retry_after_is_parsed_from_seconds_or_nothing() -> None:
     assert parse_retry_after("2") == 2.0
     assert parse_retry_after(" 1.5 ") == 1.5
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
@@ -284,8 +258,8 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     defaults = ProducerSettings().producer
     assert defaults.collector_url == "http://127.0.0.1:8000"
     assert defaults.grpc_target == "127.0.0.1:50051"
-    assert (defaults.batch_size, defaults.gzip, defaults.backoff_base_s) == (100, True, 0.2)
-    assert defaults.backoff_cap_s == 10
+    assert (defaults.batch_size, defaults.gzip, defaults.retry.initial_s) == (100, True, 0.2)
+    assert defaults.retry.max_s == 10
     assert str(defaults.spool_file("clickstream")) == ".tributary/spool/clickstream.sqlite"
 
     monkeypatch.setenv("TRIBUTARY_PRODUCER__API_KEY", "from-env")
