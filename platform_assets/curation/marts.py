@@ -32,8 +32,8 @@ import numpy as np
 import polars as pl
 
 from contract.failures import FailureType
+from platform_assets.curation.payloads import PAYLOAD_FIELDS
 from platform_assets.curation.raw import ENGINE, as_lazy, decode_json
-from platform_assets.curation.validate import PAYLOAD_FIELDS
 
 FUNNEL = ("page_view", "product_view", "add_to_cart", "checkout_started", "purchase")
 COMMERCE = ("product_view", "add_to_cart", "checkout_started", "purchase")
