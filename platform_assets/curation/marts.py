@@ -13,7 +13,7 @@ sorted by them, so that re-running a partition on the same inputs gives identica
 | ``dim_products`` | ``product_id`` | a product, attributes from its latest product view |
 | ``dim_date`` | ``date_key`` | a calendar day |
 | ``agg_daily_kpis`` | ``date`` | one day: sessions, funnel, revenue, users, dead letters |
-| ``agg_daily_device_readings`` | ``device_id``, ``sensor``, ``reading_date`` | an IoT device's readings of one sensor on one day |
+| ``agg_daily_device_readings`` | ``device_id``, ``sensor``, ``reading_date`` | IoT readings |
 
 The shop's marts (every one but the last) read the shop's events only (``shop_events``): an
 IoT device or a logging service is no shop user. The IoT domain has its own mart,

@@ -7,8 +7,8 @@ Each step is a function of its inputs only (frames in, frames and figures out):
 | validate | ``validate.validate_events(raw)`` | ``validated_events``, ``quarantined_events`` |
 | dedupe | ``dedupe.deduplicate(validated, validated_before)`` | ``deduplicated_events`` |
 | stage | ``stage(deduplicated, deduplicated_before)`` | ``stg_events`` |
-| facts | ``marts.fct_events(stg)``, ``fct_sessions(stg, day)``, ``fct_order_lines(stg)`` | the facts |
-| dimensions | ``marts.dim_users(stg, previous)``, ``dim_products(stg, lines, previous)`` | the dimensions |
+| facts | ``marts.fct_events``, ``fct_sessions``, ``fct_order_lines`` | the three facts |
+| dimensions | ``marts.dim_users``, ``marts.dim_products`` (``stg``, ``previous``) | the two |
 | KPIs | ``marts.agg_daily_kpis(day, stg, sessions, users_before, ...)`` | ``agg_daily_kpis`` |
 | IoT | ``marts.agg_daily_device_readings(deduplicated)`` | ``agg_daily_device_readings`` |
 

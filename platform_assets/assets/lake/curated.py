@@ -1,11 +1,11 @@
 """The curated lake: validate, deduplicate, sessionise, model — one event date per partition.
 
-Each asset calls one step of the curated chain (``platform_assets.curation.pipeline``, which
-lists them and runs them in the same order as ``curate_partition``) and is stored as an Iceberg table by
-the lake IO manager (key ``iceberg/<namespace>/<table>``), partitioned by ``event_date``, so
-re-materialising a partition replaces its rows and never duplicates them. Checks that guard
-correctness run inside the step that produces the data, for exactly the partition that ran,
-and are blocking: downstream does not materialise on bad data.
+Each asset calls one step of the curated chain (``platform_assets.curation.pipeline`` lists
+them; ``curate_partition`` runs the same steps in the same order) and is stored as an Iceberg
+table by the lake IO manager (key ``iceberg/<namespace>/<table>``), partitioned by
+``event_date``, so re-materialising a partition replaces its rows and never duplicates them.
+Checks that guard correctness run inside the step that produces the data, for exactly the
+partition that ran, and are blocking: downstream does not materialise on bad data.
 
 The chain starts from the raw-zone sensor (``validated_events``); the rest follows through
 declarative automation (``AutomationCondition.eager``), and the daily schedule re-runs the
@@ -459,8 +459,8 @@ USER_LOOKBACK = dg.TimeWindowPartitionMapping(
     group_name="marts",
     kinds={"iceberg", "polars"},
     description="One row per day of the shop: sessions, funnel conversion, revenue (EUR), new "
-    "and returning users (shop users only), and the dead-letter rate by reason (stream dead letters from the "
-    "search store, plus the lake's quarantine).",
+    "and returning users (shop users only), and the dead-letter rate by reason (stream dead "
+    "letters from the search store, plus the lake's quarantine).",
     check_specs=[dg.AssetCheckSpec("one_row", asset=KPIS, blocking=True)],
 )
 def agg_daily_kpis(
