@@ -37,7 +37,7 @@ from resources.s3 import make_s3_client
 from resources.settings import PlatformSettings, Profile, S3Settings
 
 
-def _secret(env_var: str, value: SecretStr | None) -> dg.EnvVar | None:
+def _secret(env_var: str, value: SecretStr) -> dg.EnvVar:
     """The settings' secret as ``dg.EnvVar(env_var)``, its settings variable.
 
     The settings' value is the one that counts: when it came from elsewhere (a dotenv file,
@@ -45,12 +45,14 @@ def _secret(env_var: str, value: SecretStr | None) -> dg.EnvVar | None:
     environment, where Dagster resolves it. Every process that runs assets loads the
     definitions, and so this, first.
     """
-    if value is None:
-        return None
     secret = value.get_secret_value()
     if os.environ.get(env_var) != secret:
         os.environ[env_var] = secret
     return dg.EnvVar(env_var)
+
+
+def _optional_secret(env_var: str, value: SecretStr | None) -> dg.EnvVar | None:
+    return None if value is None else _secret(env_var, value)
 
 
 def resources_for(settings: PlatformSettings) -> dict[str, Any]:
@@ -61,12 +63,16 @@ def resources_for(settings: PlatformSettings) -> dict[str, Any]:
             security_protocol=settings.kafka.security_protocol,
             sasl_mechanism=settings.kafka.sasl_mechanism,
             sasl_username=settings.kafka.sasl_username,
-            sasl_password=_secret("TRIBUTARY_KAFKA__SASL_PASSWORD", settings.kafka.sasl_password),
+            sasl_password=_optional_secret(
+                "TRIBUTARY_KAFKA__SASL_PASSWORD", settings.kafka.sasl_password
+            ),
         ),
         "opensearch": OpenSearchResource(
             url=settings.opensearch.url,
             username=settings.opensearch.username,
-            password=_secret("TRIBUTARY_OPENSEARCH__PASSWORD", settings.opensearch.password),
+            password=_optional_secret(
+                "TRIBUTARY_OPENSEARCH__PASSWORD", settings.opensearch.password
+            ),
             index_prefix=settings.opensearch.index_prefix,
         ),
         # The reporting views live in Trino in either profile: the embedded profile has no
@@ -74,7 +80,7 @@ def resources_for(settings: PlatformSettings) -> dict[str, Any]:
         "trino": TrinoResource(
             url=settings.trino.url,
             user=settings.trino.user,
-            password=_secret("TRIBUTARY_TRINO__PASSWORD", settings.trino.password),
+            password=_optional_secret("TRIBUTARY_TRINO__PASSWORD", settings.trino.password),
         ),
     }
     s3_secret = _secret("TRIBUTARY_S3__SECRET_ACCESS_KEY", settings.s3.secret_access_key)
@@ -175,7 +181,7 @@ class LakeIOManager(PolarsIcebergIOManager):
         return manager
 
 
-def _lake_resources(settings: PlatformSettings, secret: dg.EnvVar | None) -> dict[str, Any]:
+def _lake_resources(settings: PlatformSettings, secret: dg.EnvVar) -> dict[str, Any]:
     """The raw zone and the Iceberg IO manager for ``settings``' profile."""
     s3 = settings.s3
     return {

@@ -81,66 +81,79 @@ def dtype_of(node: Mapping[str, Any], where: str = "payload") -> pl.DataType:
     raise PayloadSchemaError(f"{where}: unsupported type {kind!r}")
 
 
+def _min_length(v: Any) -> Rule:
+    return lambda e: e.str.len_chars() >= v
+
+
+def _max_length(v: Any) -> Rule:
+    return lambda e: e.str.len_chars() <= v
+
+
+def _pattern(v: Any) -> Rule:
+    return lambda e: e.str.contains(v)
+
+
+def _format(v: Any) -> Rule:
+    if v != "uri":
+        raise PayloadSchemaError(f"format {v!r} is not translated")
+    return lambda e: e.str.contains(_URI_PATTERN)
+
+
+def _enum(v: Any) -> Rule:
+    allowed = [x for x in v if x is not None]
+    return lambda e: e.is_in(allowed)
+
+
+def _minimum(v: Any) -> Rule:
+    return lambda e: e >= v
+
+
+def _maximum(v: Any) -> Rule:
+    return lambda e: e <= v
+
+
+def _min_items(v: Any) -> Rule:
+    return lambda e: e.list.len() >= v
+
+
+def _max_items(v: Any) -> Rule:
+    return lambda e: e.list.len() <= v
+
+
+# keyword -> (the reason, given the keyword's value; the rule, given the value)
+_KEYWORDS: dict[str, tuple[Callable[[Any], str], Callable[[Any], Rule]]] = {
+    "minLength": (lambda v: f"is shorter than {v}", _min_length),
+    "maxLength": (lambda v: f"is longer than {v}", _max_length),
+    "pattern": (lambda v: f"does not match {v}", _pattern),
+    "format": (lambda v: f"is not a {v}", _format),
+    "enum": (lambda v: f"is not one of {', '.join(str(x) for x in v if x is not None)}", _enum),
+    "minimum": (lambda v: f"is below {v}", _minimum),
+    "maximum": (lambda v: f"is above {v}", _maximum),
+    "minItems": (lambda v: f"has fewer than {v} items", _min_items),
+    "maxItems": (lambda v: f"has more than {v} items", _max_items),
+}
+# Keywords of the structure, translated by ``dtype_of`` and ``_object_checks``.
+_STRUCTURE = frozenset({"type", "items", "properties", "required", "additionalProperties"})
+
+
 def _bounds(node: Mapping[str, Any], where: str) -> list[PayloadCheck]:
-    """The checks of one property's own keywords (not of its items)."""
+    """The checks of one property's own keywords (and of its items, for an array)."""
     kind, _ = _type(node, where)
     checks: list[PayloadCheck] = []
-    known = {"type", "items", "properties", "required", "additionalProperties"}
     for keyword, value in node.items():
-        if keyword in _ANNOTATIONS or keyword in known:
+        if keyword in _ANNOTATIONS or keyword in _STRUCTURE:
             continue
-        if keyword == "minLength":
-            checks.append(
-                PayloadCheck(
-                    keyword, f"is shorter than {value}", lambda e, v=value: e.str.len_chars() >= v
-                )
-            )
-        elif keyword == "maxLength":
-            checks.append(
-                PayloadCheck(
-                    keyword, f"is longer than {value}", lambda e, v=value: e.str.len_chars() <= v
-                )
-            )
-        elif keyword == "pattern":
-            checks.append(
-                PayloadCheck(
-                    keyword, f"does not match {value}", lambda e, v=value: e.str.contains(v)
-                )
-            )
-        elif keyword == "format" and value == "uri":
-            checks.append(
-                PayloadCheck(keyword, "is not a URI", lambda e: e.str.contains(_URI_PATTERN))
-            )
-        elif keyword == "enum":
-            allowed = [v for v in value if v is not None]
-            checks.append(
-                PayloadCheck(
-                    keyword,
-                    f"is not one of {', '.join(map(str, allowed))}",
-                    lambda e, v=allowed: e.is_in(v),
-                )
-            )
-        elif keyword == "minimum":
-            checks.append(PayloadCheck(keyword, f"is below {value}", lambda e, v=value: e >= v))
-        elif keyword == "maximum":
-            checks.append(PayloadCheck(keyword, f"is above {value}", lambda e, v=value: e <= v))
-        elif keyword == "minItems":
-            checks.append(
-                PayloadCheck(
-                    keyword, f"has fewer than {value} items", lambda e, v=value: e.list.len() >= v
-                )
-            )
-        elif keyword == "maxItems":
-            checks.append(
-                PayloadCheck(
-                    keyword, f"has more than {value} items", lambda e, v=value: e.list.len() <= v
-                )
-            )
-        else:
+        if keyword not in _KEYWORDS:
             raise PayloadSchemaError(f"{where}: keyword {keyword}={value!r} is not translated")
+        reason, rule = _KEYWORDS[keyword]
+        checks.append(PayloadCheck(keyword, reason(value), rule(value)))
     if kind == "array" and "items" in node:
         checks += _item_checks(node["items"], f"{where}[]")
     return checks
+
+
+def _present(e: pl.Expr) -> pl.Expr:
+    return e.is_not_null()
 
 
 def _object_checks(node: Mapping[str, Any], where: str) -> dict[str, list[PayloadCheck]]:
@@ -151,34 +164,34 @@ def _object_checks(node: Mapping[str, Any], where: str) -> dict[str, list[Payloa
         raise PayloadSchemaError(f"{where}: required {sorted(unknown)} are not properties")
     out: dict[str, list[PayloadCheck]] = {}
     for name, prop in node.get("properties", {}).items():
-        own = [PayloadCheck("required", "is missing", lambda e: e.is_not_null())]
+        own = [PayloadCheck("required", "is missing", _present)]
         out[name] = (own if name in required else []) + _bounds(prop, f"{where}.{name}")
     return out
+
+
+def _on_items(rule: Rule) -> Rule:
+    return lambda e: e.list.eval(rule(pl.element())).list.all()
+
+
+def _on_item_field(rule: Rule, field: str) -> Rule:
+    return lambda e: e.list.eval(rule(pl.element().struct.field(field))).list.all()
 
 
 def _item_checks(item: Mapping[str, Any], where: str) -> list[PayloadCheck]:
     """The rules of an array's items, each checked on every item of the list."""
     kind, _ = _type(item, where)
     if kind == "object":
-        nested = [
-            (f"[].{name}.{check.name}", f"an item's {name} {check.reason}", check.rule, name)
+        return [
+            PayloadCheck(
+                f"[].{name}.{check.name}",
+                f"an item's {name} {check.reason}",
+                _on_item_field(check.rule, name),
+            )
             for name, checks in _object_checks(item, where).items()
             for check in checks
         ]
-        return [
-            PayloadCheck(
-                name,
-                reason,
-                lambda e, r=rule, f=field: e.list.eval(r(pl.element().struct.field(f))).list.all(),
-            )
-            for name, reason, rule, field in nested
-        ]
     return [
-        PayloadCheck(
-            f"[].{check.name}",
-            f"an item {check.reason}",
-            lambda e, r=check.rule: e.list.eval(r(pl.element())).list.all(),
-        )
+        PayloadCheck(f"[].{check.name}", f"an item {check.reason}", _on_items(check.rule))
         for check in _bounds(item, where)
     ]
 

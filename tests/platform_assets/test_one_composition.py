@@ -149,7 +149,8 @@ def _composed(result: CurationResult, name: str) -> pl.DataFrame:
     attribute = name.split(".")[1]
     if attribute == "quarantined_events":
         return result.quarantine
-    return getattr(result, attribute)
+    table: pl.DataFrame = getattr(result, attribute)
+    return table
 
 
 @pytest.mark.parametrize("name", list(PARTITIONED))
