@@ -26,7 +26,12 @@ from pydantic import Field, SecretStr
 from pyiceberg.catalog import Catalog, load_catalog
 
 from platform_assets.curation.raw import empty_raw, scan_raw_zone
-from resources.dagster_resources import KafkaResource, OpenSearchResource, TrinoResource
+from resources.dagster_resources import (
+    KafkaResource,
+    OpenSearchResource,
+    TrinoResource,
+    resolved,
+)
 from resources.lake import (
     CATALOG_NAME,
     ensure_namespaces,
@@ -114,11 +119,14 @@ class RawZoneResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 "endpoint_url": self.endpoint_url,
                 "region": self.region,
                 "access_key_id": self.access_key_id,
-                "secret_access_key": self.secret_access_key,
+                "secret_access_key": self._secret(),
                 "raw_bucket": self.bucket,
                 "raw_prefix": self.prefix,
             }
         )
+
+    def _secret(self) -> str:
+        return resolved(self.secret_access_key) or ""
 
     def object_keys(self, day: str) -> list[str]:
         client = make_s3_client(self._s3())
@@ -137,7 +145,7 @@ class RawZoneResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         options = {
             "aws_endpoint_url": self.endpoint_url,
             "aws_access_key_id": self.access_key_id,
-            "aws_secret_access_key": self.secret_access_key,
+            "aws_secret_access_key": self._secret(),
             "aws_region": self.region,
             "aws_allow_http": "true",
         }
@@ -173,7 +181,7 @@ class LakeIOManager(PolarsIcebergIOManager):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         config = self.config.model_dump() if self.config else None
-        ensure_namespaces(_catalog(self.name, config, self.secret_access_key))
+        ensure_namespaces(_catalog(self.name, config, resolved(self.secret_access_key)))
 
     def create_io_manager(self, context: dg.InitResourceContext) -> Any:
         manager = super().create_io_manager(context)

@@ -6,7 +6,7 @@ of what a payload holds; this module translates each schema into
 - a polars ``Struct`` of its properties (``payload_fields``), the types the payload is decoded
   with: ``string`` -> String, ``integer`` -> Int64, ``number`` -> Float64, ``boolean`` ->
   Boolean, ``array`` -> List, ``object`` -> Struct;
-- a pandera (polars) schema over the decoded fields (``PAYLOAD_SCHEMAS``): a ``required``
+- a pandera (polars) schema over the decoded fields (``PayloadRules.schema``): a ``required``
   property must not be null, and every bound becomes a check named after its keyword
   (``minLength``, ``maxLength``, ``pattern``, ``enum``, ``format``, ``minimum``,
   ``maximum``, ``minItems``, ``maxItems``); the rules of an array's items are checked on
