@@ -79,11 +79,18 @@ def child_chain(root: Path) -> dict[str, Any]:
     baseline = _rss_now_mb()
     dead_letters = pl.DataFrame({"reason": ["schema_violation", "malformed"], "count": [900, 100]})
     began = time.perf_counter()
+    # The previous day's raw tail stands for its validated and deduplicated rows (it holds
+    # no defects, and the sessions read only its keys).
     lookback = scan_raw_zone(_files(root, DAY - timedelta(days=1))).collect()
     # The raw rows are read inside (from the lazy scan) and released after validation.
     raw = scan_raw_zone(_files(root, DAY))
     result = curate_partition(
-        raw, DAY, lookback=lookback, dead_letters=dead_letters, keep_frames=False
+        raw,
+        DAY,
+        validated_before=lookback,
+        deduplicated_before=lookback,
+        dead_letters=dead_letters,
+        keep_frames=False,
     )
     total = time.perf_counter() - began
     kpis = result.agg_daily_kpis.row(0, named=True)

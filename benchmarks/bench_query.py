@@ -7,14 +7,14 @@ One run:
 2. makes one day of ``--events`` synthetic raw-zone rows (``synthetic.write_raw_zone``,
    cached in ``--data-dir``) and curates the day before (the previous day's tail) and then
    the day with ``curation.pipeline.curate_partition``, the step functions the curated
-   assets call, in this process (``curate_into_lake``). The day before's validated rows are
-   the day's lookback, and the dimensions carry over as ``previous_users`` and
-   ``previous_products``; between the days only those and the written marts' frames are
-   kept. The marts are written with pyiceberg into SeaweedFS's Iceberg REST catalog as the
-   lake IO manager writes them (``write_mart``): ``marts.<name>``, the daily marts through
-   the assets' ``with_partition`` and partitioned by ``day(event_date)``, the dimensions
-   whole, ``dim_date`` from the asset itself. Then ``reporting_views_job`` creates the
-   views in Trino;
+   assets call, in this process (``curate_into_lake``). The day before's validated and
+   deduplicated rows are the day's lookbacks, and the dimensions carry over as
+   ``previous_users`` and ``previous_products``; between the days only those and the
+   written marts' frames are kept. The marts are written with pyiceberg into SeaweedFS's
+   Iceberg REST catalog as the lake IO manager writes them (``write_mart``):
+   ``marts.<name>``, the daily marts through the assets' ``with_partition`` and partitioned
+   by ``day(event_date)``, the dimensions whole, ``dim_date`` from the asset itself. Then
+   ``reporting_views_job`` creates the views in Trino;
 3. runs the fixed set of reporting queries (``QUERIES``) on both engines, ``--repeats``
    times each, and prints the first (cold) and the median of the others per engine, and the
    ratio DuckDB / Trino of the medians.
@@ -185,7 +185,8 @@ def curate_into_lake(settings: PlatformSettings, raw: Path, days: list[date]) ->
     catalog = make_catalog(settings)
     ensure_namespaces(catalog)
     opensearch = resources_for(settings)["opensearch"]
-    lookback: pl.DataFrame | None = None
+    validated: pl.DataFrame | None = None
+    deduplicated: pl.DataFrame | None = None
     dims: dict[str, pl.DataFrame | None] = dict.fromkeys(DIMENSIONS)
     for day in days:
         began = time.monotonic()
@@ -193,15 +194,15 @@ def curate_into_lake(settings: PlatformSettings, raw: Path, days: list[date]) ->
         result = curate_partition(
             scan_raw_zone(_raw_files(raw, day)),
             day,
-            lookback=lookback,
+            validated_before=validated,
+            deduplicated_before=deduplicated,
             dead_letters=dead_letters_by_reason(opensearch, day),
             previous_users=dims["dim_users"],
             previous_products=dims["dim_products"],
-            # The validated rows are kept only when a later day needs them as its lookback.
+            # The staged rows are kept only when a later day needs them as its lookbacks.
             keep_frames=not last,
         )
-        lookback = None if last else result.validated
-        result.validated = result.deduplicated = result.sessionised = None
+        validated, deduplicated = result.validated_events, result.deduplicated_events
         result.stg_events = result.stg_events.clear()
         curated_s = time.monotonic() - began
         began = time.monotonic()
@@ -209,14 +210,7 @@ def curate_into_lake(settings: PlatformSettings, raw: Path, days: list[date]) ->
             if name in PARTITIONED_MARTS:
                 write_mart(catalog, name, frame, day)
             elif name in DIMENSIONS:
-                # The day's rows merged with the previous state, plus the rows not seen today.
-                key = DIMENSIONS[name]
-                before = dims[name]
-                dims[name] = (
-                    frame
-                    if before is None
-                    else pl.concat([frame, before.join(frame.select(key), on=key, how="anti")])
-                )
+                dims[name] = frame  # the dimension after the day
         rows = result.validation.raw_rows
         del result, frame
         rss = psutil.Process().memory_info().rss / 2**20

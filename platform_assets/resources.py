@@ -2,33 +2,62 @@
 
 Besides the connections: the raw zone reader and the Iceberg IO manager of the curated lake
 (dagster-iceberg's polars IO manager on the profile's catalog, ``resources.lake``).
+
+No secret is ever a value of a resource's config: each reaches Dagster as a ``dg.EnvVar``
+naming its settings variable, which Dagster resolves only when the resource is initialised
+in the run. The snapshot the UI and the daemon see, the run config and the logs hold the
+variable's name, never its value (``tests/platform_assets/test_secrets.py``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 import polars as pl
 from dagster_aws.s3 import S3Resource
 from dagster_iceberg.config import IcebergCatalogConfig
+from dagster_iceberg.io_manager.base import IcebergDbClient
 from dagster_iceberg.io_manager.polars import PolarsIcebergIOManager
 from pydantic import Field, SecretStr
-from pyiceberg.catalog import load_catalog
+from pyiceberg.catalog import Catalog, load_catalog
 
 from platform_assets.curation.raw import empty_raw, scan_raw_zone
-from resources.dagster_resources import KafkaResource, OpenSearchResource, TrinoResource
-from resources.lake import CATALOG_NAME, catalog_properties, ensure_namespaces
+from resources.dagster_resources import (
+    KafkaResource,
+    OpenSearchResource,
+    TrinoResource,
+    resolved,
+)
+from resources.lake import (
+    CATALOG_NAME,
+    ensure_namespaces,
+    public_catalog_properties,
+    with_secret,
+)
 from resources.s3 import make_s3_client
 from resources.settings import PlatformSettings, Profile, S3Settings
 
 
-def _secret(env_var: str, value: SecretStr | None) -> Any:
-    """Pass a secret as ``dg.EnvVar`` when it comes from the environment (hidden in the UI)."""
-    if env_var in os.environ:
-        return dg.EnvVar(env_var)
-    return value.get_secret_value() if value is not None else None
+def _secret(env_var: str, value: SecretStr) -> dg.EnvVar:
+    """The settings' secret as ``dg.EnvVar(env_var)``, its settings variable.
+
+    The settings' value is the one that counts: when it came from elsewhere (a dotenv file,
+    or settings made in code), it is published under that name in this process's
+    environment, where Dagster resolves it. Every process that runs assets loads the
+    definitions, and so this, first.
+    """
+    secret = value.get_secret_value()
+    if os.environ.get(env_var) != secret:
+        os.environ[env_var] = secret
+    return dg.EnvVar(env_var)
+
+
+def _optional_secret(env_var: str, value: SecretStr | None) -> dg.EnvVar | None:
+    return None if value is None else _secret(env_var, value)
 
 
 def resources_for(settings: PlatformSettings) -> dict[str, Any]:
@@ -39,12 +68,16 @@ def resources_for(settings: PlatformSettings) -> dict[str, Any]:
             security_protocol=settings.kafka.security_protocol,
             sasl_mechanism=settings.kafka.sasl_mechanism,
             sasl_username=settings.kafka.sasl_username,
-            sasl_password=_secret("TRIBUTARY_KAFKA__SASL_PASSWORD", settings.kafka.sasl_password),
+            sasl_password=_optional_secret(
+                "TRIBUTARY_KAFKA__SASL_PASSWORD", settings.kafka.sasl_password
+            ),
         ),
         "opensearch": OpenSearchResource(
             url=settings.opensearch.url,
             username=settings.opensearch.username,
-            password=_secret("TRIBUTARY_OPENSEARCH__PASSWORD", settings.opensearch.password),
+            password=_optional_secret(
+                "TRIBUTARY_OPENSEARCH__PASSWORD", settings.opensearch.password
+            ),
             index_prefix=settings.opensearch.index_prefix,
         ),
         # The reporting views live in Trino in either profile: the embedded profile has no
@@ -52,24 +85,21 @@ def resources_for(settings: PlatformSettings) -> dict[str, Any]:
         "trino": TrinoResource(
             url=settings.trino.url,
             user=settings.trino.user,
-            password=_secret("TRIBUTARY_TRINO__PASSWORD", settings.trino.password),
+            password=_optional_secret("TRIBUTARY_TRINO__PASSWORD", settings.trino.password),
         ),
     }
+    s3_secret = _secret("TRIBUTARY_S3__SECRET_ACCESS_KEY", settings.s3.secret_access_key)
     s3 = S3Resource(
         endpoint_url=settings.s3.endpoint_url,
         region_name=settings.s3.region,
         aws_access_key_id=settings.s3.access_key_id,
-        aws_secret_access_key=_secret(
-            "TRIBUTARY_S3__SECRET_ACCESS_KEY", settings.s3.secret_access_key
-        ),
+        aws_secret_access_key=s3_secret,
     )
     by_profile: dict[Profile, dict[str, Any]] = {
         Profile.LOCAL: {"s3": s3},
         Profile.STACK: {"s3": s3},
     }
-    lake = _lake_resources(
-        settings, _secret("TRIBUTARY_S3__SECRET_ACCESS_KEY", settings.s3.secret_access_key)
-    )
+    lake = _lake_resources(settings, s3_secret)
     return {**common, **by_profile[settings.profile], **lake}
 
 
@@ -89,11 +119,14 @@ class RawZoneResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 "endpoint_url": self.endpoint_url,
                 "region": self.region,
                 "access_key_id": self.access_key_id,
-                "secret_access_key": self.secret_access_key,
+                "secret_access_key": self._secret(),
                 "raw_bucket": self.bucket,
                 "raw_prefix": self.prefix,
             }
         )
+
+    def _secret(self) -> str:
+        return resolved(self.secret_access_key) or ""
 
     def object_keys(self, day: str) -> list[str]:
         client = make_s3_client(self._s3())
@@ -112,7 +145,7 @@ class RawZoneResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         options = {
             "aws_endpoint_url": self.endpoint_url,
             "aws_access_key_id": self.access_key_id,
-            "aws_secret_access_key": self.secret_access_key,
+            "aws_secret_access_key": self._secret(),
             "aws_region": self.region,
             "aws_allow_http": "true",
         }
@@ -120,15 +153,43 @@ class RawZoneResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return frame, keys
 
 
+class _LakeDbClient(IcebergDbClient):
+    """dagster-iceberg's client, adding the S3 secret to the catalog's properties."""
+
+    @staticmethod
+    @contextmanager
+    def connect(context: Any, table_slice: Any) -> Iterator[Catalog]:
+        config = context.resource_config
+        yield _catalog(config["name"], config["config"], config["secret_access_key"])
+
+
+def _catalog(name: str, config: Any, secret: str | None) -> Catalog:
+    properties = dict((config or {}).get("properties", {}))
+    return load_catalog(name, **with_secret(properties, secret))
+
+
 class LakeIOManager(PolarsIcebergIOManager):
-    """dagster-iceberg's polars IO manager, creating the lake's namespaces first."""
+    """dagster-iceberg's polars IO manager, creating the lake's namespaces first.
+
+    ``config`` holds the catalog's public properties only; the S3 secret comes through
+    ``secret_access_key`` (a ``dg.EnvVar``) and is added when a catalog is opened.
+    """
+
+    secret_access_key: str | None = Field(
+        None, description="S3 secret of the REST catalog (pass a dg.EnvVar)."
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        properties = self.config.properties if self.config else {}
-        ensure_namespaces(load_catalog(self.name, **properties))
+        config = self.config.model_dump() if self.config else None
+        ensure_namespaces(_catalog(self.name, config, resolved(self.secret_access_key)))
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> Any:
+        manager = super().create_io_manager(context)
+        manager._db_client = _LakeDbClient()
+        return manager
 
 
-def _lake_resources(settings: PlatformSettings, secret: Any) -> dict[str, Any]:
+def _lake_resources(settings: PlatformSettings, secret: dg.EnvVar) -> dict[str, Any]:
     """The raw zone and the Iceberg IO manager for ``settings``' profile."""
     s3 = settings.s3
     return {
@@ -143,6 +204,7 @@ def _lake_resources(settings: PlatformSettings, secret: Any) -> dict[str, Any]:
         "io_manager": LakeIOManager(
             name=CATALOG_NAME,
             # No namespace here: each asset key's prefix names it (iceberg/<namespace>/<table>).
-            config=IcebergCatalogConfig(properties=catalog_properties(settings)),
+            config=IcebergCatalogConfig(properties=public_catalog_properties(settings)),
+            secret_access_key=secret,
         ),
     }

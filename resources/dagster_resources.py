@@ -16,6 +16,15 @@ from resources.settings import KafkaSettings, OpenSearchSettings, TrinoSettings
 from resources.trino import QueryResult, run_trino
 
 
+def resolved(value: str | None) -> str | None:
+    """The value of a secret field, also for a resource used directly (outside a run).
+
+    Dagster resolves a ``dg.EnvVar`` when it initialises the resource for a run; a resource
+    called directly still holds the reference.
+    """
+    return value.get_value() if isinstance(value, dg.EnvVar) else value
+
+
 class KafkaResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """Kafka connection for Dagster assets and sensors."""
 
@@ -32,7 +41,7 @@ class KafkaResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 "security_protocol": self.security_protocol,
                 "sasl_mechanism": self.sasl_mechanism,
                 "sasl_username": self.sasl_username,
-                "sasl_password": self.sasl_password,
+                "sasl_password": resolved(self.sasl_password),
             }
         )
 
@@ -59,7 +68,7 @@ class OpenSearchResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             OpenSearchSettings(
                 url=self.url,
                 username=self.username,
-                password=SecretStr(self.password) if self.password else None,
+                password=SecretStr(secret) if (secret := resolved(self.password)) else None,
                 index_prefix=self.index_prefix,
             )
         )
@@ -76,6 +85,6 @@ class TrinoResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         settings = TrinoSettings(
             url=self.url,
             user=self.user,
-            password=SecretStr(self.password) if self.password else None,
+            password=SecretStr(secret) if (secret := resolved(self.password)) else None,
         )
         return run_trino(settings, sql)

@@ -8,7 +8,10 @@
   so). Trino reads this one.
 
 :func:`catalog_properties` is the one description of the catalog; the Dagster IO manager
-(dagster-iceberg) and :func:`make_catalog` both take it.
+(dagster-iceberg), Trino's catalog and :func:`make_catalog` all take it. Its secrets (the S3
+secret, also inside the REST catalog's OAuth2 ``credential``) are added by :func:`with_secret`
+to :func:`public_catalog_properties`, the properties without them: those are all that Dagster's
+resource config ever holds, and the IO manager adds the secret from a ``dg.EnvVar`` at run time.
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ CATALOG_NAME = "tributary"
 NAMESPACES = ("staging", "marts")
 
 
-def catalog_properties(
+def public_catalog_properties(
     settings: PlatformSettings, catalog: LakeCatalog | None = None
 ) -> dict[str, Any]:
-    """The properties pyiceberg takes for the lake's catalog (default: the settings')."""
+    """The catalog's properties without its secrets (default catalog: the settings')."""
     if (catalog or settings.lake_catalog) is LakeCatalog.SQL:
         root = settings.lake.local_root.resolve()
         (root / "warehouse").mkdir(parents=True, exist_ok=True)
@@ -37,19 +40,39 @@ def catalog_properties(
             "warehouse": (root / "warehouse").as_uri(),
         }
     s3 = settings.s3
-    secret = s3.secret_access_key.get_secret_value()
     return {
         "type": "rest",
         "uri": s3.iceberg_catalog_uri,
         "oauth2-server-uri": f"{s3.iceberg_catalog_uri.rstrip('/')}/v1/oauth/tokens",
-        "credential": f"{s3.access_key_id}:{secret}",
         "warehouse": f"s3://{s3.warehouse_bucket}/",
         "s3.endpoint": s3.endpoint_url,
         "s3.access-key-id": s3.access_key_id,
-        "s3.secret-access-key": secret,
         "s3.region": s3.region,
         "s3.path-style-access": "true",
     }
+
+
+def with_secret(properties: dict[str, Any], secret: str | None) -> dict[str, Any]:
+    """``properties`` with the S3 secret added where the catalog needs it (REST only)."""
+    if properties.get("type") != "rest":
+        return dict(properties)
+    if not secret:
+        raise ValueError("the REST catalog needs the S3 secret (TRIBUTARY_S3__SECRET_ACCESS_KEY)")
+    return {
+        **properties,
+        "credential": f"{properties['s3.access-key-id']}:{secret}",
+        "s3.secret-access-key": secret,
+    }
+
+
+def catalog_properties(
+    settings: PlatformSettings, catalog: LakeCatalog | None = None
+) -> dict[str, Any]:
+    """The properties pyiceberg takes for the lake's catalog, secrets included."""
+    return with_secret(
+        public_catalog_properties(settings, catalog),
+        settings.s3.secret_access_key.get_secret_value(),
+    )
 
 
 def make_catalog(settings: PlatformSettings) -> Catalog:

@@ -6,25 +6,30 @@ sorted by them, so that re-running a partition on the same inputs gives identica
 | table | key | grain |
 |---|---|---|
 | ``stg_events`` | ``event_id`` | one deduplicated, sessionised event, payload fields typed |
-| ``fct_events`` | ``event_id`` | one event (``event_date`` partitions it) |
+| ``fct_events`` | ``event_id`` | one shop event (``event_date`` partitions it) |
 | ``fct_sessions`` | ``session_id``, ``session_date`` | a session's events in the partition |
 | ``fct_order_lines`` | ``order_id``, ``line_number`` | one line of a purchase |
 | ``dim_users`` | ``user_key`` | a user (logged-in id, else device or anonymous session) |
 | ``dim_products`` | ``product_id`` | a product, attributes from its latest product view |
 | ``dim_date`` | ``date_key`` | a calendar day |
 | ``agg_daily_kpis`` | ``date`` | one day: sessions, funnel, revenue, users, dead letters |
+| ``agg_daily_device_readings`` | ``device_id``, ``sensor``, ``reading_date`` | IoT readings |
 
-``dim_users`` and ``dim_products`` return the rows of the partition's users/products merged
-with the previous state of the dimension (``previous``): the asset upserts them by key.
-First/last seen are min/max, so merging is idempotent and does not depend on the order in
-which partitions run; the other attributes come from the most recent sighting.
+The shop's marts (every one but the last) read the shop's events only (``shop_events``): an
+IoT device or a logging service is no shop user. The IoT domain has its own mart,
+``agg_daily_device_readings``; application logs have none (the real-time store serves them).
+
+``dim_users`` and ``dim_products`` return the dimension after the partition: the previous
+state of the dimension (``previous``) with the partition's users/products merged in. First and
+last seen are min/max, so merging is idempotent and does not depend on the order in which
+partitions run; the other attributes come from the most recent sighting.
 
 EUR amounts are the enrichment's (the ``money`` column's ``amount_eur``), never re-converted.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from itertools import pairwise
 from typing import Any
 
@@ -32,8 +37,8 @@ import numpy as np
 import polars as pl
 
 from contract.failures import FailureType
-from platform_assets.curation.raw import ENGINE, as_lazy, decode_json
-from platform_assets.curation.validate import PAYLOAD_FIELDS
+from platform_assets.curation.payloads import PAYLOAD_FIELDS
+from platform_assets.curation.raw import ENGINE, SHOP_VENDOR, as_lazy, decode_json
 
 FUNNEL = ("page_view", "product_view", "add_to_cart", "checkout_started", "purchase")
 COMMERCE = ("product_view", "add_to_cart", "checkout_started", "purchase")
@@ -66,6 +71,11 @@ COMMERCE_COLUMNS = pl.Schema(
 )
 DEAD_LETTER_REASONS = (*(f.value for f in FailureType), "other", "quarantined")
 _ROW = "_row"
+
+
+def shop_events(stg: pl.DataFrame) -> pl.DataFrame:
+    """The rows of the shop's events (``SHOP_VENDOR``): what the shop's marts read."""
+    return stg.filter(pl.col("event_vendor") == SHOP_VENDOR)
 
 
 def _commerce(frame: pl.DataFrame) -> pl.DataFrame:
@@ -172,8 +182,8 @@ def stage_events(sessionised: pl.DataFrame, *, consume: bool = False) -> pl.Data
 
 
 def fct_events(stg: pl.DataFrame) -> pl.DataFrame:
-    """One row per event, key ``event_id``, ordered like ``stg`` (event time, then id)."""
-    return stg.select(
+    """One row per shop event, key ``event_id``, ordered like ``stg`` (event time, then id)."""
+    return shop_events(stg).select(
         "event_id",
         "event_date",
         "event_hour",
@@ -331,10 +341,12 @@ def _merge_previous(
     key: str,
     columns: tuple[str, ...],
 ) -> pl.DataFrame:
-    """Merge the partition's rows with the dimension's previous rows of the same keys."""
+    """The dimension after the partition: ``previous`` with the partition's rows merged in."""
     if previous is None:
         return current.select(columns).sort(key)
-    prev = as_lazy(previous).select(columns).join(current.lazy().select(key), on=key, how="semi")
+    before = as_lazy(previous).select(columns)
+    prev = before.join(current.lazy().select(key), on=key, how="semi")
+    untouched = before.join(current.lazy().select(key), on=key, how="anti")
     joined = current.lazy().select(columns).join(prev, on=key, how="left", suffix="_prev")
     newer = pl.col("last_seen_at_prev").is_null() | (
         pl.col("last_seen_at") >= pl.col("last_seen_at_prev")
@@ -354,7 +366,7 @@ def _merge_previous(
                 .otherwise(pl.coalesce(f"{c}_prev", c))
                 .alias(c)
             )
-    return joined.select(merged).sort(key).collect(engine=ENGINE)
+    return pl.concat([joined.select(merged), untouched]).sort(key).collect(engine=ENGINE)
 
 
 def _latest(column: str) -> pl.Expr:
@@ -365,7 +377,7 @@ def _latest(column: str) -> pl.Expr:
 def dim_users(
     stg: pl.DataFrame, previous: pl.DataFrame | pl.LazyFrame | None = None
 ) -> pl.DataFrame:
-    """The partition's users (key ``user_key``) merged with the dimension's previous state.
+    """``previous`` with the users of the shop events of ``stg`` merged in (key ``user_key``).
 
     ``country_code`` and ``device_class`` are those of the user's latest event; ``is_bot`` is
     true when any of the user's events was a bot's.
@@ -373,7 +385,8 @@ def dim_users(
     # Whatever order stg comes in (one partition is in time order, several read back from
     # the lake are not), "latest" is by event time, then event id.
     current = (
-        stg.lazy()
+        shop_events(stg)
+        .lazy()
         .group_by("user_key")
         .agg(
             user_id=pl.col("user_id").min(),
@@ -405,9 +418,10 @@ def dim_products(
     order_lines: pl.DataFrame | None = None,
     previous: pl.DataFrame | pl.LazyFrame | None = None,
 ) -> pl.DataFrame:
-    """Products seen in the partition (views, carts, order lines), key ``product_id``.
+    """``previous`` with the products of the partition (views, carts, order lines) merged in.
 
-    Name, category and price come from the latest product view (by time, then event id).
+    Key ``product_id``. Name, category and price come from the latest product view (by time,
+    then event id).
     """
     seen = [
         stg.lazy()
@@ -437,11 +451,19 @@ def dim_products(
     return _merge_previous(current, previous, "product_id", PRODUCT_COLUMNS)
 
 
-def dim_date(start: date, end: date | None = None) -> pl.DataFrame:
-    """Calendar rows from ``start`` to ``end`` (inclusive; default: ``start`` only)."""
-    days = pl.date_range(start, end or start, "1d", eager=True).alias("date")
+def year_ahead(today: date) -> date:
+    """The same day a year later; 29 February gives 28 February of the next year."""
+    try:
+        return today.replace(year=today.year + 1)
+    except ValueError:
+        return today.replace(year=today.year + 1, day=28)
+
+
+def dim_date(first_day: date, today: date) -> pl.DataFrame:
+    """Calendar rows from ``first_day`` to a year ahead of ``today`` (inclusive)."""
+    days = pl.date_range(first_day, year_ahead(today), timedelta(days=1), eager=True)
     d = pl.col("date")
-    return pl.DataFrame(days).select(
+    return pl.DataFrame(days.alias("date")).select(
         date_key=d.dt.strftime("%Y%m%d").cast(pl.Int32),
         date=d,
         year=d.dt.year().cast(pl.Int16),
@@ -457,6 +479,38 @@ def dim_date(start: date, end: date | None = None) -> pl.DataFrame:
     )
 
 
+IOT_VENDOR = "com.tributary.iot"
+_READING = PAYLOAD_FIELDS["sensor_reading"]
+
+
+def agg_daily_device_readings(events: pl.DataFrame) -> pl.DataFrame:
+    """The IoT mart: per device, sensor and day, the count and spread of its readings.
+
+    Reads the day's deduplicated events (their ``payload``); key ``device_id, sensor,
+    reading_date``. ``unit`` is that of the latest reading (by time, then event id).
+    """
+    readings = events.filter(
+        (pl.col("event_vendor") == IOT_VENDOR) & (pl.col("event_name") == "sensor_reading")
+    ).select("event_id", "event_timestamp", "payload")
+    decoded, _ = decode_json(readings.get_column("payload"), _READING)
+    fields = pl.concat([readings.drop("payload"), decoded.struct.unnest()], how="horizontal")
+    return (
+        fields.lazy()
+        .group_by("device_id", "sensor", reading_date=pl.col("event_timestamp").dt.date())
+        .agg(
+            unit=_latest("unit"),
+            readings=pl.len().cast(pl.Int64),
+            min_value=pl.col("value").min(),
+            max_value=pl.col("value").max(),
+            mean_value=pl.col("value").mean(),
+            first_reading_at=pl.col("event_timestamp").min(),
+            last_reading_at=pl.col("event_timestamp").max(),
+        )
+        .sort("device_id", "sensor", "reading_date")
+        .collect(engine=ENGINE)
+    )
+
+
 def _rate(numerator: Any, denominator: Any) -> float | None:
     return round(numerator / denominator, 6) if denominator else None
 
@@ -465,33 +519,42 @@ def agg_daily_kpis(
     day: date,
     stg: pl.DataFrame,
     sessions: pl.DataFrame,
-    users: pl.DataFrame,
+    previous_users: pl.DataFrame | pl.LazyFrame | None,
     *,
-    raw_events: int,
-    quarantined_events: int = 0,
-    duplicates_removed: int = 0,
+    validated_rows: int,
+    quarantined_rows: int,
+    deduplicated_rows: int,
     dead_letters: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """One row of KPIs for ``day``.
+    """One row of the shop's KPIs for ``day``.
 
     Args:
         day: the partition.
-        stg: ``stg_events`` of the day.
+        stg: ``stg_events`` of the day (only the shop's events are counted).
         sessions: ``fct_sessions`` of the day.
-        users: ``dim_users`` rows of the day's users (merged with the previous state, so
-            ``first_seen_at`` tells new users from returning ones).
-        raw_events: rows of the day in the raw zone (before validation).
-        quarantined_events: rows the validation quarantined.
-        duplicates_removed: rows the deduplication removed.
+        previous_users: ``dim_users`` before the day (``None``: no earlier user), so that
+            ``first_seen_at`` tells the day's new users from returning ones.
+        validated_rows: rows of ``validated_events`` of the day.
+        quarantined_rows: rows of ``quarantined_events`` of the day (with the validated
+            ones, the day's raw-zone rows).
+        deduplicated_rows: rows of ``deduplicated_events`` of the day.
         dead_letters: the stream's dead letters of the day, columns ``reason`` (a
             ``FailureType`` value) and ``count``; reasons outside them count as ``other``.
 
-    Sessions and the funnel count human sessions (not bots) that started on ``day``; a
-    session reaches a step only if it reached the previous one. Revenue is the EUR total of
-    the day's purchases. The dead-letter rate of a reason is its count over every event that
-    reached the platform for the day (raw rows plus the stream's dead letters); validation's
-    quarantine is the reason ``quarantined``.
+    Users are the day's shop users, new when first seen on ``day``. Sessions and the funnel
+    count human sessions (not bots) that started on ``day``; a session reaches a step only if
+    it reached the previous one. Revenue is the EUR total of the day's purchases. The
+    dead-letter rate of a reason is its count over every event that reached the platform for
+    the day (raw rows plus the stream's dead letters); validation's quarantine is the reason
+    ``quarantined``.
     """
+    stg = shop_events(stg)
+    raw_events = validated_rows + quarantined_rows
+    quarantined_events = quarantined_rows
+    duplicates_removed = validated_rows - deduplicated_rows
+    users = dim_users(stg, previous_users).join(
+        stg.select("user_key").unique(), on="user_key", how="semi"
+    )
     name = pl.col("event_name")
     human = ~pl.col("is_bot")
     purchase = name == "purchase"

@@ -11,10 +11,11 @@ Two pandera (polars backend) schemas do the work:
   value checks (UUID event id, registered event type, JSON-object payload, collector path,
   device class, country code, coordinates, non-negative EUR amounts, Kafka coordinates, event
   time not after receipt beyond the allowed clock skew, page views with an ``http(s)`` URL);
-- ``PAYLOAD_SCHEMAS``: one per event type whose fields the reporting model reads (the shop's
-  product_view, add_to_cart, checkout_started and purchase; IoT readings; log records), run
-  on the decoded payload of those rows only. Purchases must also carry the EUR amount of
-  their total (``money`` entry ``/total``), or revenue would be under-counted.
+- ``payloads.PAYLOAD_RULES``: one per registered event type (and version), derived from its
+  JSON Schema in ``contract/schemas`` (required properties, types, enums, bounds), run on
+  the decoded payload of that type's rows only. A payload that does not decode with its
+  schema's types is quarantined as ``payload.decodes``. Purchases must also carry the EUR
+  amount of their total (``money`` entry ``/total``), or revenue would be under-counted.
 
 A partition whose *columns* are wrong (missing column, wrong dtype) is not a row problem:
 ``SchemaContractError`` is raised and nothing is quarantined.
@@ -35,6 +36,7 @@ import polars as pl
 
 from contract.raw_zone import EVENT_SCHEMA
 from contract.registry import SCHEMAS_DIR
+from platform_assets.curation.payloads import PAYLOAD_RULES
 from platform_assets.curation.raw import RAW_SCHEMA, collect, decode_json, filter_consuming
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -63,7 +65,17 @@ def registered_event_types() -> list[str]:
 
 # -- check helpers -------------------------------------------------------------------------
 
-_REASONS: dict[str, str] = {"not_nullable": "must not be null"}
+_REASONS: dict[str, str] = {
+    "not_nullable": "must not be null",
+    "decodes": "does not decode with the event type's field types",
+}
+"""Why a row fails a check, by check name (the envelope's and pandera's own)."""
+_PAYLOAD_REASONS: dict[str, str] = {
+    f"payload.{name}": reason
+    for rules in PAYLOAD_RULES.values()
+    for name, reason in rules.reasons.items()
+}
+"""Why a payload fails a derived check, by ``payload.<property>.<check>``."""
 
 
 def _named(check: pa.Check, name: str, reason: str) -> pa.Check:
@@ -88,22 +100,8 @@ def _uuid() -> pa.Check:
     return _named(pa.Check.str_matches(UUID_PATTERN), "uuid", "is not a UUID")
 
 
-def _currency() -> pa.Check:
-    return _named(
-        pa.Check.str_matches(CURRENCY_PATTERN), "iso_4217", "is not an ISO 4217 currency code"
-    )
-
-
-def _non_empty() -> pa.Check:
-    return _named(pa.Check.str_length(min_value=1), "non_empty", "must not be empty")
-
-
 def _non_negative() -> pa.Check:
     return _named(pa.Check.ge(0), "non_negative", "must not be negative")
-
-
-def _at_least_one() -> pa.Check:
-    return _named(pa.Check.ge(1), "at_least_one", "must be at least 1")
 
 
 # -- the envelope --------------------------------------------------------------------------
@@ -209,129 +207,6 @@ ENVELOPE_SCHEMA = _envelope_schema()
 """The enriched envelope: every raw-zone column, its dtype, nullability and value checks."""
 
 
-# -- payloads ------------------------------------------------------------------------------
-
-_ITEM = pl.Struct({"product_id": pl.String, "quantity": pl.Int64, "unit_price": pl.Float64})
-
-PAYLOAD_FIELDS: dict[str, pl.Struct] = {
-    "product_view": pl.Struct(
-        {
-            "product_id": pl.String,
-            "product_name": pl.String,
-            "category": pl.String,
-            "price": pl.Float64,
-            "currency": pl.String,
-        }
-    ),
-    "add_to_cart": pl.Struct(
-        {
-            "product_id": pl.String,
-            "quantity": pl.Int64,
-            "price": pl.Float64,
-            "currency": pl.String,
-            "cart_id": pl.String,
-        }
-    ),
-    "checkout_started": pl.Struct(
-        {
-            "cart_id": pl.String,
-            "item_count": pl.Int64,
-            "cart_value": pl.Float64,
-            "currency": pl.String,
-        }
-    ),
-    "purchase": pl.Struct(
-        {
-            "order_id": pl.String,
-            "items": pl.List(_ITEM),
-            "total": pl.Float64,
-            "currency": pl.String,
-            "payment_method": pl.String,
-        }
-    ),
-    "sensor_reading": pl.Struct(
-        {"device_id": pl.String, "sensor": pl.String, "value": pl.Float64, "unit": pl.String}
-    ),
-    "log_record": pl.Struct({"service": pl.String, "level": pl.String, "message": pl.String}),
-}
-"""Per event type, the payload fields the reporting model reads (decoded with these types)."""
-
-
-def _items_check() -> pa.Check:
-    def ok(c: str) -> pl.Expr:
-        item = pl.element().struct
-        return (pl.col(c).list.len() > 0) & pl.col(c).list.eval(
-            item.field("product_id").str.len_chars().fill_null(0).gt(0)
-            & item.field("quantity").fill_null(0).ge(1)
-            & item.field("unit_price").fill_null(-1).ge(0)
-        ).list.all()
-
-    return _rowwise(
-        "order_items",
-        "needs at least one item, each with product_id, quantity >= 1 and unit_price >= 0",
-        ok,
-    )
-
-
-def _payload_schemas() -> dict[str, pa.DataFrameSchema]:
-    def col(dtype: Any, *checks: pa.Check, nullable: bool = False) -> pa.Column:
-        return pa.Column(dtype, checks=list(checks), nullable=nullable)
-
-    money = (_non_negative(),)
-    return {
-        "product_view": pa.DataFrameSchema(
-            {
-                "product_id": col(pl.String, _non_empty()),
-                "price": col(pl.Float64, *money),
-                "currency": col(pl.String, _currency()),
-            },
-            strict=False,
-        ),
-        "add_to_cart": pa.DataFrameSchema(
-            {
-                "product_id": col(pl.String, _non_empty()),
-                "quantity": col(pl.Int64, _at_least_one()),
-                "price": col(pl.Float64, *money),
-                "currency": col(pl.String, _currency()),
-            },
-            strict=False,
-        ),
-        "checkout_started": pa.DataFrameSchema(
-            {
-                "cart_id": col(pl.String, _non_empty()),
-                "item_count": col(pl.Int64, _at_least_one()),
-                "cart_value": col(pl.Float64, *money),
-                "currency": col(pl.String, _currency()),
-            },
-            strict=False,
-        ),
-        "purchase": pa.DataFrameSchema(
-            {
-                "order_id": col(pl.String, _non_empty()),
-                "items": col(pl.List(_ITEM), _items_check()),
-                "total": col(pl.Float64, *money),
-                "currency": col(pl.String, _currency()),
-            },
-            strict=False,
-        ),
-        "sensor_reading": pa.DataFrameSchema(
-            {
-                "device_id": col(pl.String, _non_empty()),
-                "sensor": col(pl.String),
-                "value": col(pl.Float64),
-            },
-            strict=False,
-        ),
-        "log_record": pa.DataFrameSchema(
-            {"service": col(pl.String, _non_empty()), "level": col(pl.String)}, strict=False
-        ),
-    }
-
-
-PAYLOAD_SCHEMAS = _payload_schemas()
-"""Per event type, a pandera schema over the decoded payload fields."""
-
-
 # -- validation ----------------------------------------------------------------------------
 
 
@@ -408,28 +283,19 @@ def _mask(n: int, positions: list[int]) -> pl.Series:
     return pl.Series(mask)
 
 
-def decode_payloads(frame: pl.DataFrame, event_name: str) -> tuple[pl.DataFrame, list[int]]:
-    """The decoded payload fields of ``frame``'s rows (all of type ``event_name``).
-
-    Returns the fields as columns (``PAYLOAD_FIELDS[event_name]``) and the positions of rows
-    whose payload did not decode with those types (their fields are null).
-    """
-    decoded, bad = decode_json(frame.get_column("payload"), PAYLOAD_FIELDS[event_name])
-    return decoded.struct.unnest(), bad
-
-
 def _payload_failures(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    """Failures of the payload rules of each row's event type (``payloads.PAYLOAD_RULES``)."""
     out = []
-    names = frame.get_column("event_name")
-    for name, schema in PAYLOAD_SCHEMAS.items():
-        mask = names == name
+    types = frame.get_column("event_type")
+    for uri, rules in PAYLOAD_RULES.items():
+        mask = types == uri
         if not mask.any():
             continue
         part = frame.select(_ROW, "payload").filter(mask)
-        fields, bad = decode_payloads(part, name)
+        decoded, bad = decode_json(part.get_column("payload"), rules.fields)
+        fields = decoded.struct.unnest()
         rows = part.get_column(_ROW)
         if bad:
-            _REASONS["decodes"] = "does not decode with the event type's field types"
             out.append(
                 pl.DataFrame(
                     {_ROW: rows.gather(bad), "column": "payload", "check": "decodes"},
@@ -438,7 +304,7 @@ def _payload_failures(frame: pl.DataFrame) -> list[pl.DataFrame]:
             )
             keep = ~_mask(len(part), bad)
             fields, rows = fields.filter(keep), rows.filter(keep)
-        failures = _failures(schema, fields, rows)
+        failures = _failures(rules.schema, fields, rows)
         out.append(failures.with_columns(pl.format("payload.{}", "column").alias("column")))
     return out
 
@@ -468,7 +334,9 @@ def validate_events(raw: pl.DataFrame | pl.LazyFrame, *, consume: bool = False) 
     )
     failures = failures.unique(maintain_order=True)
     reasons = failures.with_columns(
-        reason=pl.col("check").replace_strict(_REASONS, default=pl.col("check"))
+        reason=pl.format("{}.{}", "column", "check")
+        .replace_strict(_PAYLOAD_REASONS, default=None)
+        .fill_null(pl.col("check").replace_strict(_REASONS, default=pl.col("check")))
     )
     by_row = reasons.group_by(_ROW).agg(
         quarantine_reasons=pl.struct("column", "check", "reason").sort_by("column", "check")

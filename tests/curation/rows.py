@@ -143,3 +143,25 @@ def row(
 def frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     schema = {**RAW_SCHEMA, "scores": pl.List(pl.Struct({"key": pl.String, "value": pl.Float64}))}
     return pl.DataFrame(rows, schema=schema).cast({"scores": RAW_SCHEMA["scores"]})
+
+
+def reading(
+    device_id: str, value: float, *, at: datetime = T0, sensor: str = "pressure"
+) -> dict[str, Any]:
+    """One raw-zone row of an IoT sensor reading from ``device_id`` (no user, no session)."""
+    payload = {"device_id": device_id, "sensor": sensor, "value": value, "unit": "hPa"}
+    return row(
+        at=at,
+        user_id=None,
+        session_id=None,
+        device_id=device_id,
+        payload=payload,
+        money=[],
+        event_type="iglu:com.tributary.iot/sensor_reading/jsonschema/1-0-0",
+        event_vendor="com.tributary.iot",
+        event_name="sensor_reading",
+        source="barometers",
+        ua_browser_family=None,
+        ua_os_family=None,
+        ua_device_class="other",
+    )

@@ -36,7 +36,7 @@ def test_every_defect_is_quarantined_with_its_reason_and_nothing_is_lost() -> No
     assert all(_reasons(result.quarantine))
     counts = dict(quarantine_counts_by_reason(result.quarantine).iter_rows())
     expected = {
-        "negative_price": "payload.price.non_negative",
+        "negative_price": "payload.price.minimum",
         "bad_event_id": "event_id.uuid",
         "event_after_receipt": "event_timestamp.not_after_receipt",
         "unknown_device_class": "ua_device_class.device_class",
@@ -67,14 +67,15 @@ def test_payload_checks_per_event_type() -> None:
     result = validate_events(rows)
     assert result.valid.height == 2
     assert _reasons(result.quarantine) == [
-        {"payload.items.order_items"},
+        {"payload.items.minItems"},
         {"payload.order_id.not_nullable"},
         {"money.purchase_total_eur"},
-        {"payload.quantity.at_least_one"},
-        {"payload.page_url"},
+        {"payload.quantity.minimum"},
+        # the envelope's http(s) rule, and the schema's required page_url
+        {"payload.page_url", "payload.page_url.not_nullable"},
     ]
     first = result.quarantine.get_column("quarantine_reasons")[0][0]
-    assert first["reason"].startswith("needs at least one item")
+    assert first["reason"] == "has fewer than 1 items"
 
 
 def test_a_payload_with_wrong_types_is_quarantined_alone() -> None:

@@ -1,10 +1,11 @@
 """The curated lake: validate, deduplicate, sessionise, model — one event date per partition.
 
-Each asset wraps one step of ``platform_assets.curation`` and is stored as an Iceberg table by
-the lake IO manager (key ``iceberg/<namespace>/<table>``), partitioned by ``event_date``, so
-re-materialising a partition replaces its rows and never duplicates them. Checks that guard
-correctness run inside the step that produces the data, for exactly the partition that ran,
-and are blocking: downstream does not materialise on bad data.
+Each asset calls one step of the curated chain (``platform_assets.curation.pipeline`` lists
+them; ``curate_partition`` runs the same steps in the same order) and is stored as an Iceberg
+table by the lake IO manager (key ``iceberg/<namespace>/<table>``), partitioned by
+``event_date``, so re-materialising a partition replaces its rows and never duplicates them.
+Checks that guard correctness run inside the step that produces the data, for exactly the
+partition that ran, and are blocking: downstream does not materialise on bad data.
 
 The chain starts from the raw-zone sensor (``validated_events``); the rest follows through
 declarative automation (``AutomationCondition.eager``), and the daily schedule re-runs the
@@ -12,7 +13,7 @@ marts of the day before.
 """
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, get_args
 
 import dagster as dg
@@ -24,7 +25,8 @@ from contract.search import DEADLETTERS, index_name
 from platform_assets.assets.lake.raw_zone import RAW_EVENTS
 from platform_assets.curation import checks, marts
 from platform_assets.curation.dedupe import deduplicate
-from platform_assets.curation.sessions import SESSION_VENDORS, sessionise
+from platform_assets.curation.pipeline import stage
+from platform_assets.curation.sessions import SESSION_VENDORS
 from platform_assets.curation.validate import validate_events
 from platform_assets.partitions import FIRST_DAY, daily
 from platform_assets.resources import RawZoneResource
@@ -274,11 +276,11 @@ def stg_events(
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
     day = _day(context)
     current, lookback = _split(deduplicated, day)
-    sessions = sessionise(current, lookback)
-    stg = marts.stage_events(sessions.events)
+    staged = stage(current, lookback)
+    stg = staged.events
     yield dg.Output(
         with_partition(stg, day),
-        metadata=_table_metadata(stg, sessions=dg.MetadataValue.json(sessions.stats.as_metadata())),
+        metadata=_table_metadata(stg, sessions=dg.MetadataValue.json(staged.stats.as_metadata())),
     )
     yield check_result(STG_EVENTS, "event_id_unique", checks.check_unique(stg, ["event_id"]))
     yield check_result(
@@ -332,7 +334,7 @@ def _mart(name: str, description: str, build: Any, keys: list[str]) -> dg.Assets
 
 
 fct_events = _mart(
-    "fct_events", "One row per event.", lambda stg, day: marts.fct_events(stg), ["event_id"]
+    "fct_events", "One row per shop event.", lambda stg, day: marts.fct_events(stg), ["event_id"]
 )
 fct_sessions = _mart(
     "fct_sessions",
@@ -365,17 +367,17 @@ def _dimension_output(
     automation_condition=FOLLOW,
     group_name="marts",
     kinds={"iceberg", "polars"},
-    description="One row per user (logged-in id, else device or anonymous session): first "
-    "and last seen, latest country and device class, whether a bot. Rebuilt from every "
-    "partition of stg_events.",
+    description="One row per shop user (logged-in id, else device or anonymous session): "
+    "first and last seen, latest country and device class, whether a bot. Rebuilt from every "
+    "partition of stg_events (the shop's events only).",
     check_specs=[
         dg.AssetCheckSpec("key_unique", asset=DIM_USERS, blocking=True),
         dg.AssetCheckSpec(
             "facts_user_keys_present",
             asset=DIM_USERS,
             blocking=True,
-            description="Every user_key of the events and sessions facts (both keyed like "
-            "stg_events) has a row: referential integrity from the facts.",
+            description="Every user_key of the shop's events (those of the events and "
+            "sessions facts) has a row: referential integrity from the facts.",
         ),
     ],
 )
@@ -385,7 +387,7 @@ def dim_users(stg: pl.DataFrame) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetC
     yield check_result(
         DIM_USERS,
         "facts_user_keys_present",
-        checks.check_referential_integrity(stg, frame, "user_key"),
+        checks.check_referential_integrity(marts.shop_events(stg), frame, "user_key"),
     )
 
 
@@ -431,8 +433,7 @@ def dim_products(
     description="One row per calendar day from the first partition to a year ahead.",
 )
 def dim_date() -> dg.Output[pl.DataFrame]:
-    start = date.fromisoformat(FIRST_DAY)
-    frame = marts.dim_date(start, date.today().replace(year=date.today().year + 1))
+    frame = marts.dim_date(date.fromisoformat(FIRST_DAY), datetime.now(UTC).date())
     return dg.Output(frame, metadata=_table_metadata(frame))
 
 
@@ -457,9 +458,9 @@ USER_LOOKBACK = dg.TimeWindowPartitionMapping(
     automation_condition=FOLLOW,
     group_name="marts",
     kinds={"iceberg", "polars"},
-    description="One row per day: sessions, funnel conversion, revenue (EUR), new and "
-    "returning users, and the dead-letter rate by reason (stream dead letters from the "
-    "search store, plus the lake's quarantine).",
+    description="One row per day of the shop: sessions, funnel conversion, revenue (EUR), new "
+    "and returning users (shop users only), and the dead-letter rate by reason (stream dead "
+    "letters from the search store, plus the lake's quarantine).",
     check_specs=[dg.AssetCheckSpec("one_row", asset=KPIS, blocking=True)],
 )
 def agg_daily_kpis(
@@ -473,16 +474,14 @@ def agg_daily_kpis(
 ) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
     day = _day(context)
     current, earlier = _split(stg, day)
-    users = marts.dim_users(current, marts.dim_users(earlier) if earlier.height else None)
-    users = users.filter(pl.col("user_key").is_in(current.get_column("user_key").unique()))
     frame = marts.agg_daily_kpis(
         day,
         current,
         sessions.drop(PARTITION_COLUMN),
-        users,
-        raw_events=validated.height + quarantined.height,
-        quarantined_events=quarantined.height,
-        duplicates_removed=validated.height - deduplicated.height,
+        marts.dim_users(earlier) if earlier.height else None,
+        validated_rows=validated.height,
+        quarantined_rows=quarantined.height,
+        deduplicated_rows=deduplicated.height,
         dead_letters=dead_letters_by_reason(opensearch, day),
     )
     yield dg.Output(with_partition(frame, day), metadata=_table_metadata(frame))
@@ -491,6 +490,34 @@ def agg_daily_kpis(
         check_name="one_row",
         passed=frame.height == 1,
         metadata={"rows": frame.height},
+    )
+
+
+DEVICE_READINGS = key("marts", "agg_daily_device_readings")
+
+
+@dg.asset(
+    key=DEVICE_READINGS,
+    ins={"deduplicated": dg.AssetIn(DEDUPLICATED)},
+    partitions_def=daily,
+    metadata=PARTITIONED,
+    automation_condition=FOLLOW,
+    group_name="marts",
+    kinds={"iceberg", "polars"},
+    description="The IoT mart: per device, sensor and day, the number of readings, their "
+    "minimum, maximum and mean, and the unit.",
+    check_specs=[dg.AssetCheckSpec("key_unique", asset=DEVICE_READINGS, blocking=True)],
+)
+def agg_daily_device_readings(
+    context: dg.AssetExecutionContext, deduplicated: pl.DataFrame
+) -> Iterator[dg.Output[pl.DataFrame] | dg.AssetCheckResult]:
+    day = _day(context)
+    frame = marts.agg_daily_device_readings(deduplicated.drop(PARTITION_COLUMN))
+    yield dg.Output(with_partition(frame, day), metadata=_table_metadata(frame))
+    yield check_result(
+        DEVICE_READINGS,
+        "key_unique",
+        checks.check_unique(frame, ["device_id", "sensor", "reading_date"]),
     )
 
 
@@ -521,6 +548,7 @@ CURATED_ASSETS = [
     dim_products,
     dim_date,
     agg_daily_kpis,
+    agg_daily_device_readings,
 ]
 
 MARTS = dg.AssetSelection.groups("marts")
