@@ -23,7 +23,7 @@ lint: install
 # demo curated (the stack's REST catalog, unless TRIBUTARY_LAKE__CATALOG says otherwise).
 dagster: install
 	mkdir -p .tributary/dagster
-	test -s .tributary/dagster/dagster.yaml || $(UV) run python -c "from stack.dagster import INSTANCE_YAML; open('.tributary/dagster/dagster.yaml', 'w').write(INSTANCE_YAML)"
+	test -s .tributary/dagster/dagster.yaml || $(UV) run python -c "from cli.dagster import INSTANCE_YAML; open('.tributary/dagster/dagster.yaml', 'w').write(INSTANCE_YAML)"
 	DAGSTER_HOME=$(CURDIR)/.tributary/dagster TRIBUTARY_LAKE__CATALOG=$${TRIBUTARY_LAKE__CATALOG:-rest} \
 		$(UV) run dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 

@@ -88,6 +88,7 @@ import psutil
 from confluent_kafka import KafkaException, TopicPartition
 
 import streaming.enricher as enricher_module
+from cli.processes import PlatformProcess, child_env
 from enrichment.config import EnrichmentSettings
 from ingestion.producers.sources import ClickstreamSource
 from resources.kafka import make_kafka_admin, make_kafka_producer
@@ -97,7 +98,6 @@ from runtime.process import freeze_heap
 from stack.config import StackSettings
 from stack.manager import Stack
 from stack.private import free_port_pair, private_stack_settings
-from stack.processes import PlatformProcess, child_env
 from streaming.enricher import Enricher, EnricherOptions, EnricherSettings
 
 TARGET_SHARE = 0.40

@@ -2,7 +2,7 @@
 
 Everything runs on servers of this run's own (Kafka, SeaweedFS, OpenSearch on free ports, state
 in a temporary folder deleted at the end) and the five stream processes started by
-``stack.processes.Pipeline`` exactly as a user starts them (``tributary run <name>``): the
+``cli.processes.Pipeline`` exactly as a user starts them (``tributary run <name>``): the
 enrichment API, the enricher, the real-time loader, the batch loader and the collector (2
 workers), with product defaults except ports and a fresh API key. Before a load, one batch is
 sent and awaited in OpenSearch ("priming": a fresh Kafka creates its internal topics and the
@@ -108,6 +108,7 @@ from bench_enricher import (
 )
 from confluent_kafka import OFFSET_END, TopicPartition
 
+from cli.processes import Pipeline, PipelineSettings
 from ingestion.core.auth import new_key
 from ingestion.core.config import ApiKey, CollectorOptions
 from ingestion.producers.sources import ClickstreamSource
@@ -118,7 +119,6 @@ from resources.topics import ensure_topics
 from stack.config import StackSettings
 from stack.manager import Stack
 from stack.private import free_port_pair
-from stack.processes import Pipeline, PipelineSettings
 from streaming import batch_loader
 from streaming.batch_loader import BatchLoaderSettings, LoaderStats
 

@@ -23,6 +23,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.dagster import INSTANCE_YAML
+from cli.processes import Pipeline, PipelineSettings
 from cli.produce import TransportName, produce_events
 from ingestion.core.auth import new_key
 from ingestion.core.config import ApiKey
@@ -30,11 +32,9 @@ from ingestion.producers.emitter import EmitterStats
 from ingestion.producers.sources import ClickstreamSource, IoTSource
 from resources.settings import LOCAL_SUPERSET_ADMIN_PASSWORD, LakeCatalog, PlatformSettings
 from stack.config import StackSettings
-from stack.dagster import INSTANCE_YAML
 from stack.dashboards import dashboard_urls
 from stack.errors import StackError
 from stack.manager import Stack
-from stack.processes import Pipeline, PipelineSettings
 from stack.provision import ProvisionError
 from streaming.reconcile import Reconciler, Reconciliation
 

@@ -1,6 +1,6 @@
 """The whole stream on real servers, with topics, groups, indices and a lake prefix of its own.
 
-``start_rig`` starts the five processes with ``stack.processes.Pipeline`` on the given
+``start_rig`` starts the five processes with ``cli.processes.Pipeline`` on the given
 servers; ``Feed`` sends events over HTTP through the platform's producer; ``settle`` waits until
 the reconciliation finds every accepted event in each of its destinations.
 """
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from cli.processes import Pipeline, PipelineSettings
 from enrichment.config import EnrichmentOptions
 from ingestion.core.auth import new_key
 from ingestion.core.config import ApiKey, CollectorOptions
@@ -28,7 +29,6 @@ from resources.settings import KafkaSettings, OpenSearchSettings, PlatformSettin
 from resources.topics import ensure_topics, platform_topics
 from runtime.retry import RetrySettings
 from stack.private import free_port
-from stack.processes import Pipeline, PipelineSettings
 from streaming.batch_loader import BatchLoaderOptions
 from streaming.enricher import EnricherOptions
 from streaming.realtime_loader import RealtimeLoaderOptions

@@ -25,6 +25,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from cli.dagster import DagsterServer
 from platform_assets.assets.lake.curated import CURATED_ASSETS
 from platform_assets.curation.synthetic import SyntheticConfig, write_raw_zone
 from platform_assets.resources import RawZoneResource, resources_for
@@ -33,7 +34,6 @@ from resources.s3 import ensure_buckets, make_s3_client
 from resources.settings import LakeSettings, PlatformSettings, Profile, S3Settings
 from stack.airflow import AirflowHome, airflow_venv
 from stack.config import StackSettings
-from stack.dagster import DagsterServer
 from stack.manager import Stack
 from stack.private import private_stack_settings
 

@@ -20,10 +20,10 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from cli.dagster import INSTANCE_YAML, DagsterServer
 from platform_assets.assets.lake.curated import KPIS, STG_EVENTS, VALIDATED
 from platform_assets.assets.lake.raw_zone import RAW_EVENTS
 from resources.settings import LakeSettings, PlatformSettings, Profile
-from stack.dagster import INSTANCE_YAML, DagsterServer
 from tests.streaming.batch_helpers import (
     LoaderThread,
     enriched_event,

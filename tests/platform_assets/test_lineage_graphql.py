@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from cli.dagster import DagsterServer
 from resources.settings import PlatformSettings
-from stack.dagster import DagsterServer
 from tests.chromium import ARTEFACTS, chromium_page
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cli.processes import PlatformProcess, child_env
 from enrichment.config import EnrichmentOptions, EnrichmentSettings
 from resources.settings import PlatformSettings, TopicNames
 from stack.private import free_port
-from stack.processes import PlatformProcess, child_env
 from streaming.dlq import DeadLetterTopic, replay
 from streaming.enricher import Enricher
 from tests.kafka_helpers import read_committed

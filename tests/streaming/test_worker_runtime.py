@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from cli.processes import PlatformProcess, child_env
 from resources.kafka import TopicReader
 from resources.opensearch import make_opensearch_client
 from resources.settings import PlatformSettings, TopicNames
 from stack.private import free_port
-from stack.processes import PlatformProcess, child_env
 from tests.kafka_helpers import read_committed
 from tests.streaming.realtime_helpers import (
     all_docs,

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from cli.processes import PlatformProcess, child_env
 from stack.errors import StackError
 from stack.private import free_port
-from stack.processes import PlatformProcess, child_env
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
