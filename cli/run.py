@@ -60,6 +60,10 @@ def _serve(
                 access_log=False,
                 log_level="info",
                 log_config=logging_config(name),
+                # A server process answers the supervisor's ping only once it has imported
+                # the app: on a loaded machine that took longer than uvicorn's default 5 s, and
+                # the supervisor killed and restarted its workers in a loop.
+                timeout_worker_healthcheck=30,
                 **uvicorn_options,
             ),
             freeze=False,
