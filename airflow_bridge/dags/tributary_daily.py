@@ -26,6 +26,7 @@ DAILY_CHAIN = [
     "iceberg/marts/fct_sessions",
     "iceberg/marts/fct_order_lines",
     "iceberg/marts/agg_daily_kpis",
+    "iceberg/marts/agg_daily_device_readings",
 ]
 DIMENSIONS = ["iceberg/marts/dim_users", "iceberg/marts/dim_products", "iceberg/marts/dim_date"]
 
