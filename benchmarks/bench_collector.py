@@ -53,8 +53,9 @@ from contract.registry import SchemaRegistry  # noqa: E402
 from ingestion.core.config import CollectorSettings  # noqa: E402
 from ingestion.core.delivery import KafkaBridge  # noqa: E402
 from ingestion.core.ingest import RequestContext  # noqa: E402
-from ingestion.producers.sources import ClickstreamSource, encode  # noqa: E402
+from ingestion.producers.sources import encode  # noqa: E402
 from resources.kafka import make_kafka_producer  # noqa: E402
+from simulator.events import ClickstreamSource  # noqa: E402
 from stack.config import StackSettings  # noqa: E402
 from stack.manager import Stack  # noqa: E402
 

@@ -19,7 +19,8 @@ import jsonschema
 
 from contract.envelope import EnvelopeRules, check_envelope
 from contract.registry import SchemaRegistry
-from ingestion.producers.sources import ClickstreamSource, encode
+from ingestion.producers.sources import encode
+from simulator.events import ClickstreamSource
 
 
 def rate(fn: Callable[[], object], n: int, repeat: int = 3) -> float:

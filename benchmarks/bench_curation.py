@@ -10,7 +10,7 @@ One run measures, each in its own child process (so that peak RSS is the engine'
 - ``duckdb dedup+agg``: the same deduplication with ``QUALIFY row_number() OVER (PARTITION BY
   event_id ORDER BY ...) = 1`` and the same aggregation, in SQL over the same files.
 
-The data is made once by ``platform_assets.curation.synthetic.write_raw_zone`` (about 5%
+The data is made once by ``simulator.raw_zone.write_raw_zone`` (about 5%
 duplicates, 1% late events, cross-partition replays, 0.2% defects) and cached in
 ``--data-dir``. Peak memory is ``ru_maxrss`` of the child (it includes the interpreter and
 the imported libraries, printed as ``baseline``); the partition's in-memory size is the
@@ -231,7 +231,7 @@ def run_child(name: str, root: Path) -> dict[str, Any]:
 
 
 def ensure_data(events: int, seed: int, root: Path) -> None:
-    from platform_assets.curation.synthetic import SyntheticConfig, write_raw_zone
+    from simulator.raw_zone import SyntheticConfig, write_raw_zone
 
     marker = root / "truth.json"
     if marker.exists():

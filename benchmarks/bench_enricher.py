@@ -90,11 +90,11 @@ from confluent_kafka import KafkaException, TopicPartition
 import streaming.enricher as enricher_module
 from cli.processes import PlatformProcess, child_env
 from enrichment.config import EnrichmentSettings
-from ingestion.producers.sources import ClickstreamSource
 from resources.kafka import make_kafka_admin, make_kafka_producer
 from resources.settings import KafkaSettings, TopicNames
 from resources.topics import TopicSpec, ensure_topics, platform_topics
 from runtime.process import freeze_heap
+from simulator.events import ClickstreamSource
 from stack.config import StackSettings
 from stack.manager import Stack
 from stack.private import free_port_pair, private_stack_settings

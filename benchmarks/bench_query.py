@@ -62,7 +62,6 @@ from platform_assets.assets.lake.curated import (
 )
 from platform_assets.curation.pipeline import curate_partition
 from platform_assets.curation.raw import scan_raw_zone
-from platform_assets.curation.synthetic import SyntheticConfig, write_raw_zone
 from platform_assets.definitions import build_definitions
 from platform_assets.reporting.engines import Engine, duckdb_lake, run_query
 from platform_assets.reporting.views import LAKE_VIEWS, MARTS, referenced_marts
@@ -70,6 +69,7 @@ from platform_assets.resources import resources_for
 from resources.lake import ensure_namespaces, make_catalog
 from resources.s3 import ensure_buckets
 from resources.settings import PlatformSettings, Profile
+from simulator.raw_zone import SyntheticConfig, write_raw_zone
 from stack.manager import Stack
 from stack.process import ManagedProcess
 

@@ -111,11 +111,11 @@ from confluent_kafka import OFFSET_END, TopicPartition
 from cli.processes import Pipeline, PipelineSettings
 from ingestion.core.auth import new_key
 from ingestion.core.config import ApiKey, CollectorOptions
-from ingestion.producers.sources import ClickstreamSource
 from resources.kafka import end_offsets, make_kafka_admin, make_kafka_consumer, make_kafka_producer
 from resources.s3 import make_s3_client
 from resources.settings import KafkaSettings, TopicNames
 from resources.topics import ensure_topics
+from simulator.events import ClickstreamSource
 from stack.config import StackSettings
 from stack.manager import Stack
 from stack.private import free_port_pair

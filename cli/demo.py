@@ -29,8 +29,8 @@ from cli.produce import TransportName, produce_events
 from ingestion.core.auth import new_key
 from ingestion.core.config import ApiKey
 from ingestion.producers.emitter import EmitterStats
-from ingestion.producers.sources import ClickstreamSource, IoTSource
 from resources.settings import LOCAL_SUPERSET_ADMIN_PASSWORD, LakeCatalog, PlatformSettings
+from simulator.events import ClickstreamSource, IoTSource
 from stack.config import StackSettings
 from stack.dashboards import dashboard_urls
 from stack.errors import StackError

@@ -28,9 +28,10 @@ from rich.table import Table
 
 from ingestion.producers.config import ProducerOptions, ProducerSettings
 from ingestion.producers.emitter import Emitter, EmitterStats
-from ingestion.producers.sources import ClickstreamSource, FieldMapping, FileSource, IoTSource
+from ingestion.producers.sources import FieldMapping, FileSource
 from ingestion.producers.spool import SpoolLocked, SqliteSpool
 from ingestion.producers.transports import SendResult, TransportError, make_transport
+from simulator.events import ClickstreamSource, IoTSource
 
 app = typer.Typer(
     help="Send events to the collector: generated clickstream or IoT data, or a file.",

@@ -44,6 +44,20 @@ def _rfc3339(value: Any) -> Any:
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
+
+def rfc3339(ts: datetime) -> str:
+    """A timestamp as the envelope carries it: RFC 3339, milliseconds, ``Z`` for UTC."""
+    if ts.tzinfo is None:
+        raise ValueError("a timestamp needs a timezone")
+    text = ts.isoformat(timespec="milliseconds")
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+# An event as producers build and send it: the envelope as a dict, or bytes sent as they are
+# (an event that is deliberately not JSON).
+EventDict = dict[str, Any]
+SourceItem = EventDict | bytes
+
 # Keys of ``context`` with a meaning for the platform; any other key is carried along.
 CONTEXT_IDENTITY_KEYS = ("user_id", "session_id", "device_id")
 

@@ -26,7 +26,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import pyarrow as pa
@@ -42,6 +42,9 @@ from pydantic import (
 )
 
 from contract.records import EnrichedEvent
+
+if TYPE_CHECKING:
+    import polars as pl
 
 _IGLU = re.compile(r"^iglu:(?P<vendor>[^/]+)/(?P<name>[^/]+)/jsonschema/(?P<version>[^/]+)$")
 
@@ -109,6 +112,13 @@ EVENT_SCHEMA = pa.schema(
 """The explicit schema of every raw-zone Parquet file (partition columns live in the key)."""
 
 RAW_SCHEMA_VERSION = EVENT_SCHEMA.metadata[b"tributary.schema"].decode()
+
+
+def polars_schema() -> pl.Schema:
+    """``EVENT_SCHEMA`` as polars sees it (``scores`` a ``Map``), in the file's column order."""
+    import polars as pl  # only the lake's readers and generators need polars
+
+    return pl.Schema(pl.from_arrow(EVENT_SCHEMA.empty_table()).schema)  # type: ignore[union-attr]
 
 
 def _utc(value: datetime) -> datetime:

@@ -7,10 +7,9 @@ pickle) and ``bot_score-<version>.json`` (model card: version, features, trainin
 seed, sha256 of the artefact, metrics). The same seed gives the same model (coefficients,
 metrics); the file bytes, hence the sha256, differ between runs (zip timestamps).
 
-Data: ``ClickstreamSource`` sessions (label: the generator's ``device_type == "bot"``, a field
-that is never a feature). The generator's bots always announce themselves in their user agent,
-so a share of the bots' sessions in training get a human browser's user agent ("spoofed"), so
-the model also learns their behaviour (crawling pages fast, no commerce events, no login).
+Data: ``simulator.training.labelled_events`` (the simulated shop's sessions, labelled by the
+visitor's device, a field that is never a feature; half of the bots' sessions in training
+carry a human browser's user agent, "spoofed").
 Evaluation uses a held-out stream from another seed: as generated, and with every bot spoofed.
 """
 
@@ -18,14 +17,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
-import random
 import sys
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,28 +30,17 @@ from sklearn.preprocessing import StandardScaler
 
 from enrichment.model import FEATURES, EventView, features
 from enrichment.user_agent import parse_user_agent
-from ingestion.producers.sources import DESKTOP_AGENTS, MOBILE_AGENTS, ClickstreamSource
+from simulator.training import START, labelled_events
 
 NAME = "bot_score"
 VERSION = "1.0.0"
-START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 BATCH = 100  # events per request, as the producers send them
-HUMAN_AGENTS = (*DESKTOP_AGENTS, *MOBILE_AGENTS)
-
-
-def stream(seed: int, events: int, users: int) -> Iterator[dict[str, Any]]:
-    source = ClickstreamSource(users=users, seed=seed, start=START)
-    for item in itertools.islice(source, events):
-        assert isinstance(item, dict)
-        yield item
 
 
 def dataset(
     seed: int, events: int, users: int, spoof_share: float
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Features and labels, computed batch by batch as the API computes them."""
-    rng = random.Random(f"{seed}/spoof")
-    spoofed: dict[str, str | None] = {}
     xs, ys = [], []
     batch: list[EventView] = []
     labels: list[int] = []
@@ -69,21 +52,14 @@ def dataset(
             batch.clear()
             labels.clear()
 
-    for event in stream(seed, events, users):
-        context = dict(event["context"])
-        is_bot = context.pop("device_type") == "bot"
-        agent = context.get("user_agent")
-        session = context.get("session_id", "")
-        if is_bot:
-            if session not in spoofed:
-                spoofed[session] = rng.choice(HUMAN_AGENTS) if rng.random() < spoof_share else None
-            agent = spoofed[session] or agent
+    for event, is_bot in labelled_events(seed, events, users, spoof_share):
+        agent = event["context"].get("user_agent")
         batch.append(
             EventView(
                 event_type=event["event_type"],
                 event_timestamp=event["event_timestamp"],
                 payload=event["payload"],
-                context=context,
+                context=event["context"],
                 user_agent=parse_user_agent(agent),
                 user_agent_string=agent,
             )
@@ -136,7 +112,7 @@ def train(seed: int, out: Path, events: int = 40_000, users: int = 3_000) -> Pat
         "features": list(FEATURES),
         "coefficients": dict(zip(FEATURES, np.round(model[-1].coef_[0], 4).tolist(), strict=True)),
         "training_data": {
-            "generator": "ingestion.producers.sources.ClickstreamSource",
+            "generator": "simulator.training.labelled_events",
             "seed": seed,
             "users": users,
             "events": events,

@@ -20,7 +20,6 @@ from ingestion.core.auth import new_key
 from ingestion.core.config import ApiKey, CollectorOptions
 from ingestion.producers.config import ProducerOptions
 from ingestion.producers.emitter import Emitter, EmitterStats
-from ingestion.producers.sources import ClickstreamSource
 from ingestion.producers.spool import SqliteSpool
 from ingestion.producers.transports import make_transport
 from resources.kafka import make_kafka_admin
@@ -28,6 +27,7 @@ from resources.s3 import ensure_buckets
 from resources.settings import KafkaSettings, OpenSearchSettings, PlatformSettings, TopicNames
 from resources.topics import ensure_topics, platform_topics
 from runtime.retry import RetrySettings
+from simulator.events import ClickstreamSource
 from stack.private import free_port
 from streaming.batch_loader import BatchLoaderOptions
 from streaming.enricher import EnricherOptions

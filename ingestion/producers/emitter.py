@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from contract.envelope import SourceItem
 from ingestion.producers.config import DEFAULT_RETRY, ProducerOptions
-from ingestion.producers.sources import SourceItem, encode
+from ingestion.producers.sources import encode
 from ingestion.producers.spool import EventStore
 from ingestion.producers.transports import (
     FatalError,

@@ -14,9 +14,9 @@ from typing import Any, Final
 
 import polars as pl
 
-from contract.raw_zone import EVENT_SCHEMA
+from contract.raw_zone import polars_schema
 
-RAW_SCHEMA: pl.Schema = pl.Schema(pl.from_arrow(EVENT_SCHEMA.empty_table()).schema)  # type: ignore[union-attr]
+RAW_SCHEMA: pl.Schema = polars_schema()
 """Column names and polars dtypes of a raw-zone row, in the file's column order."""
 
 RAW_COLUMNS: tuple[str, ...] = tuple(RAW_SCHEMA.names())

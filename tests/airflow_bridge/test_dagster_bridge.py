@@ -27,11 +27,11 @@ import pytest
 
 from cli.dagster import DagsterServer
 from platform_assets.assets.lake.curated import CURATED_ASSETS
-from platform_assets.curation.synthetic import SyntheticConfig, write_raw_zone
 from platform_assets.resources import RawZoneResource, resources_for
 from resources.lake import make_catalog
 from resources.s3 import ensure_buckets, make_s3_client
 from resources.settings import LakeSettings, PlatformSettings, Profile, S3Settings
+from simulator.raw_zone import SyntheticConfig, write_raw_zone
 from stack.airflow import AirflowHome, airflow_venv
 from stack.config import StackSettings
 from stack.manager import Stack

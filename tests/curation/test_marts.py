@@ -8,7 +8,7 @@ import pytest
 from platform_assets.curation import checks, marts
 from platform_assets.curation.pipeline import CurationResult, curate_partition
 from platform_assets.curation.raw import empty_raw
-from platform_assets.curation.synthetic import SyntheticConfig, synthetic_partition
+from simulator.raw_zone import SyntheticConfig, synthetic_partition
 from tests.curation.rows import T0, frame, payload_for, reading, row
 
 pytestmark = pytest.mark.unit

@@ -6,13 +6,13 @@ import polars as pl
 import pytest
 
 from platform_assets.curation.checks import check_validation_reconciles
-from platform_assets.curation.synthetic import SyntheticConfig, synthetic_partition
 from platform_assets.curation.validate import (
     QUARANTINE_SCHEMA,
     SchemaContractError,
     quarantine_counts_by_reason,
     validate_events,
 )
+from simulator.raw_zone import SyntheticConfig, synthetic_partition
 from tests.curation.rows import frame, payload_for, row
 
 pytestmark = pytest.mark.unit

@@ -17,7 +17,7 @@ import pytest
 from contract.enrichment import MODEL_VERSION_HEADER, NDJSON
 from contract.records import Enrichment
 from enrichment.service import EnrichResponse
-from ingestion.producers.sources import ClickstreamSource
+from simulator.events import ClickstreamSource
 from stack.private import free_port
 
 pytestmark = pytest.mark.integration

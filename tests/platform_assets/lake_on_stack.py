@@ -22,12 +22,12 @@ import dagster as dg
 import polars as pl
 
 from platform_assets.assets.lake.curated import CURATED_ASSETS
-from platform_assets.curation.synthetic import SyntheticConfig, upload_raw_zone, write_raw_zone
 from platform_assets.resources import resources_for
 from resources.lake import make_catalog
 from resources.s3 import ensure_buckets
 from resources.settings import PlatformSettings, Profile
 from resources.trino import run_trino
+from simulator.raw_zone import SyntheticConfig, upload_raw_zone, write_raw_zone
 from stack.provision import provision_search
 from stack.services.trino import iceberg_catalog
 

@@ -15,9 +15,9 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from cli.processes import PlatformProcess, child_env
-from ingestion.producers.sources import ClickstreamSource
 from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings, TopicNames
+from simulator.events import ClickstreamSource
 from stack.private import free_port
 from streaming.enricher import CircuitBreaker, Enricher, EnricherSettings
 from tests.kafka_helpers import end_offsets, read_committed

@@ -26,11 +26,12 @@ from contract.envelope import EnvelopeRules, check_envelope
 from contract.failures import FailureType, OriginalPayload
 from contract.registry import SchemaRegistry
 from ingestion.producers.emitter import Emitter
-from ingestion.producers.sources import ClickstreamSource, IoTSource, encode
+from ingestion.producers.sources import encode
 from ingestion.producers.spool import InMemoryStore, SqliteSpool
 from ingestion.producers.transports import GrpcTransport, RestTransport, Transport
 from resources.settings import PlatformSettings
 from runtime.retry import RetrySettings
+from simulator.events import ClickstreamSource, IoTSource
 from stack.private import free_port
 from tests.ingestion.conftest import TRIBUTARY, WRITE_KEY, CollectorProcess
 from tests.kafka_helpers import end_offsets, read_since

@@ -16,19 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from contract.envelope import EnvelopeRules, check_envelope
+from contract.envelope import EnvelopeRules, SourceItem, check_envelope
 from contract.failures import FailureType
 from contract.registry import SchemaRegistry
-from ingestion.producers.sources import (
-    COLLECTOR_FLAWS,
-    PAGE_VIEW_LATEST,
-    ClickstreamSource,
-    FieldMapping,
-    FileSource,
-    IoTSource,
-    SourceItem,
-    encode,
-)
+from ingestion.producers.sources import FieldMapping, FileSource, encode
+from simulator.events import COLLECTOR_FLAWS, ClickstreamSource, IoTSource
+from simulator.world import PAGE_VIEW_LATEST
 
 pytestmark = pytest.mark.unit
 

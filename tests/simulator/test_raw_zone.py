@@ -8,7 +8,7 @@ import pytest
 
 from contract.registry import SchemaRegistry
 from platform_assets.curation.raw import RAW_SCHEMA
-from platform_assets.curation.synthetic import SyntheticConfig, synthetic_partition
+from simulator.raw_zone import SyntheticConfig, synthetic_partition
 
 pytestmark = pytest.mark.unit
 

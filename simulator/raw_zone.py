@@ -1,12 +1,12 @@
-"""Synthetic enriched raw-zone rows, vectorised, for tests and the curation benchmark.
+"""The simulated shop's enriched raw-zone rows, vectorised, for tests and benchmarks.
 
-Rows follow ``RAW_SCHEMA`` (the batch loader's ``EVENT_SCHEMA``) and look like what the
-pipeline writes for the synthetic shop (``ingestion.producers.sources.ClickstreamSource``):
-the same catalogue, prices, currencies, user agents (parsed by the enrichment's own parser),
-countries, funnel (page_view -> product_view -> add_to_cart -> checkout_started -> purchase)
-and payload layouts, serialised like ``contract.raw_zone.flatten`` (compact JSON with
-sorted keys). Sessions are built with numpy/polars, not event by event, so ten million rows
-take seconds, not minutes.
+Rows follow the batch loader's ``contract.raw_zone.EVENT_SCHEMA`` and look like what the
+pipeline writes for ``simulator.events.ClickstreamSource``: the same world
+(``simulator.world``: catalogue, prices, currencies, user agents and what each one is,
+countries, the funnel page_view -> product_view -> add_to_cart -> checkout_started ->
+purchase and its rates) and payload layouts, serialised like ``contract.raw_zone.flatten``
+(compact JSON with sorted keys). Sessions are built with numpy/polars, not event by event,
+so ten million rows take seconds, not minutes.
 
 On top of the clean stream, and counted in ``SyntheticTruth``:
 
@@ -27,7 +27,7 @@ Sessions start in ``[day - lookback_hours, day + 1 day)``; rows whose event time
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -36,9 +36,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from platform_assets.curation.raw import RAW_COLUMNS, RAW_SCHEMA
+from contract.raw_zone import polars_schema
 from resources.s3 import make_s3_client
 from resources.settings import S3Settings
+from simulator import world
 
 DEFECTS = (
     "negative_price",
@@ -49,10 +50,9 @@ DEFECTS = (
     "event_after_receipt",
     "unknown_device_class",
 )
-RATES_VERSION = "eur-ref-2026.1"
 GEO_SOURCE = "2.3.2026061719 (IP data CC BY 4.0 NRO (nro.net) via ip-location-db)"
-SHOP = "iglu:com.tributary.shop"
-_KINDS = ("page_view", "product_view", "add_to_cart", "checkout_started", "purchase")
+RAW_SCHEMA = polars_schema()
+RAW_COLUMNS = tuple(RAW_SCHEMA.names())
 PAGE_VIEW, PRODUCT_VIEW, ADD_TO_CART, CHECKOUT, PURCHASE = range(5)
 _N_KAFKA_PARTITIONS = 6
 _US = 1_000_000
@@ -114,40 +114,26 @@ class _Reference:
 
 
 def _reference() -> _Reference:
-    # Imported here: only the generator borrows the producer's shop and the enrichment's
-    # user-agent parser; the curation logic itself depends on neither.
-    from enrichment.user_agent import parse_user_agent
-    from ingestion.producers.sources import (
-        BOT_AGENTS,
-        COUNTRIES,
-        CURRENCY_RATES,
-        DESKTOP_AGENTS,
-        MOBILE_AGENTS,
-        catalogue,
-    )
-
-    products = catalogue()
+    products = world.catalogue()
     categories = sorted({p.category for p in products})
-    currencies = list(CURRENCY_RATES)
-    agents = [*DESKTOP_AGENTS, *MOBILE_AGENTS, *BOT_AGENTS]
-    device = [0] * len(DESKTOP_AGENTS) + [1] * len(MOBILE_AGENTS) + [2] * len(BOT_AGENTS)
-    parsed = [parse_user_agent(a) for a in agents]
+    currencies = list(world.CURRENCY_RATES)
+    agents = [a for kind in world.DEVICE_WEIGHTS for a in world.AGENTS[kind]]
+    device = [d for d, kind in enumerate(world.DEVICE_WEIGHTS) for _ in world.AGENTS[kind]]
+    info = [world.AGENT_INFO[a] for a in agents]
     ua = pl.DataFrame(
         {
             "agent": list(range(len(agents))),
-            "ua_browser_family": [p.browser_family if p else None for p in parsed],
-            "ua_browser_version": [p.browser_version if p else None for p in parsed],
-            "ua_os_family": [p.os_family if p else None for p in parsed],
-            "ua_os_version": [p.os_version if p else None for p in parsed],
-            "ua_device_family": [p.device_family if p else None for p in parsed],
-            "ua_device_class": [p.device_class if p else None for p in parsed],
-            "ua_is_bot": [p.is_bot if p else None for p in parsed],
+            "ua_browser_family": [i.browser_family for i in info],
+            "ua_browser_version": [i.browser_version for i in info],
+            "ua_os_family": [i.os_family for i in info],
+            "ua_os_version": [i.os_version for i in info],
+            "ua_device_family": [i.device_family for i in info],
+            "ua_device_class": [i.device_class for i in info],
+            "ua_is_bot": [i.is_bot for i in info],
         },
         schema_overrides={"agent": pl.Int32},
     )
-    names = {"DE": "Germany", "FR": "France", "NL": "Netherlands", "US": "United States of America"}
-    names["GB"] = "United Kingdom of Great Britain and Northern Ireland"
-    countries = list(COUNTRIES)
+    countries = list(world.COUNTRIES.values())
     return _Reference(
         product_ids=[p.product_id for p in products],
         product_names=[p.name for p in products],
@@ -155,14 +141,14 @@ def _reference() -> _Reference:
         category_of=np.array([categories.index(p.category) for p in products]),
         prices=np.array([[p.price(c) for c in currencies] for p in products]),
         currencies=currencies,
-        rates=np.array([CURRENCY_RATES[c] for c in currencies]),
+        rates=np.array([world.CURRENCY_RATES[c] for c in currencies]),
         agents=agents,
         agent_device=np.array(device),
         ua=ua,
-        countries=countries,
-        country_names=[names[c] for c in countries],
-        country_currency=np.array([currencies.index(COUNTRIES[c][0]) for c in countries]),
-        locales=[COUNTRIES[c][1] for c in countries],
+        countries=list(world.COUNTRIES),
+        country_names=[c.name for c in countries],
+        country_currency=np.array([currencies.index(c.currency) for c in countries]),
+        locales=[c.locale for c in countries],
     )
 
 
@@ -184,9 +170,14 @@ def uuids(rng: np.random.Generator, n: int) -> pl.Series:
     return pl.Series(arr)
 
 
-def _pick(rng: np.random.Generator, n: int, weights: Sequence[float]) -> np.ndarray:
-    p = np.asarray(weights, dtype=float)
+def _pick(rng: np.random.Generator, n: int, weights: Iterable[float]) -> np.ndarray:
+    p = np.asarray(list(weights), dtype=float)
     return rng.choice(len(p), size=n, p=p / p.sum())
+
+
+def _gap(rng: np.random.Generator, step: str, n: int) -> np.ndarray:
+    """Seconds before ``n`` steps of a kind, as ``world.GAP_S`` gives them."""
+    return rng.uniform(*world.GAP_S[step], n)
 
 
 def _lookup(index: pl.Expr | pl.Series, values: list[str]) -> pl.Expr:
@@ -202,7 +193,7 @@ def _lookup(index: pl.Expr | pl.Series, values: list[str]) -> pl.Expr:
 def _users(ref: _Reference, n: int, seed: int) -> pl.DataFrame:
     """The user pool; the same seed gives the same users whatever the day."""
     rng = np.random.default_rng([seed, 1])
-    device = _pick(rng, n, [55, 41, 4])
+    device = _pick(rng, n, list(world.DEVICE_WEIGHTS.values()))
     n_desk, n_mob, n_bot = (int((ref.agent_device == d).sum()) for d in range(3))
     agent = np.where(
         device == 0,
@@ -213,9 +204,9 @@ def _users(ref: _Reference, n: int, seed: int) -> pl.DataFrame:
             n_desk + n_mob + rng.integers(0, n_bot, n),
         ),
     )
-    has_id = (device != 2) & (rng.random(n) < 0.65)
-    country = _pick(rng, n, [35, 15, 10, 25, 15])
-    octets = np.array([24, 31, 46, 62, 68, 73, 77, 81, 85, 91, 94, 98, 109, 176, 185, 212, 217])
+    has_id = (device != 2) & (rng.random(n) < world.ACCOUNT_SHARE)
+    country = _pick(rng, n, [c.weight for c in world.COUNTRIES.values()])
+    octets = np.array(world.PUBLIC_FIRST_OCTETS)
     ip_parts = [
         octets[rng.integers(0, len(octets), n)],
         *(rng.integers(0, 256, (2, n))),
@@ -289,29 +280,35 @@ def _session_events(
     checkout_page = prod_page + n_products
     confirm_page = checkout_page + 1
 
-    # Bots crawl 3-12 pages, seconds apart.
+    # Bots crawl pages, seconds apart.
     bots = s[bot]
-    crawl = rng.integers(3, 13, len(bots))
+    low, high = world.BOT_PAGES
+    crawl = rng.integers(low, high + 1, len(bots))
     bs = np.repeat(bots, crawl)
     bstep = np.arange(len(bs)) - np.repeat(np.cumsum(crawl) - crawl, crawl)
     bprod = rng.integers(0, n_products, len(bs))
     bpage = np.where(
-        rng.random(len(bs)) < 0.7, prod_page + bprod, cat_page + ref.category_of[bprod]
+        rng.random(len(bs)) < world.BOT_PRODUCT_PAGE_SHARE,
+        prod_page + bprod,
+        cat_page + ref.category_of[bprod],
     )
-    rows(bs, bstep, PAGE_VIEW, bpage, -1, np.where(bstep == 0, 0.0, rng.uniform(0.3, 2.5, len(bs))))
+    bgap = _gap(rng, "bot_page", len(bs))
+    rows(bs, bstep, PAGE_VIEW, bpage, -1, np.where(bstep == 0, 0.0, bgap))
 
     hs = s[~bot]
     h = len(hs)
     landing_product = rng.integers(0, n_products, h)
-    landing_kind = rng.random(h)
     medium = sessions["medium"].to_numpy()[~bot]
+    product_media = [list(world.MEDIA).index(m) for m in world.PRODUCT_LANDING_MEDIA]
+    on_product = np.isin(medium, product_media) & (rng.random(h) < world.LANDING_PRODUCT_SHARE)
+    on_category = rng.random(h) < world.LANDING_CATEGORY_SHARE
     landing = np.where(
-        np.isin(medium, (1, 4)) & (landing_kind < 0.5),
+        on_product,
         prod_page + landing_product,
-        np.where(landing_kind < 0.75, cat_page + ref.category_of[landing_product], 0),
+        np.where(on_category, cat_page + ref.category_of[landing_product], 0),
     )
     rows(hs, np.zeros(h, np.int32), PAGE_VIEW, landing, -1, np.zeros(h))
-    n_cat = _pick(rng, h, [30, 35, 20, 15])
+    n_cat = np.array(list(world.CATEGORY_PAGES))[_pick(rng, h, world.CATEGORY_PAGES.values())]
     cs = np.repeat(hs, n_cat)
     cstep = 1 + np.arange(len(cs)) - np.repeat(np.cumsum(n_cat) - n_cat, n_cat)
     rows(
@@ -320,72 +317,64 @@ def _session_events(
         PAGE_VIEW,
         cat_page + rng.integers(0, n_categories, len(cs)),
         -1,
-        rng.uniform(3, 40, len(cs)),
+        _gap(rng, "category_page", len(cs)),
     )
 
-    n_prod = np.where(rng.random(h) < 0.7, 1 + _pick(rng, h, [45, 30, 15, 10]), 0)
+    views = np.array(list(world.PRODUCT_VIEWS))[_pick(rng, h, world.PRODUCT_VIEWS.values())]
+    n_prod = np.where(rng.random(h) < world.BROWSE_SHARE, views, 0)
     ps = np.repeat(hs, n_prod)
     pj = np.arange(len(ps)) - np.repeat(np.cumsum(n_prod) - n_prod, n_prod)
     favourite = np.repeat(ref.category_of[landing_product], n_prod)
     product = rng.integers(0, n_products, len(ps))
-    # 60% of product views stay in the landing page's category.
-    same = np.flatnonzero(rng.random(len(ps)) < 0.6)
+    # Some sessions' product views stay in the landing page's category.
+    same = np.flatnonzero(np.repeat(rng.random(h) < world.SAME_CATEGORY_SHARE, n_prod))
     in_cat = [np.flatnonzero(ref.category_of == c) for c in range(n_categories)]
     for c in range(n_categories):
         idx = same[favourite[same] == c]
         product[idx] = in_cat[c][rng.integers(0, len(in_cat[c]), len(idx))]
     base = 10 + 3 * pj
-    rows(ps, base, PAGE_VIEW, prod_page + product, -1, rng.uniform(4, 45, len(ps)))
-    rows(ps, base + 1, PRODUCT_VIEW, -1, product, rng.uniform(0.2, 1.5, len(ps)))
-    added = rng.random(len(ps)) < 0.35
-    qty = 1 + _pick(rng, len(ps), [80, 15, 5])
+    rows(ps, base, PAGE_VIEW, prod_page + product, -1, _gap(rng, "product_page", len(ps)))
+    rows(ps, base + 1, PRODUCT_VIEW, -1, product, _gap(rng, "product_view", len(ps)))
+    added = rng.random(len(ps)) < world.ADD_TO_CART_SHARE
+    qty = np.array(list(world.QUANTITIES))[_pick(rng, len(ps), world.QUANTITIES.values())]
     rows(
         ps[added],
         base[added] + 2,
         ADD_TO_CART,
         -1,
         product[added],
-        rng.uniform(5, 60, int(added.sum())),
+        _gap(rng, "add_to_cart", int(added.sum())),
         qty[added],
     )
 
     carts = np.unique(ps[added])
-    checkout = carts[rng.random(len(carts)) < 0.55]
+    checkout = carts[rng.random(len(carts)) < world.CHECKOUT_SHARE]
     k = len(checkout)
-    rows(checkout, np.full(k, 100), PAGE_VIEW, checkout_page, -1, rng.uniform(5, 40, k))
-    rows(checkout, np.full(k, 101), CHECKOUT, -1, -1, rng.uniform(0.2, 1.0, k))
-    bought = checkout[rng.random(k) < 0.7]
+    rows(checkout, np.full(k, 100), PAGE_VIEW, checkout_page, -1, _gap(rng, "checkout_page", k))
+    rows(checkout, np.full(k, 101), CHECKOUT, -1, -1, _gap(rng, "checkout_started", k))
+    bought = checkout[rng.random(k) < world.PURCHASE_SHARE]
     b = len(bought)
-    rows(bought, np.full(b, 102), PURCHASE, -1, -1, rng.uniform(20, 120, b))
-    rows(bought, np.full(b, 103), PAGE_VIEW, confirm_page, -1, rng.uniform(1, 3, b))
+    rows(bought, np.full(b, 102), PURCHASE, -1, -1, _gap(rng, "purchase", b))
+    rows(bought, np.full(b, 103), PAGE_VIEW, confirm_page, -1, _gap(rng, "confirmation_page", b))
     del n
     return pl.concat(parts).sort("s", "step")
 
 
 def _pages(ref: _Reference) -> tuple[list[str], list[str]]:
-    urls = ["https://shop.example.com/"]
-    titles = ["Home | Tributary Shop"]
-    for c in ref.categories:
-        urls.append(f"https://shop.example.com/c/{c}")
-        titles.append(f"{c.title()} | Tributary Shop")
-    for pid, name in zip(ref.product_ids, ref.product_names, strict=True):
-        urls.append(f"https://shop.example.com/p/{pid}")
-        titles.append(f"{name} | Tributary Shop")
-    urls += ["https://shop.example.com/checkout", "https://shop.example.com/order/confirmation"]
-    titles += ["Checkout | Tributary Shop", "Thank you | Tributary Shop"]
+    pages = [("/", "Home")]
+    pages += [(f"/c/{c}", c.title()) for c in ref.categories]
+    pages += [
+        (f"/p/{pid}", name) for pid, name in zip(ref.product_ids, ref.product_names, strict=True)
+    ]
+    pages += [("/checkout", "Checkout"), ("/order/confirmation", "Thank you")]
+    urls = [world.SHOP_URL + path for path, _ in pages]
+    titles = [f"{title} | {world.SHOP_TITLE}" for _, title in pages]
     return urls, titles
 
 
-_MEDIA = ["direct", "search", "social", "email", "paid", "other"]
-_MEDIUM_WEIGHTS = [35, 30, 12, 8, 10, 5]
-_REFERRERS: list[str | None] = [
-    None,
-    "https://www.google.com/",
-    "https://www.instagram.com/",
-    "https://mail.example.net/",
-    "https://www.googleadservices.com/pagead/aclk",
-    "https://blog.example.org/best-gear-2026",
-]
+_MEDIA = list(world.MEDIA)
+_MEDIUM_WEIGHTS = [weight for _, weight in world.MEDIA.values()]
+_REFERRERS = [referrer for referrer, _ in world.MEDIA.values()]
 
 
 def _json_str(expr: pl.Expr) -> pl.Expr:
@@ -418,7 +407,7 @@ def _money(field: pl.Expr, amount: pl.Expr) -> pl.Expr:
         amount=amount,
         currency=pl.col("currency"),
         amount_eur=(amount / pl.col("rate")).round(4),
-        rates_version=pl.lit(RATES_VERSION),
+        rates_version=pl.lit(world.RATES_VERSION),
     )
 
 
@@ -539,8 +528,8 @@ def _payloads(ref: _Reference, ev: pl.DataFrame, rng: np.random.Generator) -> pl
     orders = orders.with_columns(
         order_id=pl.concat_str([pl.lit("o-"), uuids(rng, orders.height).str.slice(0, 13)]),
         payment_method=_lookup(
-            pl.Series(_pick(rng, orders.height, [60, 30, 7, 3])),
-            ["card", "paypal", "bank_transfer", "voucher"],
+            pl.Series(_pick(rng, orders.height, world.PAYMENT_METHODS.values())),
+            list(world.PAYMENT_METHODS),
         ),
     )
     checkouts = ev.filter(kind == CHECKOUT).join(orders, on="s", how="left")
@@ -630,7 +619,7 @@ def _build_rows(
         + (pl.col("jitter") * _US).cast(pl.Int64).cast(pl.Duration("us"))
     )
     kind = pl.col("kind")
-    name = _lookup(kind.cast(pl.Int32), list(_KINDS))
+    name = _lookup(kind.cast(pl.Int32), list(world.FUNNEL_STEPS))
     version = (
         pl.when((kind == PAGE_VIEW) & pl.col("modern"))
         .then(pl.lit("1-0-1"))
@@ -661,7 +650,7 @@ def _build_rows(
     ev = ev.join(ref.ua, on="agent", how="left")
     return ev.select(
         event_id=pl.col("event_id"),
-        event_type=pl.format("{}/{}/jsonschema/{}", pl.lit(SHOP), name, version),
+        event_type=pl.format("{}/{}/jsonschema/{}", pl.lit(world.SHOP), name, version),
         event_vendor=pl.lit("com.tributary.shop"),
         event_name=name,
         event_version=version,
@@ -759,15 +748,17 @@ class _Generator:
                 "user": user.astype(np.int64),
                 "start_us": int(self.window_start.timestamp() * _US) + start,
                 "medium": _pick(rng, n, _MEDIUM_WEIGHTS).astype(np.int32),
-                "modern": rng.random(n) < 0.6,
-                "login": rng.random(n) < 0.85,
+                "modern": rng.random(n) < world.MODERN_SHARE,
+                "login": rng.random(n) < world.LOGIN_SHARE,
                 "session_id": uuids(rng, n),
             }
         )
         frame = frame.join(users.select("user", "device", "user_id"), on="user", how="left")
-        return frame.with_columns(logged_in=pl.col("login") & pl.col("user_id").is_not_null()).drop(
-            "login", "user_id"
-        )
+        return frame.with_columns(
+            logged_in=pl.col("login") & pl.col("user_id").is_not_null(),
+            # Crawlers come direct, as the event-by-event generator's do.
+            medium=pl.when(pl.col("device") == 2).then(0).otherwise("medium").cast(pl.Int32),
+        ).drop("login", "user_id")
 
     def chunks(self) -> Iterator[pl.DataFrame]:
         cfg = self.cfg
