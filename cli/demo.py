@@ -135,14 +135,15 @@ def _run(
         reconciler.close()
     result = settled.result
     document = reconciliation_document(stats, result)
-    _report(document, result, pipeline.settings)
+    document["kpis"] = []
+    _report(document, pipeline.settings)
     if document["problems"]:
         return document
-    kpis, failed = _curate(pipeline.settings, result.lake_dates)
-    document["kpis"] = kpis
+    document["kpis"], failed = _curate(pipeline.settings, result.lake_dates)
     if failed:
         document["problems"].append(f"the curated chain failed for {', '.join(failed)}")
         document["verdict"] = "the curated chain failed"
+        return document
     _dashboards(pipeline.settings)
     return document
 
@@ -237,7 +238,7 @@ def reconciliation_document(
     }
 
 
-def _report(document: dict[str, Any], result: Reconciliation, settings: PipelineSettings) -> None:
+def _report(document: dict[str, Any], settings: PipelineSettings) -> None:
     topics = settings.topics
     got, want = document["figures"], document["expected"]
     enriched, dead = got["enriched"], got["enriched_dead_letters"]
