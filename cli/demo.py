@@ -7,41 +7,54 @@
    deliberately broken (some refused by the collector, some by the enricher's schemas);
 4. wait until every accepted event has reached each of its destinations, then print the
    reconciliation by ``event_id``: sent, accepted, collector dead letters by reason, enriched,
-   enriched dead letters by reason, documents in OpenSearch, rows in the lake.
+   enriched dead letters by reason, documents in OpenSearch, rows in the lake;
+5. curate the lake for the event dates written and print the day's KPIs read back.
+
+With ``--json`` the figures, what each should be, the problems, the KPIs and the verdict are
+one JSON document on stdout (:func:`reconciliation_document`); the rest goes to stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import sys
 import tempfile
-import time
 import warnings
 from collections import Counter
+from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cli.dagster import INSTANCE_YAML
+from cli.errors import ExitCode
 from cli.processes import Pipeline, PipelineSettings
 from cli.produce import TransportName, produce_events
 from ingestion.core.auth import new_key
 from ingestion.core.config import ApiKey
 from ingestion.producers.emitter import EmitterStats
-from resources.settings import LOCAL_SUPERSET_ADMIN_PASSWORD, LakeCatalog, PlatformSettings
+from resources.settings import (
+    LOCAL_SUPERSET_ADMIN_PASSWORD,
+    LakeCatalog,
+    PlatformSettings,
+    local_folder,
+)
 from simulator.events import ClickstreamSource, IoTSource
 from stack.config import StackSettings
 from stack.dashboards import dashboard_urls
-from stack.errors import StackError
 from stack.manager import Stack
-from stack.provision import ProvisionError
-from streaming.reconcile import Reconciler, Reconciliation
+from streaming.reconcile import ProducerFigures, Reconciler, Reconciliation, producer_problems
 
 console = Console(highlight=False, soft_wrap=True)
 
 # The Dagster instance the demo's runs go to, and `make dagster` serves.
-DAGSTER_HOME = Path(".tributary/dagster")
+DAGSTER_HOME = local_folder("dagster")
 
 # Unless configured otherwise, the demo's batch loader flushes within seconds, not a minute.
 DEMO_FLUSH_AGE_S = 5.0
@@ -75,24 +88,34 @@ def demo(
     settle_timeout: float = typer.Option(
         600, help="Seconds to wait for every event to reach the search store and the lake."
     ),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print the figures, the problems and the verdict as one JSON document on stdout "
+        "(the rest goes to stderr).",
+    ),
 ) -> None:
     """Run the platform on this machine and reconcile every event sent, stage by stage."""
-    try:
-        Stack(StackSettings()).up(report=console.print)
-    except (StackError, ProvisionError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+    # Every console writes to whatever sys.stdout is when it prints: stderr, with --json.
+    with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        document = _run(events, iot_events, bad_share, seed, settle_timeout)
+    if as_json:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    if document["problems"]:
+        raise typer.Exit(ExitCode.FAILED)
 
+
+def _run(
+    events: int, iot_events: int, bad_share: float, seed: int, settle_timeout: float
+) -> dict[str, Any]:
+    """The demo; returns its JSON document (the human output is printed on the way)."""
+    Stack(StackSettings()).up(report=console.print)
     work = Path(tempfile.mkdtemp(prefix="tributary-demo-"))
     key, key_hash = new_key()
     pipeline = Pipeline(_pipeline_settings(key_hash), work / "logs")
     reconciler = Reconciler(pipeline.settings)
     try:
-        try:
-            pipeline.start()
-        except StackError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from exc
+        pipeline.start()
         console.print(
             f"stream processes running (logs in {work / 'logs'}): "
             f"collector {pipeline.collector_url} "
@@ -100,32 +123,37 @@ def demo(
             "enricher, real-time loader, batch loader"
         )
         stats = _produce(pipeline, key, work, events, iot_events, bad_share, seed)
-        started = time.monotonic()
         with console.status("waiting for every event to reach OpenSearch and the lake"):
-            result = reconciler.collect()
-            while not result.settled and time.monotonic() - started < settle_timeout:
-                if dead := [p.name for p in pipeline if not p.running()]:
-                    console.print(
-                        f"[red]error:[/red] {', '.join(dead)} exited; see {work / 'logs'}"
-                    )
-                    break
-                time.sleep(2)
-                result = reconciler.collect()
-        console.print(f"settled {time.monotonic() - started:.1f} s after the last event was sent")
+            settled = reconciler.settle(settle_timeout, poll=2, exited=pipeline.exited)
+        if settled.exited:
+            console.print(
+                f"[red]error:[/red] {', '.join(settled.exited)} exited; see {work / 'logs'}"
+            )
+        console.print(f"settled {settled.seconds:.1f} s after the last event was sent")
     finally:
         pipeline.stop()
         reconciler.close()
-    _report(stats, result, pipeline.settings)
-    _curate(pipeline.settings, result.lake_dates)
+    result = settled.result
+    document = reconciliation_document(stats, result)
+    document["kpis"] = []
+    _report(document, pipeline.settings)
+    if document["problems"]:
+        return document
+    document["kpis"], failed = _curate(pipeline.settings, result.lake_dates)
+    if failed:
+        document["problems"].append(f"the curated chain failed for {', '.join(failed)}")
+        document["verdict"] = "the curated chain failed"
+        return document
     _dashboards(pipeline.settings)
+    return document
 
 
 def _produce(
     pipeline: Pipeline, key: str, work: Path, events: int, iot_events: int, bad: float, seed: int
-) -> list[EmitterStats]:
+) -> dict[str, EmitterStats]:
     common = {"rate": None, "batch_size": 100, "api_key": key, "max_retries": 5}
-    return [
-        produce_events(
+    return {
+        "clickstream (REST)": produce_events(
             "clickstream (REST)",
             ClickstreamSource(users=max(1, events // 20), seed=seed, bad_share=bad),
             events,
@@ -136,7 +164,7 @@ def _produce(
             gzip=True,
             **common,  # type: ignore[arg-type]
         ),
-        produce_events(
+        "iot (gRPC)": produce_events(
             "iot (gRPC)",
             IoTSource(devices=20, seed=seed, bad_share=bad),
             iot_events,
@@ -147,75 +175,123 @@ def _produce(
             gzip=None,
             **common,  # type: ignore[arg-type]
         ),
-    ]
+    }
 
 
-def _report(stats: list[EmitterStats], result: Reconciliation, settings: PipelineSettings) -> None:
-    topics = settings.topics
-    sent = sum(s.sent for s in stats)
-    told_accepted = sum(s.accepted for s in stats)
-    told_rejected = sum(s.rejected_total for s in stats)
-    accepted = len(result.accepted)
+ACCOUNTED = "every event is accounted for"
+NOT_ACCOUNTED = "counts do not add up"
+
+
+def reconciliation_document(
+    producers: Mapping[str, ProducerFigures], result: Reconciliation
+) -> dict[str, Any]:
+    """The reconciliation as the demo reports it (and ``--json`` prints).
+
+    The figures per stage, what each should be (the producers' figures, or an earlier
+    stage's), every problem, and the verdict.
+    """
+    rejected: Counter[str] = Counter()
+    for figures in producers.values():
+        rejected.update(figures.rejected)
     enriched = result.ours(result.enriched)
     dead = result.ours(result.enriched_dead_letters)
-    collector_dead = sum(result.collector_dead_letters.values())
-    indexed = sum(result.indexed_events.values())
-    indexed_dead = sum(result.indexed_dead_letters.values())
-    lake = sum(result.lake_rows.values())
+    accepted = len(result.accepted)
+    problems = [*result.problems(), *producer_problems(producers.values(), result)]
+    return {
+        "producers": {
+            name: {
+                "sent": f.sent,
+                "accepted": f.accepted,
+                "rejected": dict(sorted(f.rejected.items())),
+            }
+            for name, f in producers.items()
+        },
+        "figures": {
+            "sent": sum(f.sent for f in producers.values()),
+            "accepted": accepted,
+            "collector_dead_letters": sum(result.collector_dead_letters.values()),
+            "collector_dead_letters_by_reason": dict(sorted(result.collector_dead_letters.items())),
+            "enriched": enriched,
+            "enriched_dead_letters": dead,
+            "enriched_dead_letters_by_reason": dict(
+                sorted(result.enriched_dead_letter_reasons.items())
+            ),
+            "indexed_events": sum(result.indexed_events.values()),
+            "indexed_dead_letters": sum(result.indexed_dead_letters.values()),
+            "loader_dead_letters": result.ours(result.loader_dead_letters),
+            "lake_rows": sum(result.lake_rows.values()),
+            "lake_objects": result.lake_objects,
+        },
+        "expected": {
+            "accepted": sum(f.accepted for f in producers.values()),  # the collector said
+            "collector_dead_letters": sum(rejected.values()),  # the collector said
+            "collector_dead_letters_by_reason": dict(sorted(rejected.items())),
+            "enriched_plus_dead_letters": accepted,
+            "indexed_events": enriched,
+            "indexed_dead_letters": dead,
+            "loader_dead_letters": 0,
+            "lake_rows": enriched,
+        },
+        "lake_dates": sorted(result.lake_dates),
+        "problems": problems,
+        "verdict": NOT_ACCOUNTED if problems else ACCOUNTED,
+    }
 
+
+def _report(document: dict[str, Any], settings: PipelineSettings) -> None:
+    topics = settings.topics
+    got, want = document["figures"], document["expected"]
+    enriched, dead = got["enriched"], got["enriched_dead_letters"]
     table = Table("stage", "events", "should be", title="Reconciliation by event_id")
-    table.add_row("sent by the producers", str(sent), "")
-    table.add_row(f"accepted → {topics.raw}", str(accepted), f"{told_accepted} (collector said)")
+    table.add_row("sent by the producers", str(got["sent"]), "")
+    table.add_row(
+        f"accepted → {topics.raw}", str(got["accepted"]), f"{want['accepted']} (collector said)"
+    )
     table.add_row(
         f"collector dead letters → {topics.collector_dlq}",
-        str(collector_dead),
-        f"{told_rejected} (collector said)",
+        str(got["collector_dead_letters"]),
+        f"{want['collector_dead_letters']} (collector said)",
     )
-    rejected = Counter[str]()
-    for s in stats:
-        rejected.update(s.rejected)
-    for reason in sorted(set(rejected) | set(result.collector_dead_letters)):
-        table.add_row(
-            f"  {reason}", str(result.collector_dead_letters[reason]), str(rejected[reason])
-        )
+    told, found = want["collector_dead_letters_by_reason"], got["collector_dead_letters_by_reason"]
+    for reason in sorted(set(told) | set(found)):
+        table.add_row(f"  {reason}", str(found.get(reason, 0)), str(told.get(reason, 0)))
     table.add_row(f"enriched → {topics.enriched}", str(enriched), "")
     table.add_row(f"enricher dead letters → {topics.enriched_dlq}", str(dead), "")
-    for reason, count in sorted(result.enriched_dead_letter_reasons.items()):
+    for reason, count in got["enriched_dead_letters_by_reason"].items():
         table.add_row(f"  {reason}", str(count), "")
-    table.add_row("  enriched + dead letters", str(enriched + dead), f"{accepted} (accepted)")
-    table.add_row("indexed in OpenSearch: events", str(indexed), f"{enriched} (enriched)")
     table.add_row(
-        "indexed in OpenSearch: dead letters", str(indexed_dead), f"{dead} (dead letters)"
+        "  enriched + dead letters",
+        str(enriched + dead),
+        f"{want['enriched_plus_dead_letters']} (accepted)",
+    )
+    table.add_row(
+        "indexed in OpenSearch: events",
+        str(got["indexed_events"]),
+        f"{want['indexed_events']} (enriched)",
+    )
+    table.add_row(
+        "indexed in OpenSearch: dead letters",
+        str(got["indexed_dead_letters"]),
+        f"{want['indexed_dead_letters']} (dead letters)",
     )
     table.add_row(
         f"loader dead letters → {topics.loader_dlq}",
-        str(result.ours(result.loader_dead_letters)),
-        "0",
+        str(got["loader_dead_letters"]),
+        str(want["loader_dead_letters"]),
     )
     table.add_row(
-        f"rows in the lake ({result.lake_objects} Parquet objects)",
-        str(lake),
-        f"{enriched} (enriched)",
+        f"rows in the lake ({got['lake_objects']} Parquet objects)",
+        str(got["lake_rows"]),
+        f"{want['lake_rows']} (enriched)",
     )
     console.print(table, width=max(console.width, 110))  # whole topic names, even in a log
-    problems = result.problems()
-    if told_accepted != accepted:
-        problems.append(
-            f"the collector acknowledged {told_accepted}, the raw topic holds {accepted}"
-        )
-    if rejected != result.collector_dead_letters:
-        problems.append("the collector's dead letters differ from what the producers were told")
-    if accepted + collector_dead != sent:
-        problems.append(f"{sent} sent, but {accepted + collector_dead} accepted or dead-lettered")
-    for problem in problems:
+    for problem in document["problems"]:
         console.print(f"[red]  {problem}[/]")
-    verdict = "[green]every event is accounted for" if not problems else "[red]counts do not add up"
-    console.print(f"{verdict}[/]")
-    if problems:
-        raise typer.Exit(1)
+    colour = "red" if document["problems"] else "green"
+    console.print(f"[{colour}]{document['verdict']}[/]")
 
 
-def _curate(settings: PipelineSettings, days: set[str]) -> None:
+def _curate(settings: PipelineSettings, days: set[str]) -> tuple[list[dict[str, Any]], list[str]]:
     """Materialise the curated lake and the reporting views for the demo's event dates.
 
     The runs go to the UI's Dagster instance; the KPI summary is then read back through the
@@ -263,11 +339,17 @@ def _curate(settings: PipelineSettings, days: set[str]) -> None:
         engine,
     )
     by_day = {str(row[0]): row for row in kpis.rows}
+    figures = []
     for day, result in results.items():
         evaluations = result.get_asset_check_evaluations()
         passed = sum(e.passed for e in evaluations)
         row = by_day.get(day, (day, *["-"] * 5))
         table.add_row(day, f"{passed}/{len(evaluations)} passed", *(str(v) for v in row[1:]))
+        values = [_plain(v) for v in row[1:]] if day in by_day else [None] * 5
+        figures.append(
+            {"date": day, "checks_passed": passed, "checks": len(evaluations)}
+            | dict(zip(KPI_NAMES, values, strict=True))
+        )
     console.print(table)
     console.print(
         f"Dagster UI: 'make dagster' (DAGSTER_HOME={home}) serves the lineage graph, these runs "
@@ -285,7 +367,19 @@ def _curate(settings: PipelineSettings, days: set[str]) -> None:
     )
     if failed:
         console.print(f"[red]the curated chain failed for {', '.join(failed)}[/]")
-        raise typer.Exit(1)
+    return figures, failed
+
+
+KPI_NAMES = ("sessions", "conversion", "orders", "revenue_eur", "new_users")
+
+
+def _plain(value: object) -> object:
+    """A figure as JSON has it (Trino's decimals as numbers)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
 
 
 def _dashboards(settings: PlatformSettings) -> None:

@@ -206,6 +206,10 @@ class Pipeline:
     def __iter__(self) -> Iterator[PlatformProcess]:
         return iter(self.processes.values())
 
+    def exited(self) -> list[str]:
+        """The processes that are no longer running."""
+        return [p.name for p in self if not p.running()]
+
     def start(self) -> None:
         try:
             for process in self:

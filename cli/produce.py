@@ -26,11 +26,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cli.errors import CommandError, Unreachable
 from ingestion.producers.config import ProducerOptions, ProducerSettings
 from ingestion.producers.emitter import Emitter, EmitterStats
 from ingestion.producers.sources import FieldMapping, FileSource
 from ingestion.producers.spool import SpoolLocked, SqliteSpool
-from ingestion.producers.transports import SendResult, TransportError, make_transport
+from ingestion.producers.transports import (
+    RetryableError,
+    SendResult,
+    TransportError,
+    make_transport,
+)
 from simulator.events import ClickstreamSource, IoTSource
 
 app = typer.Typer(
@@ -60,7 +66,8 @@ ApiKey = Annotated[
     typer.Option(help="API key (default: TRIBUTARY_PRODUCER__API_KEY).", show_default=False),
 ]
 Spool = Annotated[
-    Path | None, typer.Option(help="Spool file (default: .tributary/spool/<name>.sqlite).")
+    Path | None,
+    typer.Option(help="Spool file (default: .tributary/spool/<name>.sqlite in the project)."),
 ]
 Gzip = Annotated[bool | None, typer.Option("--gzip/--no-gzip", help="Compress requests.")]
 MaxRetries = Annotated[int | None, typer.Option(min=0, help="Retries of a batch.")]
@@ -89,11 +96,7 @@ def _start(value: str | None) -> datetime | None:
 
 
 def _options(**overrides: Any) -> ProducerOptions:
-    try:
-        settings = ProducerSettings()
-    except ValidationError as exc:
-        err.print(f"[red]invalid configuration:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    settings = ProducerSettings()
     given = {k: v for k, v in overrides.items() if v is not None}
     if "api_key" in given:
         given["api_key"] = SecretStr(given["api_key"])
@@ -155,6 +158,7 @@ def produce_events(
     )
     began = time.monotonic()
     emitter: Emitter
+    gave_up: list[TransportError] = []
 
     def refresh(stats: EmitterStats, advance: int = 0) -> None:
         elapsed = max(time.monotonic() - began, 1e-6)
@@ -173,6 +177,7 @@ def produce_events(
     def on_failure(error: TransportError, attempt: int, delay: float | None) -> None:
         refresh(emitter.stats)
         if delay is None:
+            gave_up.append(error)
             progress.console.print(f"[red]giving up:[/red] {error}")
         else:
             progress.console.print(
@@ -198,12 +203,18 @@ def produce_events(
     target = options.grpc_target if transport is TransportName.GRPC else options.collector_url
     _summary(stats, time.monotonic() - began, f"{transport.value} to {target}")
     problem = problem or stats.error
-    if problem:
-        err.print(f"[red]error:[/red] {problem}")
     if stats.spooled or problem:
-        if stats.spooled:
-            err.print(f"{stats.spooled} events remain in {spool_path}; run again to send them")
-        raise typer.Exit(1)
+        left = (
+            f"{stats.spooled} events remain in {spool_path}; run again to send them"
+            if stats.spooled
+            else ""
+        )
+        if gave_up and isinstance(gave_up[-1], RetryableError) and gave_up[-1].status is None:
+            # No answer at all, retries exhausted: the collector is down or elsewhere.
+            raise Unreachable(
+                "the collector", str(target), "; ".join(filter(None, [problem, left]))
+            )
+        raise CommandError("; ".join(filter(None, [problem, left])))
     return stats
 
 

@@ -13,20 +13,13 @@ import tempfile
 from typing import Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
 app = typer.Typer(help="Run one of the platform's processes in the foreground.")
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _load(settings_cls: Any) -> Any:
-    """The process's one settings object, or exit 2 saying what is wrong with it."""
-    try:
-        return settings_cls()
-    except ValidationError as exc:
-        err.print(f"[red]invalid configuration:[/red] {exc}")
-        raise typer.Exit(2) from exc
+    """The process's one settings object (invalid settings end it through ``cli.main.main``)."""
+    return settings_cls()
 
 
 def _serve(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 import uuid
 from typing import Any, Self
@@ -29,21 +31,65 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 }
 
 
+class OncePerState(logging.Filter):
+    """Passes a librdkafka log line once per state of its source, at WARNING at most.
+
+    A broker that is down makes librdkafka repeat "Connect to ... failed" every few hundred
+    milliseconds; each client and broker (the line's source) is reported again only when
+    what it says changes (a different error, or a recovery), not its timings or counts.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[tuple[str, str], str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if len(args) != 3:  # not librdkafka's "fac [client] text"
+            return True
+        facility, client, text = (str(a) for a in args)
+        text = re.sub(r"^\[thrd:[^\]]*\]:\s*", "", text)
+        source, _, message = text.partition(": ")
+        state = facility + " " + re.sub(r"\d+", "#", re.sub(r"\s*\(after .*\)$", "", message))
+        if self._last.get((client, source)) == state:
+            return False
+        self._last[(client, source)] = state
+        if record.levelno > logging.WARNING:  # a client that retries is not failing yet
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+# Every client's librdkafka log goes through Python logging (served by the client's poll),
+# instead of librdkafka's own "%3|...|FAIL|..." lines on stderr; debug and info are dropped.
+CLIENT_LOG = logging.getLogger("tributary.kafka.client")
+CLIENT_LOG.setLevel(logging.WARNING)
+CLIENT_LOG.addFilter(OncePerState())
+
+
 def make_kafka_producer(settings: KafkaSettings, **overrides: Any) -> Producer:
     """Return an idempotent ``acks=all`` producer; ``overrides`` use librdkafka names."""
-    return Producer({**settings.client_config(), **PRODUCER_DEFAULTS, **overrides})
+    return Producer(
+        {**settings.client_config(), **PRODUCER_DEFAULTS, "logger": CLIENT_LOG, **overrides}
+    )
 
 
 def make_kafka_consumer(settings: KafkaSettings, group_id: str, **overrides: Any) -> Consumer:
     """Return a ``read_committed`` consumer that leaves offset storing to the caller."""
     return Consumer(
-        {**settings.client_config(), **CONSUMER_DEFAULTS, "group.id": group_id, **overrides}
+        {
+            **settings.client_config(),
+            **CONSUMER_DEFAULTS,
+            "group.id": group_id,
+            "logger": CLIENT_LOG,
+            **overrides,
+        }
     )
 
 
 def make_kafka_admin(settings: KafkaSettings, **overrides: Any) -> AdminClient:
     """Return an admin client for topic management."""
-    return AdminClient({**settings.client_config(), **overrides})
+    config: dict[str, Any] = {**settings.client_config(), "logger": CLIENT_LOG, **overrides}
+    return AdminClient(config)
 
 
 def end_offsets(consumer: Consumer, topic: str, timeout: float = 10) -> dict[int, int]:

@@ -12,7 +12,7 @@ import enum
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets that only the ``local`` profile may run with. Outside it they are refused.
@@ -21,6 +21,25 @@ LOCAL_S3_SECRET_KEY = "tributary-local-secret"
 LOCAL_OPENSEARCH_PASSWORD = ""
 LOCAL_SUPERSET_ADMIN_PASSWORD = "tributary-local-admin"
 LOCAL_SUPERSET_SECRET_KEY = "tributary-local-superset-secret-key"
+
+
+def project_root() -> Path:
+    """The checkout this package runs from: the folder holding its ``pyproject.toml``.
+
+    Found from the package's own location, not the current directory, so that a command run
+    from anywhere uses the same ``.tributary/`` folder. A copy installed without its
+    checkout falls back to the current directory.
+    """
+    here = Path(__file__).resolve().parent
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return Path.cwd()
+
+
+def local_folder(*parts: str) -> Path:
+    """A folder under the project's ``.tributary/``: state, lake, spool, Dagster home."""
+    return project_root().joinpath(".tributary", *parts)
 
 
 class Profile(enum.StrEnum):
@@ -45,6 +64,19 @@ class KafkaSettings(BaseModel):
     )
     min_insync_replicas: int = Field(1, ge=1, description="min.insync.replicas of the topics.")
     partitions: int = Field(6, ge=1, description="Partitions of each event topic.")
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        """Refuse what librdkafka would only log about: no broker, or one without a port."""
+        brokers = [b.strip() for b in value.split(",") if b.strip()]
+        if not brokers:
+            raise ValueError("name at least one broker as host:port")
+        for broker in brokers:
+            host, _, port = broker.rpartition("://")[2].rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"'{broker}' is not host:port with a port from 1 to 65535")
+        return value
 
     def client_config(self) -> dict[str, str]:
         """Return the librdkafka settings shared by producers, consumers and admins."""
@@ -127,7 +159,9 @@ class LakeSettings(BaseModel):
         "The demo sets `rest` so that Trino and the dashboards read the lake it curates.",
     )
     local_root: Path = Field(
-        Path(".tributary/lake"), description="Root of the lake and SQLite catalog (`sql`)."
+        default_factory=lambda: local_folder("lake"),
+        description="Root of the lake and SQLite catalog (`sql`); default .tributary/lake in "
+        "the project's folder.",
     )
 
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from stack.config import StackSettings
-from stack.errors import StackError
 from stack.manager import SERVICES, Stack, State
-from stack.provision import ProvisionError, provision_kafka, provision_s3, provision_search
+from stack.provision import provision_kafka, provision_s3, provision_search
 
+# A StackError or ProvisionError, or invalid settings, end the command through the entry
+# point (``cli.main.main``): one line, and the exit code it documents.
 app = typer.Typer(help="Run the platform's servers as local processes (no Docker needed).")
 console = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Services = Annotated[
     list[str] | None,
@@ -25,26 +24,14 @@ Services = Annotated[
 
 
 def _stack() -> Stack:
-    try:
-        return Stack(StackSettings())
-    except ValidationError as exc:
-        err.print(f"[red]invalid configuration:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(1)
+    return Stack(StackSettings())
 
 
 @app.command()
 def up(services: Services = None) -> None:
     """Fetch (once), configure and start the servers, then wait until they are healthy."""
     stack = _stack()
-    try:
-        stack.up(services, report=console.print)
-    except (StackError, ProvisionError) as exc:
-        raise _fail(exc) from exc
+    stack.up(services, report=console.print)
     _print_status(stack, services)
 
 
@@ -52,41 +39,34 @@ def up(services: Services = None) -> None:
 def provision() -> None:
     """Create the platform's topics, buckets, search aliases and dashboards on the servers."""
     stack = _stack()
-    try:
-        report = provision_kafka(stack.settings)
-        console.print(
-            f"kafka: created {report.created or 'none'}, altered {report.altered or 'none'}"
-        )
-        console.print(f"s3: buckets created {provision_s3(stack.settings) or 'none'}")
-        console.print(f"opensearch: indices created {provision_search(stack.settings) or 'none'}")
-        superset = stack.services["superset"]
-        if superset.healthy():
-            for line in superset.provision():
-                console.print(f"superset: {line}")
-        else:
-            console.print(f"superset: not answering at {superset.url}; dashboards not provisioned")
-    except (ProvisionError, StackError) as exc:
-        raise _fail(exc) from exc
+    report = provision_kafka(stack.settings)
+    console.print(f"kafka: created {report.created or 'none'}, altered {report.altered or 'none'}")
+    console.print(f"s3: buckets created {provision_s3(stack.settings) or 'none'}")
+    console.print(f"opensearch: indices created {provision_search(stack.settings) or 'none'}")
+    superset = stack.services["superset"]
+    if superset.healthy():
+        for line in superset.provision():
+            console.print(f"superset: {line}")
+    else:
+        console.print(f"superset: not answering at {superset.url}; dashboards not provisioned")
 
 
 @app.command()
 def down(services: Services = None) -> None:
     """Stop the servers this stack started; servers it only reused are left alone."""
-    stack = _stack()
-    try:
-        stack.down(services, report=console.print)
-    except StackError as exc:
-        raise _fail(exc) from exc
+    _stack().down(services, report=console.print)
 
 
 @app.command()
 def status(services: Services = None) -> None:
-    """Show each server's health, PID and URL; exit 1 if one that should run does not."""
+    """Show the state and cache folders, then each server's health, PID and URL.
+
+    Exit 1 if a server that should run does not.
+    """
     stack = _stack()
-    try:
-        statuses = _print_status(stack, services)
-    except StackError as exc:
-        raise _fail(exc) from exc
+    console.print(f"state folder: {stack.state_dir}")
+    console.print(f"cache folder: {stack.settings.stack.cache_dir.resolve()}")
+    statuses = _print_status(stack, services)
     if any(s.state in (State.DEAD, State.STARTING) for s in statuses):
         raise typer.Exit(1)
 

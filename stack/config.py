@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from resources.settings import PlatformSettings
+from resources.settings import PlatformSettings, local_folder
 
 
 def _default_cache() -> Path:
@@ -15,7 +15,9 @@ def _default_cache() -> Path:
 
 class StackOptions(BaseModel):
     state_dir: Path = Field(
-        Path(".tributary/state"), description="Data, logs and PID files of the local servers."
+        default_factory=lambda: local_folder("state"),
+        description="Data, logs and PID files of the local servers; default .tributary/state "
+        "in the project's folder (not the current directory).",
     )
     cache_dir: Path = Field(
         default_factory=_default_cache, description="Downloaded server jars and archives."

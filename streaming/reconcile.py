@@ -7,17 +7,22 @@ letters), what the real-time loader indexed or refused (OpenSearch documents by 
 loader dead letters) and what the batch loader wrote (Parquet rows of the raw zone, found
 through the manifests written since the start). :meth:`Reconciler.collect` returns a
 :class:`Reconciliation` whose :meth:`~Reconciliation.problems` names every event that is
-missing or duplicated anywhere. The demo prints it; the reliability tests assert on it.
+missing or duplicated anywhere. :meth:`Reconciler.settle` collects until nothing is missing
+(or time runs out, or a process of the stream exited), and :func:`producer_problems` holds the
+stages against what the producers were told. The demo prints both; the reliability tests
+assert on them.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import pyarrow.parquet as pq
 from opensearchpy import OpenSearch
@@ -98,6 +103,52 @@ class Reconciliation:
     def settled(self) -> bool:
         """True when every accepted event has reached the end of each of its paths."""
         return not self.problems()
+
+
+class ProducerFigures(Protocol):
+    """What a producer was told by the collector (the emitter's statistics have these)."""
+
+    @property
+    def sent(self) -> int: ...
+
+    @property
+    def accepted(self) -> int: ...
+
+    @property
+    def rejected(self) -> Mapping[str, int]: ...  # by reason
+
+
+def producer_problems(producers: Iterable[ProducerFigures], result: Reconciliation) -> list[str]:
+    """Where the topics disagree with what the collector told the producers.
+
+    What it acknowledged is on the raw topic; what it refused is on its dead-letter topic, by
+    the same reasons; and every event sent was one or the other.
+    """
+    sent = accepted = 0
+    rejected: Counter[str] = Counter()
+    for figures in producers:
+        sent += figures.sent
+        accepted += figures.accepted
+        rejected.update(figures.rejected)
+    on_raw = len(result.accepted)
+    dead = sum(result.collector_dead_letters.values())
+    found = []
+    if accepted != on_raw:
+        found.append(f"the collector acknowledged {accepted}, the raw topic holds {on_raw}")
+    if +rejected != +result.collector_dead_letters:
+        found.append("the collector's dead letters differ from what the producers were told")
+    if on_raw + dead != sent:
+        found.append(f"{sent} sent, but {on_raw + dead} accepted or dead-lettered")
+    return found
+
+
+@dataclass
+class Settled:
+    """The reconciliation when :meth:`Reconciler.settle` stopped, and why it stopped."""
+
+    result: Reconciliation
+    seconds: float
+    exited: list[str] = field(default_factory=list)  # processes of the stream that exited
 
 
 def _event_id(value: bytes | None) -> str | None:
@@ -218,6 +269,26 @@ class Reconciler:
                 if last > reach:
                     reach, reaching = last, key
         return found
+
+    def settle(
+        self,
+        timeout: float,
+        poll: float = 1.0,
+        exited: Callable[[], list[str]] | None = None,
+    ) -> Settled:
+        """Collect until every accepted event is where it belongs, or ``timeout`` seconds.
+
+        ``exited`` names the processes of the stream that are no longer running: when one
+        has, waiting longer cannot help, and the wait ends at once.
+        """
+        started = time.monotonic()
+        result = self.collect()
+        while not result.settled and time.monotonic() - started < timeout:
+            if exited is not None and (gone := exited()):
+                return Settled(result, time.monotonic() - started, gone)
+            time.sleep(poll)
+            result = self.collect()
+        return Settled(result, time.monotonic() - started)
 
     def collect(self) -> Reconciliation:
         """Read what the stages wrote since the last call and return the whole picture."""

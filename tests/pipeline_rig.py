@@ -32,7 +32,7 @@ from stack.private import free_port
 from streaming.batch_loader import BatchLoaderOptions
 from streaming.enricher import EnricherOptions
 from streaming.realtime_loader import RealtimeLoaderOptions
-from streaming.reconcile import Reconciler, Reconciliation
+from streaming.reconcile import Reconciler, Reconciliation, producer_problems
 
 
 @dataclass
@@ -141,13 +141,20 @@ class Feed:
         return self.stats
 
 
-def settle(reconciler: Reconciler, rig: Rig, timeout: float = 240) -> Reconciliation:
-    """Wait until every accepted event has reached all its destinations (or time runs out)."""
-    deadline = time.monotonic() + timeout
-    result = reconciler.collect()
-    while not result.settled and time.monotonic() < deadline:
-        dead = [p.name for p in rig.pipeline if not p.running()]
-        assert not dead, f"{dead} exited: {rig.pipeline[dead[0]].log_tail()}"
-        time.sleep(1)
-        result = reconciler.collect()
-    return result
+def settle(
+    reconciler: Reconciler,
+    rig: Rig,
+    timeout: float = 240,
+    producers: list[EmitterStats] | None = None,
+) -> Reconciliation:
+    """Wait until every accepted event has reached all its destinations (or time runs out).
+
+    With ``producers``, the topics must also hold what the collector told them.
+    """
+    settled = reconciler.settle(timeout, exited=rig.pipeline.exited)
+    dead = settled.exited
+    assert not dead, f"{dead} exited: {rig.pipeline[dead[0]].log_tail()}"
+    if producers is not None:
+        problems = producer_problems(producers, settled.result)
+        assert not problems, problems
+    return settled.result

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 
-from resources.settings import PlatformSettings
+from resources.settings import PlatformSettings, local_folder
 from runtime.retry import RetrySettings
 
 # Producers retry sooner than the workers: a batch waits in the spool, not in a consumer.
@@ -30,7 +30,7 @@ class ProducerOptions(BaseModel):
         description="Waits between retries of a batch (a server's Retry-After may be longer).",
     )
     spool_path: str = Field(
-        ".tributary/spool/{name}.sqlite",
+        default_factory=lambda: str(local_folder("spool") / "{name}.sqlite"),
         description="SQLite spool of unsent events; '{name}' is replaced by the producer's name.",
     )
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -19,55 +21,73 @@ def test_demo_accounts_for_every_event(
     opensearch: PlatformSettings,
     superset: PlatformSettings,
 ) -> None:
+    clickstream, iot = 600, 200
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "tributary"),
             "demo",
             "--events",
-            "600",
+            str(clickstream),
             "--iot-events",
-            "200",
+            str(iot),
+            "--json",
         ],
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "COLUMNS": "200"},  # tables unwrapped, one row per line
+        env={**os.environ, "COLUMNS": "200"},  # the human output unwrapped, one row per line
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "every event is accounted for" in result.stdout
-    assert "Reconciliation" in result.stdout
-    lines = result.stdout.splitlines()
+    document = json.loads(result.stdout)  # stdout holds the JSON document and nothing else
+    assert document["problems"] == [], document["problems"]
+    assert document["verdict"] == "every event is accounted for"
+    got, want = document["figures"], document["expected"]
 
-    def row(label: str) -> list[str]:
-        line = next(line for line in lines if label in line)
-        return [cell.strip() for cell in line.split("│")[1:-1]]
-
-    assert row("sent by the producers")[1] == "800"
-    enriched = int(row("enriched → ")[1])
+    # What the producers sent is what the test asked for; what the collector told them is on
+    # its topics, reason by reason.
+    producers = document["producers"]
+    assert [p["sent"] for p in producers.values()] == [clickstream, iot]
+    assert got["sent"] == clickstream + iot
+    told_rejected: Counter[str] = Counter()
+    for figures in producers.values():
+        told_rejected.update(figures["rejected"])
+    assert got["accepted"] == sum(p["accepted"] for p in producers.values()) == want["accepted"]
+    assert got["collector_dead_letters_by_reason"] == dict(told_rejected)
+    assert got["collector_dead_letters"] > 0  # the demo breaks some envelopes on purpose
+    assert got["accepted"] + got["collector_dead_letters"] == clickstream + iot
+    # Every accepted event was enriched or dead-lettered, and each went where it belongs.
+    enriched, dead = got["enriched"], got["enriched_dead_letters"]
     assert enriched > 0
-    # Every enriched event reached OpenSearch and the lake; the table says so in figures.
-    assert row("indexed in OpenSearch: events")[1:] == [str(enriched), f"{enriched} (enriched)"]
-    assert row("rows in the lake")[1:] == [str(enriched), f"{enriched} (enriched)"]
-    # Then the curated lake was materialised for the demo's dates, every check green.
-    curated = [line for line in lines if " passed" in line and line.startswith("│ 20")]
-    assert curated, result.stdout
+    assert enriched + dead == got["accepted"]
+    assert got["indexed_events"] == enriched
+    assert got["indexed_dead_letters"] == dead
+    assert got["lake_rows"] == enriched
+    assert got["loader_dead_letters"] == 0
+    assert sum(got["enriched_dead_letters_by_reason"].values()) == dead
+
+    # Then the curated lake was materialised for every event date the batch loader wrote,
+    # every check green, and the KPIs read back through Trino's reporting views.
+    kpis = document["kpis"]
+    assert {day["date"] for day in kpis} == set(document["lake_dates"]), kpis
     demo_sessions = set()
-    for line in curated:
-        cells = [cell.strip() for cell in line.split("│")[1:-1]]
-        demo_sessions.add(int(cells[2]))
-        passed, total = cells[1].split()[0].split("/")
-        assert passed == total and int(total) > 0, line
-        # The KPIs were read back through Trino's reporting views: figures, not blanks.
-        assert int(cells[2]) > 0 and int(cells[4]) >= 0, line
-    assert "read through trino" in result.stdout
-    assert "http://127.0.0.1:3000" in result.stdout
-    assert f"Trino: {superset.trino.url}" in result.stdout
+    for day in kpis:
+        assert day["checks"] > 0 and day["checks_passed"] == day["checks"], day
+        assert isinstance(day["sessions"], int) and day["sessions"] > 0, day
+        assert isinstance(day["orders"], int) and day["orders"] >= 0, day
+        demo_sessions.add(day["sessions"])
+    # The human output went to stderr, unchanged.
+    human = result.stderr
+    assert "Reconciliation by event_id" in human and "every event is accounted for" in human
+    assert "read through trino" in human
+    assert "http://127.0.0.1:3000" in human
+    assert f"Trino: {superset.trino.url}" in human
     # It ends with the dashboards' addresses and how to log in.
     from stack.dashboards import dashboard_urls
 
     urls = dashboard_urls(superset)
     assert urls, "the bundle names no dashboard"
+    lines = human.splitlines()
     tail = "\n".join(lines[-(len(urls) + 1) :])
     assert f"log in as '{superset.superset.admin_username}'" in tail
     for title, url in urls.items():

@@ -65,8 +65,8 @@ def reporting(
         rig = start_rig(kafka, lake.settings, tmp_path_factory.mktemp("rig"))
         try:
             with Reconciler(rig.settings) as reconciler:
-                Feed(rig, STREAM_EVENTS, None, seed=23).start().join()
-                result = settle(reconciler, rig)
+                stats = Feed(rig, STREAM_EVENTS, None, seed=23).start().join()
+                result = settle(reconciler, rig, producers=[stats])
         finally:
             rig.pipeline.stop()
         assert result.settled, result.problems()

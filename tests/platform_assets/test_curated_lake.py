@@ -58,8 +58,8 @@ def loaded(
     try:
         for events in (EVENTS, RESENT):  # the second round repeats the first RESENT events
             with Reconciler(rig.settings) as reconciler:
-                Feed(rig, events, None, seed=11, start=start).start().join()
-                result = settle(reconciler, rig)
+                stats = Feed(rig, events, None, seed=11, start=start).start().join()
+                result = settle(reconciler, rig, producers=[stats])
             assert result.settled, result.problems()
             assert set(result.enriched_dead_letter_reasons) == {"schema_violation"}
             dead |= set(result.enriched_dead_letters)

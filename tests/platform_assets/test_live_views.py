@@ -56,9 +56,9 @@ def test_events_sent_over_http_are_queryable_in_trino_within_seconds(
     try:
         with Reconciler(rig.settings) as reconciler:
             watcher.start()
-            Feed(rig, EVENTS_SENT, None, seed=11).start().join()
+            stats = Feed(rig, EVENTS_SENT, None, seed=11).start().join()
             sent_at = time.monotonic()
-            result = settle(reconciler, rig)
+            result = settle(reconciler, rig, producers=[stats])
         assert result.settled, result.problems()
         time.sleep(1)
         stop.set()

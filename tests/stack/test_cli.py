@@ -14,6 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from cli.errors import ExitCode
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TRIBUTARY = str(Path(sys.executable).parent / "tributary")
@@ -138,7 +140,7 @@ def test_a_server_it_did_not_start_is_reused_and_never_stopped(state: Path, tmp_
 def test_wrong_s3_credentials_end_with_a_clear_message(state: Path) -> None:
     assert run(state, "up", "seaweedfs").returncode == 0
     wrong = run(state, "up", "seaweedfs", TRIBUTARY_S3__SECRET_ACCESS_KEY="wrong-secret")
-    assert wrong.returncode == 1
+    assert wrong.returncode == ExitCode.STACK
     assert "refused the credentials" in wrong.stderr
     assert "TRIBUTARY_S3__SECRET_ACCESS_KEY" in wrong.stderr
 
@@ -148,14 +150,14 @@ def test_a_taken_port_is_named(state: Path) -> None:
         sock.bind(("127.0.0.1", 21092))
         sock.listen()
         result = run(state, "up", "kafka")
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.STACK
     assert "21092" in result.stderr and "already in use" in result.stderr
     assert processes_under(state) == []
 
 
 def test_missing_java_is_explained(state: Path) -> None:
     result = run(state, "up", "kafka", TRIBUTARY_STACK__JAVA_HOME="/nonexistent/jdk")
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.STACK
     assert "Java 17+ is required" in result.stderr
     assert "TRIBUTARY_STACK__JAVA_HOME" in result.stderr
 
@@ -166,7 +168,7 @@ def test_too_old_java_is_explained(state: Path, tmp_path: Path) -> None:
     (fake / "java").write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\"' >&2\n")
     (fake / "java").chmod(0o755)
     result = run(state, "up", "kafka", TRIBUTARY_STACK__JAVA_HOME=str(fake.parent))
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.STACK
     assert "Java 11" in result.stderr and "Java 17+ is required" in result.stderr
 
 
@@ -186,20 +188,20 @@ def test_fetch_failures_are_explained(
 ) -> None:
     cache = tmp_path / "empty-cache"
     result = run(state, "up", "kafka", TRIBUTARY_STACK__CACHE_DIR=str(cache), **{setting: value})
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.STACK
     assert message in result.stderr
     assert not list(cache.glob("kafka-*/libs")), "a failed fetch left a partial download"
 
 
 def test_unknown_service_is_refused(state: Path) -> None:
     result = run(state, "up", "postgres")
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.STACK
     assert "unknown service(s) postgres" in result.stderr
 
 
 def test_non_loopback_address_is_refused(state: Path) -> None:
     result = run(state, "up", "kafka", TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS="kafka.example.com:9092")
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.STACK
     assert "not a loopback host:port" in result.stderr
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import pytest
 
+from cli.errors import ExitCode
 from contract.envelope import EnvelopeRules, check_envelope
 from contract.failures import FailureType, OriginalPayload
 from contract.registry import SchemaRegistry
@@ -280,10 +281,11 @@ def test_cli_exits_non_zero_when_events_remain(tmp_path: Path) -> None:
         check=False,
         env=cli_env(TRIBUTARY_PRODUCER__RETRY__INITIAL_S="0.01"),
     )  # fmt: skip
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == ExitCode.UNREACHABLE, result.stdout + result.stderr
     summary = table_rows(result.stdout)
     assert summary["left in spool"] == 10 and summary["sent"] == 0 and summary["retries"] == 1
-    assert "remain" in result.stderr
+    [line] = result.stderr.splitlines()
+    assert "the collector" in line and f"10 events remain in {spool}" in line
     with SqliteSpool(spool) as kept:
         assert len(kept) == 10
 
