@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from stack.config import StackSettings
@@ -55,6 +57,9 @@ class Stack:
         self.settings = settings
         self.state_dir = settings.stack.state_dir.resolve()
         self.services = {name: cls(settings) for name, cls in SERVICES.items()}
+        self._pool = ThreadPoolExecutor(len(SERVICES), thread_name_prefix="fetch")
+        self._installs: dict[str, Future[None]] = {}
+        self._lock = threading.Lock()
 
     def select(self, names: Iterable[str] | None) -> list[Service]:
         """The named services, every one for ``None``, none for an empty list."""
@@ -87,13 +92,31 @@ class Stack:
             out.append(ServiceStatus(service.name, state, pid, service.url, str(proc.log_file)))
         return out
 
+    def prefetch(self, names: Iterable[str] | None = None) -> None:
+        """Start fetching what the services need, in the background; ``up`` waits for it."""
+        for service in self.select(names):
+            self._install(service)
+
+    def _install(self, service: Service) -> Future[None]:
+        """The one fetch of ``service`` (downloads run side by side, each only once)."""
+        with self._lock:
+            if service.name not in self._installs:
+                self._installs[service.name] = self._pool.submit(service.install)
+            return self._installs[service.name]
+
     def up(
         self, names: Iterable[str] | None = None, report: Reporter = lambda _: None
     ) -> list[str]:
-        """Start what is not running; return the names of the services this call started."""
-        started = []
+        """Start what is not running; return the names of the services this call started.
+
+        The servers to start are fetched side by side, then launched, each once the services
+        it ``needs`` (among those started here) answer, and waited for together; each is
+        provisioned, in the stack's order, once all are healthy.
+        """
+        chosen = self.select(names)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        for service in self.select(names):
+        to_start = []
+        for service in chosen:
             proc = self._process(service)
             rec = proc.record()
             if rec is not None and rec.alive():
@@ -105,13 +128,45 @@ class Stack:
                 if rec is not None:
                     report(f"{service.name}: previous process {rec.pid} had died; restarting")
                     proc.stop(timeout=1)
-                self._start(service, proc, report)
-                started.append(service.name)
+                self._check_ports(service)
+                to_start.append(service)
+        if to_start:
+            report(f"fetching {', '.join(s.name for s in to_start)} (cached after the first run)")
+        fetches = [self._install(service) for service in to_start]
+        for fetch in fetches:
+            fetch.result()
+        launched: list[tuple[Service, ManagedProcess, float]] = []
+        starting = {s.name for s in to_start}
+        # Those that wait for no other first (Superset's first start initialises its database
+        # while the JVMs boot).
+        to_start.sort(key=lambda s: bool(starting & set(s.needs)))
+        try:
+            for service in to_start:
+                for other, proc, _ in launched:
+                    if other.name in service.needs:
+                        self._wait_healthy(other, proc)
+                proc = self._process(service)
+                command, env = service.launch()
+                began = time.monotonic()
+                proc.start(command, env, cwd=service.home)
+                launched.append((service, proc, began))
+            for service, proc, began in launched:
+                self._wait_healthy(service, proc)
+                pid = rec.pid if (rec := proc.record()) else "?"
+                report(
+                    f"{service.name}: started (pid {pid}) at {service.url} "
+                    f"in {time.monotonic() - began:.1f}s"
+                )
+        except BaseException:
+            for _, proc, _ in reversed(launched):
+                proc.stop(timeout=self.settings.stack.stop_timeout_s)
+            raise
+        for service in chosen:
             for line in service.provision():
                 report(f"{service.name}: {line}")
-        return started
+        return [s.name for s in chosen if s.name in starting]
 
-    def _start(self, service: Service, proc: ManagedProcess, report: Reporter) -> None:
+    def _check_ports(self, service: Service) -> None:
         taken = {role: p for role, p in service.ports().items() if port_in_use(p)}
         if taken:
             ports = ", ".join(f"{p} ({role})" for role, p in taken.items())
@@ -120,20 +175,6 @@ class Stack:
                 "process. Stop that process, or move this service to a free port "
                 "(see 'Ports' in the README for the TRIBUTARY_* setting of each port)."
             )
-        report(f"{service.name}: fetching (cached after the first run)")
-        service.install()
-        command, env = service.launch()
-        began = time.monotonic()
-        rec = proc.start(command, env, cwd=service.home)
-        try:
-            self._wait_healthy(service, proc)
-        except StackError:
-            proc.stop(timeout=self.settings.stack.stop_timeout_s)
-            raise
-        report(
-            f"{service.name}: started (pid {rec.pid}) at {service.url} "
-            f"in {time.monotonic() - began:.1f}s"
-        )
 
     def _wait_healthy(self, service: Service, proc: ManagedProcess) -> None:
         deadline = time.monotonic() + self.settings.stack.start_timeout_s

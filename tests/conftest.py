@@ -28,26 +28,71 @@ _ADDRESS_ENV = {
 
 class Servers:
     def __init__(self) -> None:
-        self.settings = StackSettings()
-        self.stack = Stack(self.settings)
+        # The stack whose downloads began at collection, when there is one.
+        self.stack = _STACK[0] if _STACK else Stack(StackSettings())
+        self.settings = self.stack.settings
         self.started: list[str] = []
         self.used: dict[str, str] = {}
 
-    def require(self, name: str) -> None:
-        if name in self.used:
+    def require(self, *names: str) -> None:
+        """Make ``names`` answer: configured ones are checked, the others started or reused.
+
+        The first call starts, side by side, every server the session's tests will use
+        (``SESSION_NEEDS``), so each is started once and none waits for another's start.
+        """
+        wanted = [n for n in dict.fromkeys([*names, *SESSION_NEEDS]) if n not in self.used]
+        if not any(n in names for n in wanted):
             return
-        service = self.stack.services[name]
-        if _ADDRESS_ENV[name] in os.environ:
-            assert service.healthy(), (
-                f"{name} configured at {service.url} through {_ADDRESS_ENV[name]} is not healthy"
-            )
-            self.used[name] = f"{service.url} (configured, reused)"
-            return
+        local = []
+        for name in wanted:
+            service = self.stack.services[name]
+            if _ADDRESS_ENV[name] in os.environ:
+                assert service.healthy(), (
+                    f"{name} configured at {service.url} through {_ADDRESS_ENV[name]} "
+                    "is not healthy"
+                )
+                self.used[name] = f"{service.url} (configured, reused)"
+            else:
+                local.append(name)
         began = time.monotonic()
-        started = self.stack.up([name])
+        started = self.stack.up(local)
         self.started += started
-        how = f"started by the suite in {time.monotonic() - began:.1f}s" if started else "reused"
-        self.used[name] = f"{service.url} ({how})"
+        took = time.monotonic() - began
+        for name in local:
+            how = f"started by the suite ({took:.1f}s for {', '.join(started)})"
+            self.used[name] = (
+                f"{self.stack.services[name].url} ({how if name in started else 'reused'})"
+            )
+
+
+# Servers behind each server fixture (Trino reads the lake's catalog and the indices).
+FIXTURE_SERVERS = {
+    "kafka": ("kafka",),
+    "s3": ("seaweedfs",),
+    "opensearch": ("opensearch",),
+    "trino": ("seaweedfs", "opensearch", "trino"),
+    "superset": ("seaweedfs", "opensearch", "trino", "superset"),
+}
+SESSION_NEEDS: list[str] = []  # filled at collection: every server the selected tests use
+_STACK: list[Stack] = []
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    # Pure tests first: the servers' downloads run meanwhile.
+    items.sort(key=lambda item: item.get_closest_marker("unit") is None)
+    needs = {
+        s
+        for item in items
+        for f in getattr(item, "fixturenames", ())
+        for s in FIXTURE_SERVERS.get(f, ())
+    }
+    SESSION_NEEDS[:] = [name for name in _ADDRESS_ENV if name in needs]
+    if SESSION_NEEDS and not config.option.collectonly:
+        stack = Stack(StackSettings())
+        stack.prefetch([n for n in SESSION_NEEDS if _ADDRESS_ENV[n] not in os.environ])
+        _STACK.append(stack)
 
 
 _SERVERS: list[Servers] = []
@@ -96,9 +141,7 @@ def opensearch(servers: Servers) -> PlatformSettings:
 @pytest.fixture(scope="session")
 def trino(servers: Servers) -> PlatformSettings:
     """Trino, with the lake's S3 and REST catalog and OpenSearch it reads (started first)."""
-    servers.require("seaweedfs")
-    servers.require("opensearch")
-    servers.require("trino")
+    servers.require("seaweedfs", "opensearch", "trino")
     return servers.settings
 
 

@@ -28,6 +28,8 @@ class Service(abc.ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ()
+    """Services that must answer before this one is launched (when started together)."""
 
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings

@@ -105,6 +105,7 @@ def _properties(values: dict[str, object]) -> str:
 
 class TrinoServer(Service):
     name = "trino"
+    needs = ("seaweedfs", "opensearch")  # the lake's REST catalog and the real-time indices
     description = "Trino (coordinator and worker in one node; lake, search and reporting catalogs)"
 
     @property
