@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
 
 import pytest
 
 from cli.demo import ACCOUNTED, NOT_ACCOUNTED, reconciliation_document
 from streaming.reconcile import Reconciliation
+from tests.streaming.reconcile_helpers import Told
 
 pytestmark = pytest.mark.unit
-
-
-@dataclass
-class Told:
-    sent: int
-    accepted: int
-    rejected: Counter[str] = field(default_factory=Counter)
 
 
 def _through(n: int, dead: int) -> Reconciliation:

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 
 import pytest
 
 from streaming.reconcile import Reconciler, Reconciliation, producer_problems
+from tests.streaming.reconcile_helpers import Told
 
 pytestmark = pytest.mark.unit
-
-
-@dataclass
-class Told:
-    sent: int
-    accepted: int
-    rejected: Counter[str] = field(default_factory=Counter)
 
 
 def _topics(accepted: int, dead: dict[str, int]) -> Reconciliation:
