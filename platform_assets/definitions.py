@@ -40,13 +40,17 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         ],
         asset_checks=QUALITY_CHECKS,
         sensors=[
-            raw_zone_sensor(settings.s3, dg.AssetSelection.assets(validated_events)),
+            raw_zone_sensor(
+                settings.s3,
+                dg.AssetSelection.assets(validated_events),
+                settings.lake.trigger_interval_s,
+            ),
             alert_sensor(settings.alerts),
             dg.AutomationConditionSensorDefinition(
                 "curated_automation",
                 target=dg.AssetSelection.all(),
                 default_status=dg.DefaultSensorStatus.RUNNING,
-                minimum_interval_seconds=30,
+                minimum_interval_seconds=settings.lake.trigger_interval_s,
             ),
         ],
         jobs=[

@@ -163,6 +163,12 @@ class LakeSettings(BaseModel):
         description="Root of the lake and SQLite catalog (`sql`); default .tributary/lake in "
         "the project's folder.",
     )
+    trigger_interval_s: int = Field(
+        30,
+        ge=1,
+        description="Seconds between evaluations of the raw-zone sensor and of the curated "
+        "chain's automation (the daemon's ticks).",
+    )
 
 
 class AlertSettings(BaseModel):

@@ -84,7 +84,9 @@ def _iso(value: datetime | None) -> str:
     return "" if value is None else value.isoformat()
 
 
-def raw_zone_sensor(s3_settings: S3Settings, target: dg.AssetSelection) -> dg.SensorDefinition:
+def raw_zone_sensor(
+    s3_settings: S3Settings, target: dg.AssetSelection, interval_s: int = 30
+) -> dg.SensorDefinition:
     """The sensor over ``s3_settings``' raw zone, launching ``target`` for each new date."""
 
     @dg.sensor(
@@ -92,7 +94,7 @@ def raw_zone_sensor(s3_settings: S3Settings, target: dg.AssetSelection) -> dg.Se
         description="Launches the curated chain for the event dates that received new "
         "objects in the raw zone (manifests after the cursor).",
         target=target,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def sensor(
