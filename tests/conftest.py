@@ -114,3 +114,9 @@ def superset(trino: PlatformSettings, servers: Servers) -> PlatformSettings:
 
         provision_dashboards(servers.settings)
     return servers.settings
+
+
+@pytest.fixture()
+def anyio_backend() -> str:
+    """In-process application tests (``pytest.mark.anyio``) run on asyncio, as uvicorn does."""
+    return "asyncio"

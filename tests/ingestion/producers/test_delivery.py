@@ -32,7 +32,7 @@ from ingestion.producers.transports import GrpcTransport, RestTransport, Transpo
 from resources.settings import PlatformSettings
 from runtime.retry import RetrySettings
 from stack.private import free_port
-from tests.ingestion.conftest import TRIBUTARY, WRITE_KEY, CollectorProcess
+from tests.ingestion.collector_helpers import TRIBUTARY, WRITE_KEY, CollectorProcess
 from tests.kafka_helpers import end_offsets, read_since
 
 pytestmark = pytest.mark.integration
