@@ -51,13 +51,6 @@ def evaluate(s3: S3Settings, cursor: str | None) -> dg.SensorResult | dg.SkipRea
     return result
 
 
-def test_an_unreachable_raw_zone_skips_the_tick() -> None:
-    closed = S3Settings(endpoint_url="http://127.0.0.1:9")  # nothing listens on the discard port
-    result = evaluate(closed, '{"after": "events/_manifests/x"}')
-    assert isinstance(result, dg.SkipReason)
-    assert "raw zone unreachable" in (result.skip_message or "")
-
-
 def test_new_objects_launch_their_dates_once_with_counts(
     kafka: PlatformSettings, s3: PlatformSettings
 ) -> None:
