@@ -13,7 +13,7 @@ import os
 import queue
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -23,6 +23,7 @@ from confluent_kafka import KafkaError, KafkaException
 from contract.failures import FailedEvent
 from ingestion.api.main import create_app
 from ingestion.core.config import CollectorSettings
+from ingestion.core.delivery import ProducerFactory
 from resources.settings import KafkaSettings
 from tests.ingestion.collector_helpers import WRITE_KEY, api_keys
 
@@ -156,7 +157,8 @@ async def in_process_collector(
 ) -> AsyncIterator[InProcessCollector]:
     """``create_app`` started through its lifespan, as uvicorn starts it, and a client to it."""
     fake = FakeProducer({settings.topics.raw, settings.topics.collector_dlq})
-    app = create_app(settings, producer_factory=fake.factory)
+    # The fake answers the producer calls the bridge makes; it is no confluent Producer.
+    app = create_app(settings, producer_factory=cast(ProducerFactory, fake.factory))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=client)
         async with httpx.AsyncClient(transport=transport, base_url="http://collector") as http:

@@ -14,6 +14,7 @@ import orjson
 import pytest
 from confluent_kafka import KafkaError
 
+from contract.failures import FailureType
 from tests.ingestion.collector_helpers import READ_ONLY_KEY, WRITE_KEY, event
 from tests.ingestion.inprocess_helpers import (
     collector_settings,
@@ -127,7 +128,7 @@ async def test_a_mixed_batch_names_each_rejected_field_and_reason(
         assert [m.json()["event_id"] for m in c.raw] == [g["event_id"] for g in good]
         dead = {d.failure_type: d for d in c.dead_letters}
         assert len(c.dead_letters) == 3
-        schema = dead["unknown_schema"]
+        schema = dead[FailureType.UNKNOWN_SCHEMA]
         assert schema.stage == "collector"
         assert (schema.event_id, schema.event_type) == (unknown["event_id"], UNKNOWN)
         assert (schema.original.encoding, schema.original.data) == ("json", unknown)

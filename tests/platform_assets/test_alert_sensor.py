@@ -23,8 +23,8 @@ from tests.streaming.realtime_helpers import (
     loader_thread,
     produce,
     unique_settings,
-    wait_for,
 )
+from tests.streaming.worker_helpers import wait_for
 
 pytestmark = pytest.mark.integration
 

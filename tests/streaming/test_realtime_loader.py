@@ -32,8 +32,8 @@ from tests.streaming.realtime_helpers import (
     produce,
     produced,
     unique_settings,
-    wait_for,
 )
+from tests.streaming.worker_helpers import wait_for
 
 
 @pytest.fixture()
