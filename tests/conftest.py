@@ -1,8 +1,13 @@
-"""Session fixtures for the real servers.
+"""Session fixtures for the real servers, and the check that the test layers are marked.
 
 A server whose address is configured through the environment (for example
 ``TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS``) is used as it is. Otherwise the local stack starts it,
 or reuses the one it already runs, and at the end of the session stops only what it started.
+
+Every test is ``unit`` (pure logic, no server, no process of its own) or ``integration`` (a
+real server or a process of the platform); collection fails when one is neither, or when a
+test reaches a server fixture without ``integration``: ``pytest -m unit`` then never starts
+a server.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pytest
 from resources.settings import PlatformSettings
 from stack.config import StackSettings
 from stack.manager import Stack
+from tests.layers import layer_problems
 
 _ADDRESS_ENV = {
     "kafka": "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS",
@@ -24,6 +30,22 @@ _ADDRESS_ENV = {
     "trino": "TRIBUTARY_TRINO__URL",
     "superset": "TRIBUTARY_SUPERSET__URL",
 }
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a collection whose layer markers do not match the tests (before ``-m`` selects)."""
+    problems = [
+        problem
+        for item in items
+        for problem in layer_problems(
+            item.nodeid,
+            {m.name for m in item.iter_markers()},
+            set(getattr(item, "fixturenames", ())),
+        )
+    ]
+    if problems:
+        raise pytest.UsageError("test layer markers:\n  " + "\n  ".join(problems))
 
 
 class Servers:

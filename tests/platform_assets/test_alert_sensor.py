@@ -99,6 +99,7 @@ def evaluate(
     return result
 
 
+@pytest.mark.slow
 def test_a_high_dead_letter_rate_fires_once_per_episode(
     indexed: RealtimeLoaderSettings, webhook: Webhook
 ) -> None:

@@ -21,7 +21,7 @@ from tests.streaming.batch_helpers import (
     produce,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Five hours from 22:00 UTC: the events fall on two event dates.
 BASE = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)

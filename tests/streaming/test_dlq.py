@@ -13,7 +13,7 @@ from tests.kafka_helpers import read_committed
 from tests.streaming.enricher_helpers import committed_through, produce, raw_records, settings_for
 from tests.streaming.worker_helpers import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def enrich_all(settings: EnricherSettings) -> None:

@@ -28,6 +28,7 @@ from tests.streaming.worker_helpers import wait_for
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_valid_events_are_enriched_and_the_rest_dead_lettered(
     kafka: PlatformSettings, topics: TopicNames
 ) -> None:

@@ -27,6 +27,8 @@ from streaming.enricher import (
 )
 from tests.streaming.enricher_helpers import FakeMessage, raw_records
 
+pytestmark = pytest.mark.unit
+
 
 def client_of(handle: Callable[[httpx.Request], httpx.Response]) -> EnrichmentClient:
     client = EnrichmentClient(EnricherOptions())
