@@ -81,7 +81,7 @@ class Deliveries:
 
 
 ProducerFactory = Callable[..., Producer]
-"""Builds the producer from the Kafka settings and librdkafka overrides (``make_kafka_producer``)."""
+"""Builds the producer from the Kafka settings and librdkafka overrides: make_kafka_producer."""
 
 
 class KafkaBridge:
