@@ -1,8 +1,13 @@
-"""Session fixtures for the real servers.
+"""Session fixtures for the real servers, and the check that the test layers are marked.
 
 A server whose address is configured through the environment (for example
 ``TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS``) is used as it is. Otherwise the local stack starts it,
 or reuses the one it already runs, and at the end of the session stops only what it started.
+
+Every test is ``unit`` (pure logic, no server, no process of its own) or ``integration`` (a
+real server or a process of the platform); collection fails when one is neither, or when a
+test reaches a server fixture without ``integration``: ``pytest -m unit`` then never starts
+a server.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pytest
 from resources.settings import PlatformSettings
 from stack.config import StackSettings
 from stack.manager import Stack
+from tests.layers import layer_problems
 
 _ADDRESS_ENV = {
     "kafka": "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS",
@@ -24,6 +30,24 @@ _ADDRESS_ENV = {
     "trino": "TRIBUTARY_TRINO__URL",
     "superset": "TRIBUTARY_SUPERSET__URL",
 }
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a collection whose layer markers do not match the tests (before ``-m`` selects)."""
+    problems = [
+        problem
+        for item in items
+        for problem in layer_problems(
+            item.nodeid,
+            {m.name for m in item.iter_markers()},
+            set(getattr(item, "fixturenames", ())),
+        )
+    ]
+    if problems:
+        raise pytest.UsageError("test layer markers:\n  " + "\n  ".join(problems))
+    # Pure tests first: the servers' downloads run meanwhile (see pytest_collection_finish).
+    items.sort(key=lambda item: item.get_closest_marker("unit") is None)
 
 
 class Servers:
@@ -77,14 +101,12 @@ SESSION_NEEDS: list[str] = []  # filled at collection: every server the selected
 _STACK: list[Stack] = []
 
 
-def pytest_collection_modifyitems(
-    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    # Pure tests first: the servers' downloads run meanwhile.
-    items.sort(key=lambda item: item.get_closest_marker("unit") is None)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Know every server the selected tests use, and begin fetching them."""
+    config = session.config
     needs = {
         s
-        for item in items
+        for item in session.items
         for f in getattr(item, "fixturenames", ())
         for s in FIXTURE_SERVERS.get(f, ())
     }
@@ -157,3 +179,9 @@ def superset(trino: PlatformSettings, servers: Servers) -> PlatformSettings:
 
         provision_dashboards(servers.settings)
     return servers.settings
+
+
+@pytest.fixture()
+def anyio_backend() -> str:
+    """In-process application tests (``pytest.mark.anyio``) run on asyncio, as uvicorn does."""
+    return "asyncio"

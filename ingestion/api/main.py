@@ -16,8 +16,9 @@ from ingestion.api.routes import events, health
 from ingestion.core import metrics
 from ingestion.core.auth import KeyStore
 from ingestion.core.config import CollectorSettings
-from ingestion.core.delivery import KafkaBridge, KafkaUnavailable
+from ingestion.core.delivery import KafkaBridge, KafkaUnavailable, ProducerFactory
 from ingestion.core.ingest import Collector
+from resources.kafka import make_kafka_producer
 from runtime.process import freeze_heap
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,17 @@ async def _watch_kafka(collector: Collector) -> None:
                 log.warning("Kafka reachable again")
 
 
-def create_app(settings: CollectorSettings | None = None) -> FastAPI:
+def create_app(
+    settings: CollectorSettings | None = None,
+    *,
+    producer_factory: ProducerFactory = make_kafka_producer,
+) -> FastAPI:
+    """The collector's application; ``uvicorn --factory`` calls it with no arguments.
+
+    Args:
+        settings: The process's settings; read from the environment when not given.
+        producer_factory: Builds the Kafka producer at start-up (tests pass an in-memory one).
+    """
     settings = settings or CollectorSettings()
 
     @contextlib.asynccontextmanager
@@ -48,6 +59,7 @@ def create_app(settings: CollectorSettings | None = None) -> FastAPI:
             options.delivery_timeout_s,
             options.queue_max_messages,
             options.linger_ms,
+            producer_factory,
         )
         collector = Collector(settings, SchemaRegistry.from_directory(), bridge)
         app.state.settings = settings

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -79,13 +80,22 @@ class Deliveries:
         return time.perf_counter() - self.started
 
 
+ProducerFactory = Callable[..., Producer]
+"""Builds the producer from the Kafka settings and librdkafka overrides: make_kafka_producer."""
+
+
 class KafkaBridge:
     """Owns the producer and its poll thread; tracks whether Kafka is reachable."""
 
     def __init__(
-        self, kafka: KafkaSettings, delivery_timeout_s: float, queue_max: int, linger_ms: int
+        self,
+        kafka: KafkaSettings,
+        delivery_timeout_s: float,
+        queue_max: int,
+        linger_ms: int,
+        producer_factory: ProducerFactory = make_kafka_producer,
     ) -> None:
-        self.producer: Producer = make_kafka_producer(
+        self.producer: Producer = producer_factory(
             kafka,
             error_cb=self.on_error,
             **self.producer_config(delivery_timeout_s, queue_max, linger_ms),

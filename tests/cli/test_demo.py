@@ -14,7 +14,9 @@ from resources.superset import SupersetClient
 from stack.dashboards import load_bundle
 
 
+@pytest.mark.integration
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_demo_accounts_for_every_event(
     kafka: PlatformSettings,
     s3: PlatformSettings,

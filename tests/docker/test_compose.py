@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 import yaml
 
-pytestmark = pytest.mark.unit
-
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
@@ -124,6 +122,7 @@ def _environment(service: dict[str, Any]) -> dict[str, str]:
 # --------------------------------------------------------------------------- docker-compose
 
 
+@pytest.mark.integration
 def test_compose_config_is_valid_with_the_example_env_file() -> None:
     result = _compose_config(ENV_EXAMPLE, "-q")
     assert result.returncode == 0, result.stderr
@@ -131,6 +130,7 @@ def test_compose_config_is_valid_with_the_example_env_file() -> None:
     assert "not set" not in result.stderr, result.stderr
 
 
+@pytest.mark.integration
 def test_rendered_config_keeps_every_service_and_volume(compose: dict[str, Any]) -> None:
     result = _compose_config(ENV_EXAMPLE)
     assert result.returncode == 0, result.stderr
@@ -142,6 +142,7 @@ def test_rendered_config_keeps_every_service_and_volume(compose: dict[str, Any])
     assert not re.search(r"(?<!\$)\$\{", result.stdout)
 
 
+@pytest.mark.integration
 def test_a_missing_secret_stops_compose(tmp_path: Path) -> None:
     lines = ENV_EXAMPLE.read_text().splitlines()
     kept = [ln for ln in lines if not ln.startswith("TRIBUTARY_S3__SECRET_ACCESS_KEY=")]
@@ -157,12 +158,14 @@ def test_a_missing_secret_stops_compose(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- structure
 
 
+@pytest.mark.unit
 def test_every_platform_service_is_present(services: dict[str, Any]) -> None:
     missing = EXPECTED_SERVICES - set(services)
     assert not missing, f"missing services: {sorted(missing)}"
     assert set(services) >= ONE_SHOT
 
 
+@pytest.mark.unit
 def test_healthchecks_everywhere_but_one_shot_jobs_and_workers(
     services: dict[str, dict[str, Any]],
 ) -> None:
@@ -178,18 +181,21 @@ def test_healthchecks_everywhere_but_one_shot_jobs_and_workers(
             assert not check.get("disable"), f"{name}: healthcheck disabled"
 
 
+@pytest.mark.unit
 def test_workers_publish_no_port_and_restart(services: dict[str, dict[str, Any]]) -> None:
     for name in WORKERS:
         assert not services[name].get("ports"), f"{name} publishes a port: give it a healthcheck"
         assert services[name].get("restart") == "unless-stopped", name
 
 
+@pytest.mark.unit
 def test_one_shot_jobs_do_not_restart(services: dict[str, dict[str, Any]]) -> None:
     for name in ONE_SHOT:
         assert services[name].get("restart") == "no", name
         assert not services[name].get("ports"), name
 
 
+@pytest.mark.unit
 def test_every_depends_on_has_a_condition(services: dict[str, dict[str, Any]]) -> None:
     for name, svc in services.items():
         deps = svc.get("depends_on")
@@ -205,6 +211,7 @@ def test_every_depends_on_has_a_condition(services: dict[str, dict[str, Any]]) -
                 assert "healthcheck" in services[dep], f"{name} waits on {dep}, which has none"
 
 
+@pytest.mark.unit
 def test_app_services_wait_for_provisioning(services: dict[str, dict[str, Any]]) -> None:
     app_services = {
         name
@@ -224,6 +231,7 @@ def test_app_services_wait_for_provisioning(services: dict[str, dict[str, Any]])
         assert "topics-and-buckets" in services[name].get("depends_on", {}), name
 
 
+@pytest.mark.unit
 def test_published_ports_bind_to_loopback(services: dict[str, dict[str, Any]]) -> None:
     for name, svc in services.items():
         for port in svc.get("ports") or []:
@@ -233,6 +241,7 @@ def test_published_ports_bind_to_loopback(services: dict[str, dict[str, Any]]) -
                 assert str(port).startswith("127.0.0.1:"), f"{name}: {port}"
 
 
+@pytest.mark.unit
 def test_no_default_for_any_secret() -> None:
     for name, modifier in _interpolations():
         if name in SECRETS:
@@ -245,6 +254,7 @@ def test_no_default_for_any_secret() -> None:
                 assert REQUIRED_S3_SECRET.match(value), f"{svc_name}: {key}={value!r}"
 
 
+@pytest.mark.unit
 def test_app_services_share_the_platform_env(services: dict[str, dict[str, Any]]) -> None:
     expected = {
         "TRIBUTARY_PROFILE": "stack",
@@ -262,6 +272,7 @@ def test_app_services_share_the_platform_env(services: dict[str, dict[str, Any]]
         assert env["TRIBUTARY_S3__ACCESS_KEY_ID"].startswith("${TRIBUTARY_S3__ACCESS_KEY_ID:?")
 
 
+@pytest.mark.unit
 def test_example_env_file_covers_every_required_variable() -> None:
     required = {name for name, modifier in _interpolations() if modifier.startswith(":?")}
     example = {
@@ -272,6 +283,7 @@ def test_example_env_file_covers_every_required_variable() -> None:
     assert required <= example, f"missing from .env.example: {sorted(required - example)}"
 
 
+@pytest.mark.unit
 def test_files_the_compose_file_mounts_exist(services: dict[str, dict[str, Any]]) -> None:
     for name, svc in services.items():
         for volume in svc.get("volumes") or []:
@@ -284,6 +296,7 @@ def test_files_the_compose_file_mounts_exist(services: dict[str, dict[str, Any]]
             assert (context / build["dockerfile"]).is_file(), name
 
 
+@pytest.mark.unit
 def test_trino_catalogs_point_at_the_compose_services() -> None:
     catalogs = DOCKER / "trino" / "catalog"
     iceberg = _properties(catalogs / "iceberg.properties")

@@ -235,6 +235,7 @@ def test_too_many_events(server: str) -> None:
     assert r.status_code == 413
 
 
+@pytest.mark.slow
 def test_latency_budget_gives_503() -> None:
     for url in _serve({"TRIBUTARY_ENRICHMENT__LATENCY_BUDGET_MS": "0.001"}):
         r = httpx.post(f"{url}/v1/enrich", json={"events": [_event(i) for i in range(200)]})

@@ -16,7 +16,7 @@ from resources.settings import PlatformSettings
 from stack.config import StackSettings
 from stack.manager import Stack
 from stack.private import free_port
-from tests.ingestion.conftest import (
+from tests.ingestion.collector_helpers import (
     WRITE_KEY,
     CollectorProcess,
     collector_env,

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.ingestion.conftest import WRITE_KEY, CollectorProcess, event
+from tests.ingestion.collector_helpers import WRITE_KEY, CollectorProcess, event
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

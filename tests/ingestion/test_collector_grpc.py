@@ -8,7 +8,13 @@ import pytest
 
 from ingestion.grpc import collector_pb2 as pb
 from ingestion.grpc import collector_pb2_grpc as pb_grpc
-from tests.ingestion.conftest import READ_ONLY_KEY, WRITE_KEY, CollectorProcess, Topics, event
+from tests.ingestion.collector_helpers import (
+    READ_ONLY_KEY,
+    WRITE_KEY,
+    CollectorProcess,
+    Topics,
+    event,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,13 @@ import httpx
 import orjson
 import pytest
 
-from tests.ingestion.conftest import READ_ONLY_KEY, WRITE_KEY, CollectorProcess, Topics, event
+from tests.ingestion.collector_helpers import (
+    READ_ONLY_KEY,
+    WRITE_KEY,
+    CollectorProcess,
+    Topics,
+    event,
+)
 
 pytestmark = pytest.mark.integration
 

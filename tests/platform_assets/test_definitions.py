@@ -11,11 +11,11 @@ import pytest
 from platform_assets.definitions import build_definitions
 from resources.settings import PlatformSettings
 
-pytestmark = pytest.mark.unit
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_workspace_loads_and_validates(tmp_path: Path) -> None:
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     (tmp_path / "dagster.yaml").write_text("")
@@ -38,6 +38,7 @@ def test_workspace_loads_and_validates(tmp_path: Path) -> None:
     assert "Validation successful for code location tributary" in result.stdout + result.stderr
 
 
+@pytest.mark.unit
 def test_topics_are_external_assets_in_data_flow_order() -> None:
     settings = PlatformSettings()
     defs = build_definitions(settings)
@@ -54,6 +55,7 @@ def test_topics_are_external_assets_in_data_flow_order() -> None:
     assert not graph.get(raw).is_materializable, "topics are written by the stream workers"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("profile", ["local", "stack"])
 def test_each_profile_has_its_resources(profile: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIBUTARY_PROFILE", profile)
@@ -67,6 +69,7 @@ def test_each_profile_has_its_resources(profile: str, monkeypatch: pytest.Monkey
     assert s3.aws_secret_access_key.env_var_name == "TRIBUTARY_S3__SECRET_ACCESS_KEY"
 
 
+@pytest.mark.unit
 def test_the_daily_schedule_runs_the_marts_of_the_day_before() -> None:
     from datetime import UTC, datetime
 

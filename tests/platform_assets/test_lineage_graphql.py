@@ -12,7 +12,7 @@ from cli.dagster import DagsterServer
 from resources.settings import PlatformSettings
 from tests.chromium import ARTEFACTS, chromium_page
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 QUERY = "{ assetNodes { assetKey { path } dependencyKeys { path } isMaterializable } }"
 

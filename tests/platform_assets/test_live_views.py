@@ -26,7 +26,7 @@ from resources.trino import run_trino
 from streaming.reconcile import Reconciler
 from tests.pipeline_rig import Feed, settle, start_rig
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
 EVENTS_SENT = 400
 VISIBLE_WITHIN_S = 20

@@ -12,9 +12,8 @@ import pytest
 
 from runtime.process import stop_on_signals
 
-pytestmark = pytest.mark.unit
 
-
+@pytest.mark.integration
 def test_records_are_one_line_naming_the_process_and_chatty_libraries_are_quiet() -> None:
     script = textwrap.dedent(
         """
@@ -41,6 +40,7 @@ def test_records_are_one_line_naming_the_process_and_chatty_libraries_are_quiet(
     assert assigned.endswith(" enricher INFO streaming.enricher: assigned raw[0,1,2]")
 
 
+@pytest.mark.unit
 def test_sigterm_and_sigint_set_the_stop_event() -> None:
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:

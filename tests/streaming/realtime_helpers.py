@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -178,15 +177,6 @@ def committed(settings: RealtimeLoaderSettings, topic: str, group: str | None = 
 
 def produced(settings: RealtimeLoaderSettings, topic: str) -> int:
     return sum(end_offsets(settings.kafka, topic).values())
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def caught_up(settings: RealtimeLoaderSettings) -> bool:

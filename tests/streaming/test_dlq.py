@@ -10,15 +10,10 @@ from resources.settings import PlatformSettings, TopicNames
 from streaming.dlq import DeadLetterTopic, inspect, replay
 from streaming.enricher import Enricher, EnricherSettings
 from tests.kafka_helpers import read_committed
-from tests.streaming.test_enricher import (
-    committed_through,
-    produce,
-    raw_records,
-    settings_for,
-    wait_for,
-)
+from tests.streaming.enricher_helpers import committed_through, produce, raw_records, settings_for
+from tests.streaming.worker_helpers import wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def enrich_all(settings: EnricherSettings) -> None:

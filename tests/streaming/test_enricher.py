@@ -8,133 +8,27 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import KafkaError, KafkaException
 
 from cli.processes import PlatformProcess, child_env
-from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings, TopicNames
-from simulator.events import ClickstreamSource
 from stack.private import free_port
-from streaming.enricher import CircuitBreaker, Enricher, EnricherSettings
-from tests.kafka_helpers import end_offsets, read_committed
-
-
-def raw_records(
-    n: int, bad_share: float, seed: int = 3
-) -> tuple[list[bytes], set[str], Counter[str]]:
-    """Raw-topic records as the collector writes them, and what the enricher should make of them."""
-    source = iter(ClickstreamSource(users=max(1, n // 20), seed=seed, bad_share=bad_share))
-    out: list[bytes] = []
-    valid_ids: set[str] = set()
-    expected: Counter[str] = Counter()
-    from contract.envelope import EnvelopeRules, check_envelope
-    from contract.registry import SchemaRegistry
-
-    registry = SchemaRegistry.from_directory()
-    rules = EnvelopeRules()
-    while len(out) < n:
-        item = next(source)
-        if isinstance(item, bytes):
-            continue  # the collector never lets non-JSON through
-        check = check_envelope(item, registry, rules)
-        if not check.ok:
-            continue  # nor an invalid envelope
-        record = {
-            **item,
-            "collector": {
-                "received_at": "2026-11-28T10:00:00Z",
-                "collector_id": "test",
-                "request_id": "r",
-                "producer": "tests",
-                "client_ip": "203.0.113.5",
-                "user_agent": "Mozilla/5.0",
-                "path": "rest",
-            },
-        }
-        compiled = registry.lookup(item["event_type"])
-        assert compiled is not None
-        if compiled.errors(item["payload"]):
-            expected["schema_violation"] += 1
-        else:
-            valid_ids.add(item["event_id"])
-        out.append(orjson.dumps(record))
-    return out, valid_ids, expected
-
-
-def produce(kafka: PlatformSettings, topic: str, values: list[bytes]) -> None:
-    producer = make_kafka_producer(kafka.kafka)
-    for i, value in enumerate(values):
-        producer.produce(topic, value=value, key=f"user:{i % 17}")
-        if i % 1000 == 0:
-            producer.poll(0)
-    assert producer.flush(60) == 0
-
-
-def settings_for(kafka: PlatformSettings, topics: TopicNames, **enricher: Any) -> EnricherSettings:
-    return EnricherSettings.model_validate(
-        {
-            "kafka": kafka.kafka.model_dump(),
-            "topics": topics.model_dump(),
-            "enricher": {
-                "group_id": f"enricher-{topics.raw}",
-                "enrichment_enabled": False,
-                "metrics_port": 0,
-                **enricher,
-            },
-        }
-    )
-
-
-COORDINATOR_NOT_READY = {
-    KafkaError.NOT_COORDINATOR,
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-    KafkaError.COORDINATOR_NOT_AVAILABLE,
-}
-
-
-def committed_through(settings: EnricherSettings) -> bool:
-    """True when no committed record of the raw topic lies past the enricher group's offsets.
-
-    Compared by reading, not by offsets alone: transaction markers (replays write the raw
-    topic transactionally) take offsets that no consumer ever commits past.
-    """
-    from confluent_kafka import TopicPartition
-
-    ends = end_offsets(settings.kafka, settings.topics.raw)
-    consumer = make_kafka_consumer(settings.kafka, settings.enricher.group_id)
-    try:
-        committed = consumer.committed([TopicPartition(settings.topics.raw, p) for p in ends], 10)
-    except KafkaException as exc:
-        # A fresh Kafka is still electing and loading the group coordinators: not yet.
-        if exc.args[0].code() in COORDINATOR_NOT_READY:
-            return False
-        raise
-    finally:
-        consumer.close()
-    since = {tp.partition: max(tp.offset, 0) for tp in committed}
-    if all(since[p] >= end for p, end in ends.items()):
-        return True
-    return not read_committed(settings.kafka, settings.topics.raw, since, timeout=10)
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def ids_of(messages: list[Any]) -> list[str]:
-    return [orjson.loads(m.value() or b"")["event_id"] for m in messages]
+from streaming.enricher import CircuitBreaker, Enricher
+from tests.kafka_helpers import read_committed
+from tests.streaming.enricher_helpers import (
+    committed_through,
+    ids_of,
+    produce,
+    raw_records,
+    settings_for,
+)
+from tests.streaming.worker_helpers import wait_for
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_valid_events_are_enriched_and_the_rest_dead_lettered(
     kafka: PlatformSettings, topics: TopicNames
 ) -> None:

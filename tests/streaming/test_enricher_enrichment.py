@@ -11,31 +11,21 @@ from pathlib import Path
 import orjson
 import pytest
 
-from cli.processes import PlatformProcess, child_env
-from enrichment.config import EnrichmentOptions, EnrichmentSettings
 from resources.settings import PlatformSettings, TopicNames
 from stack.private import free_port
 from streaming.dlq import DeadLetterTopic, replay
 from streaming.enricher import Enricher
 from tests.kafka_helpers import read_committed
-from tests.streaming.test_enricher import (
+from tests.streaming.enricher_helpers import (
+    EnrichmentApi,
     committed_through,
     produce,
     raw_records,
     settings_for,
-    wait_for,
 )
+from tests.streaming.worker_helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-class EnrichmentApi(PlatformProcess):
-    """``tributary run enrichment-api`` on a free port, stopped and restarted by the tests."""
-
-    def __init__(self, port: int, log: Path) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        env = child_env(EnrichmentSettings(enrichment=EnrichmentOptions(port=port)), inherit=False)
-        super().__init__("enrichment-api", env, log, ready_url=f"{self.url}/healthz")
 
 
 @pytest.fixture()

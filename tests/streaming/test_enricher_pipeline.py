@@ -21,37 +21,9 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 import streaming.enricher as enricher_module
 from streaming.enricher import Enricher, EnricherSettings, EnrichmentUnavailable
-from tests.streaming.test_enricher import raw_records
+from tests.streaming.enricher_helpers import TOPIC, FakeMessage, raw_records
 
 pytestmark = pytest.mark.unit
-
-TOPIC = "raw"
-
-
-class FakeMessage:
-    def __init__(self, partition: int, offset: int, value: bytes) -> None:
-        self._partition, self._offset, self._value = partition, offset, value
-
-    def topic(self) -> str:
-        return TOPIC
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes:
-        return b"k"
-
-    def value(self) -> bytes:
-        return self._value
-
-    def headers(self) -> None:
-        return None
-
-    def error(self) -> None:
-        return None
 
 
 class FakeKafka:

@@ -25,8 +25,9 @@ from streaming.enricher import (
     read_raw_record,
     validate,
 )
-from tests.streaming.test_enricher import raw_records
-from tests.streaming.test_enricher_pipeline import FakeMessage
+from tests.streaming.enricher_helpers import FakeMessage, raw_records
+
+pytestmark = pytest.mark.unit
 
 
 def client_of(handle: Callable[[httpx.Request], httpx.Response]) -> EnrichmentClient:

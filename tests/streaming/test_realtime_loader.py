@@ -32,8 +32,8 @@ from tests.streaming.realtime_helpers import (
     produce,
     produced,
     unique_settings,
-    wait_for,
 )
+from tests.streaming.worker_helpers import wait_for
 
 
 @pytest.fixture()
@@ -52,6 +52,7 @@ def test_record_ids_follow_the_record() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_events_and_dead_letters_indexed_exactly_once(
     loader_settings: RealtimeLoaderSettings,
 ) -> None:
@@ -153,6 +154,7 @@ def test_events_and_dead_letters_indexed_exactly_once(
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_mapping_conflict_goes_to_loader_dlq_and_loading_goes_on(
     loader_settings: RealtimeLoaderSettings,
 ) -> None:
@@ -239,6 +241,7 @@ def test_opensearch_outage_loses_and_duplicates_nothing(
         drop_topics(settings)
 
 
+@pytest.mark.unit
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIBUTARY_REALTIME_LOADER__BATCH_SIZE", "7")
     monkeypatch.setenv("TRIBUTARY_OPENSEARCH__INDEX_PREFIX", "x")

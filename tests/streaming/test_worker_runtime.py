@@ -23,6 +23,14 @@ from resources.opensearch import make_opensearch_client
 from resources.settings import PlatformSettings, TopicNames
 from stack.private import free_port
 from tests.kafka_helpers import read_committed
+from tests.streaming.enricher_helpers import (
+    EnrichmentApi,
+    committed_through,
+    ids_of,
+    produce,
+    raw_records,
+    settings_for,
+)
 from tests.streaming.realtime_helpers import (
     all_docs,
     drop_indices,
@@ -33,16 +41,7 @@ from tests.streaming.realtime_helpers import (
 from tests.streaming.realtime_helpers import (
     produce as produce_enriched,
 )
-from tests.streaming.test_enricher import (
-    committed_through,
-    ids_of,
-    produce,
-    raw_records,
-    settings_for,
-    wait_for,
-)
-from tests.streaming.test_enricher_enrichment import EnrichmentApi
-from tests.streaming.worker_helpers import TcpProxy, breaker_state, healthz, lag, scrape
+from tests.streaming.worker_helpers import TcpProxy, breaker_state, healthz, lag, scrape, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

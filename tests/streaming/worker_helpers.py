@@ -1,15 +1,26 @@
-"""Helpers of the worker runtime tests: scrapes of a worker's endpoints, a TCP proxy."""
+"""Helpers of the stream worker tests: waiting, scrapes of a worker's endpoints, a TCP proxy."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
+from collections.abc import Callable
 
 import httpx
 
 from runtime.metrics import Scrape, parse_metrics
 from stack.private import free_port
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def scrape(port: int) -> Scrape:

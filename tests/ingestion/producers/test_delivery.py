@@ -34,7 +34,7 @@ from resources.settings import PlatformSettings
 from runtime.retry import RetrySettings
 from simulator.events import ClickstreamSource, IoTSource
 from stack.private import free_port
-from tests.ingestion.conftest import TRIBUTARY, WRITE_KEY, CollectorProcess
+from tests.ingestion.collector_helpers import TRIBUTARY, WRITE_KEY, CollectorProcess
 from tests.kafka_helpers import end_offsets, read_since
 
 pytestmark = pytest.mark.integration

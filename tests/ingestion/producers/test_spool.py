@@ -17,8 +17,6 @@ from ingestion.producers.spool import (
     SqliteSpool,
 )
 
-pytestmark = pytest.mark.unit
-
 Factory = Callable[..., EventStore]
 
 
@@ -29,6 +27,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
     return lambda **kw: SqliteSpool(tmp_path / "spool" / "events.sqlite", **kw)
 
 
+@pytest.mark.unit
 def test_peek_is_oldest_first_and_ack_removes(make_store: Factory) -> None:
     store = make_store()
     store.add([b"a", b"b", b"c"])
@@ -44,6 +43,7 @@ def test_peek_is_oldest_first_and_ack_removes(make_store: Factory) -> None:
     store.close()
 
 
+@pytest.mark.unit
 def test_bounded_store_refuses_a_batch_whole(make_store: Factory) -> None:
     store = make_store(max_events=3)
     store.add([b"1", b"2"])
@@ -55,6 +55,7 @@ def test_bounded_store_refuses_a_batch_whole(make_store: Factory) -> None:
     store.close()
 
 
+@pytest.mark.unit
 def test_sqlite_spool_survives_reopen_and_forgets_acked(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     spool = SqliteSpool(path)
@@ -73,6 +74,7 @@ def test_sqlite_spool_survives_reopen_and_forgets_acked(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["s.sqlite"]
 
 
+@pytest.mark.integration
 def test_sqlite_spool_survives_a_killed_process(tmp_path: Path) -> None:
     path = tmp_path / "crash.sqlite"
     script = (
@@ -89,6 +91,7 @@ def test_sqlite_spool_survives_a_killed_process(tmp_path: Path) -> None:
     spool.close()
 
 
+@pytest.mark.unit
 def test_one_producer_per_spool(tmp_path: Path) -> None:
     path = tmp_path / "busy.sqlite"
     first = SqliteSpool(path)

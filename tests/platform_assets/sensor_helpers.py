@@ -1,0 +1,93 @@
+"""In-memory stand-ins for the sensors' resources, for unit tests of the sensors' logic.
+
+Each answers only the calls its sensor makes, with the semantics the sensor relies on: a
+listing sorted by key that starts after ``StartAfter`` (S3), a count per index pattern
+(OpenSearch). The sensors against the real servers are ``test_raw_zone_sensor.py`` and
+``test_alert_sensor.py``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+class FakeS3Client:
+    """One bucket's objects; ``list_objects_v2`` pages of ``page_size`` keys, in key order."""
+
+    def __init__(self, bucket: str, page_size: int = 1000) -> None:
+        self.bucket = bucket
+        self.page_size = page_size
+        self.objects: dict[str, bytes] = {}
+        self.listings: list[dict[str, Any]] = []
+        self.refuse = False
+
+    def put(self, key: str, body: bytes) -> None:
+        self.objects[key] = body
+
+    def get_paginator(self, operation: str) -> FakeS3Client:
+        assert operation == "list_objects_v2"
+        return self
+
+    def paginate(
+        self, Bucket: str, Prefix: str = "", StartAfter: str = ""
+    ) -> Iterator[dict[str, Any]]:
+        self.listings.append({"Bucket": Bucket, "Prefix": Prefix, "StartAfter": StartAfter})
+        if self.refuse:
+            raise ClientError({"Error": {"Code": "AccessDenied"}}, "ListObjectsV2")
+        assert Bucket == self.bucket
+        keys = sorted(k for k in self.objects if k.startswith(Prefix) and k > StartAfter)
+        for start in range(0, len(keys), self.page_size):
+            page = keys[start : start + self.page_size]
+            yield {"Contents": [{"Key": k, "Size": len(self.objects[k])} for k in page]}
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        assert Bucket == self.bucket
+        return {"Body": io.BytesIO(self.objects[Key])}
+
+
+class FakeS3Resource:
+    """Stands in for ``dagster_aws.s3.S3Resource``: ``get_client()``, as the sensor calls it.
+
+    A plain object: Dagster passes it to the sensor as it is (a ``ConfigurableResource``
+    subclass would be rebuilt from its configuration, without the fake client).
+    """
+
+    def __init__(self, client: FakeS3Client) -> None:
+        self.client = client
+
+    def get_client(self) -> FakeS3Client:
+        return self.client
+
+
+class FakeOpenSearch:
+    """Document counts by index pattern; keeps each count request's index and query."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+        self.requests: list[dict[str, Any]] = []
+
+    def count(self, index: str, body: dict[str, Any], **options: Any) -> dict[str, int]:
+        self.requests.append({"index": index, "body": body, **options})
+        return {"count": self.counts.get(index, 0)}
+
+    def since(self) -> datetime:
+        """The start of the window the last count asked for."""
+        return datetime.fromisoformat(
+            self.requests[-1]["body"]["query"]["range"]["loader.indexed_at"]["gte"]
+        )
+
+
+class FakeOpenSearchResource:
+    """Stands in for ``OpenSearchResource``: ``index_prefix`` and ``get_client()``."""
+
+    def __init__(self, client: FakeOpenSearch, index_prefix: str) -> None:
+        self.client = client
+        self.index_prefix = index_prefix
+
+    def get_client(self) -> FakeOpenSearch:
+        return self.client
