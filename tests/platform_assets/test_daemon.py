@@ -104,8 +104,7 @@ def platform(
         kafka=kafka.kafka,
         s3=loader.s3,
         opensearch=opensearch.opensearch,
-        # Ticks every 5 s instead of 30: the chain's five automation steps take seconds.
-        lake=LakeSettings(local_root=work / "lake", trigger_interval_s=5),
+        lake=LakeSettings(local_root=work / "lake"),
     )
     days = sorted({t.astimezone(UTC).date().isoformat() for t in stamps})
     with DagsterServer(work / "dagster", settings, daemon=True, instance_yaml=INSTANCE) as server:
