@@ -78,6 +78,7 @@ _KAFKA_EXCEPTION = "cimpl.KafkaException"
 _KAFKA_UNREACHABLE = {"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE", "_MSG_TIMED_OUT"}
 _STACK = {"stack.errors.StackError", "stack.provision.ProvisionError"}
 _VALIDATION = "pydantic_core._pydantic_core.ValidationError"
+_MISSING = "resources.settings.MissingSetting"
 _SETTINGS_PARSE = "pydantic_settings.exceptions.SettingsError"
 
 # Where each server's address is in the platform's settings.
@@ -183,6 +184,8 @@ def _env_name(settings_cls: type, loc: tuple[object, ...]) -> str:
 
 def _bad_setting(exc: BaseException) -> str | None:
     names = _names(exc)
+    if _MISSING in names:
+        return f"bad setting {one_line(str(exc))}"
     if _SETTINGS_PARSE in names:
         field = re.search(r'field "([^"]+)"', str(exc))
         where = (

@@ -179,6 +179,10 @@ class AlertSettings(BaseModel):
     webhook_url: str | None = Field(None, description="Where alerts are POSTed as JSON.")
 
 
+class MissingSetting(ValueError):
+    """A setting that has no default in this profile and was not set; the message names it."""
+
+
 class SupersetSettings(BaseModel):
     url: str = Field("http://127.0.0.1:8088", description="Superset's web server.")
     admin_username: str = Field("admin", description="The admin account that provisions.")
@@ -196,7 +200,7 @@ class SupersetSettings(BaseModel):
         """Return the secret, or say which variable to set when it has none."""
         value: SecretStr | None = getattr(self, name)
         if value is None:
-            raise ValueError(
+            raise MissingSetting(
                 f"TRIBUTARY_SUPERSET__{name.upper()} is not set "
                 "(it has a default only in the local profile)"
             )

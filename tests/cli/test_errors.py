@@ -97,3 +97,18 @@ def test_anything_else_is_a_defect() -> None:
 
 def test_one_line() -> None:
     assert one_line("a\n\n  b   c\n") == "a | b c"
+
+
+def test_a_secret_missing_outside_local_is_a_bad_setting() -> None:
+    settings = PlatformSettings()
+    settings.superset.secret_key = None  # as the stack profile leaves it when unset
+    try:
+        try:
+            settings.superset.secret("secret_key")
+        except ValueError as exc:
+            raise StackError(str(exc)) from exc  # as the Superset service reports it
+    except StackError as exc:
+        stack = exc
+    code, line = failure_of(stack)  # type: ignore[misc]
+    assert code is ExitCode.BAD_SETTING
+    assert "TRIBUTARY_SUPERSET__SECRET_KEY is not set" in line
