@@ -60,7 +60,7 @@ class Curated:
 def _raw_days() -> dict[date, pl.DataFrame]:
     part = synthetic_partition(
         SyntheticConfig(
-            day=DAY, events=3000, seed=8, invalid_share=0.02, cross_partition_share=0.05
+            day=DAY, events=3000, seed=8, invalid_share=0.05, cross_partition_share=0.05
         )
     )
     rows = pl.concat([part.lookback, part.current])

@@ -30,6 +30,7 @@ from ingestion.producers.transports import (
     make_transport,
     parse_retry_after,
 )
+from resources.settings import local_folder
 
 pytestmark = pytest.mark.unit
 
@@ -260,7 +261,9 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert defaults.grpc_target == "127.0.0.1:50051"
     assert (defaults.batch_size, defaults.gzip, defaults.retry.initial_s) == (100, True, 0.2)
     assert defaults.retry.max_s == 10
-    assert str(defaults.spool_file("clickstream")) == ".tributary/spool/clickstream.sqlite"
+    # In the project's folder, wherever the producer runs from.
+    assert defaults.spool_file("clickstream") == local_folder("spool") / "clickstream.sqlite"
+    assert defaults.spool_file("clickstream").is_absolute()
 
     monkeypatch.setenv("TRIBUTARY_PRODUCER__API_KEY", "from-env")
     monkeypatch.setenv("TRIBUTARY_PRODUCER__COLLECTOR_URL", "http://collector:9000")
