@@ -13,7 +13,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import dagster as dg
 from botocore.exceptions import ClientError
+from dagster_aws.s3 import S3Resource
+
+from platform_assets.partitions import daily
+from platform_assets.sensors.raw_zone import raw_zone_sensor
+from resources.settings import S3Settings
 
 
 class FakeS3Client:
@@ -91,3 +97,28 @@ class FakeOpenSearchResource:
 
     def get_client(self) -> FakeOpenSearch:
         return self.client
+
+
+@dg.asset(partitions_def=daily, key=["lake", "sensor_target"])
+def target() -> None:
+    """Stands in for the curated chain: the raw-zone sensor only needs a partitioned target."""
+
+
+def evaluate_raw_zone_sensor(s3: S3Settings, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
+    """One tick of the raw-zone sensor over ``s3`` through the real S3 resource."""
+    sensor = raw_zone_sensor(s3, dg.AssetSelection.assets(target))
+    context = dg.build_sensor_context(
+        cursor=cursor,
+        resources={
+            "s3": S3Resource(
+                endpoint_url=s3.endpoint_url,
+                region_name=s3.region,
+                aws_access_key_id=s3.access_key_id,
+                aws_secret_access_key=s3.secret_access_key.get_secret_value(),
+            )
+        },
+        definitions=dg.Definitions(assets=[target], sensors=[sensor]),
+    )
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult | dg.SkipReason)
+    return result

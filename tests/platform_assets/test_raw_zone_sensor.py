@@ -7,12 +7,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
-from dagster_aws.s3 import S3Resource
 
 from platform_assets.assets.lake.raw_zone import RAW_EVENTS
-from platform_assets.partitions import daily
-from platform_assets.sensors.raw_zone import raw_zone_sensor
-from resources.settings import PlatformSettings, S3Settings
+from resources.settings import PlatformSettings
+from tests.platform_assets.sensor_helpers import evaluate_raw_zone_sensor
 from tests.streaming.batch_helpers import (
     LoaderThread,
     enriched_event,
@@ -25,30 +23,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Five hours from 22:00 UTC: the events fall on two event dates.
 BASE = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
-
-
-@dg.asset(partitions_def=daily, key=["lake", "sensor_target"])
-def target() -> None:
-    """Stands in for the curated chain: the sensor only needs a partitioned target."""
-
-
-def evaluate(s3: S3Settings, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
-    sensor = raw_zone_sensor(s3, dg.AssetSelection.assets(target))
-    context = dg.build_sensor_context(
-        cursor=cursor,
-        resources={
-            "s3": S3Resource(
-                endpoint_url=s3.endpoint_url,
-                region_name=s3.region,
-                aws_access_key_id=s3.access_key_id,
-                aws_secret_access_key=s3.secret_access_key.get_secret_value(),
-            )
-        },
-        definitions=dg.Definitions(assets=[target], sensors=[sensor]),
-    )
-    result = sensor(context)
-    assert isinstance(result, dg.SensorResult | dg.SkipReason)
-    return result
 
 
 def test_new_objects_launch_their_dates_once_with_counts(
@@ -67,7 +41,7 @@ def test_new_objects_launch_their_dates_once_with_counts(
     days = sorted({t.astimezone(UTC).date().isoformat() for t in stamps})
     assert days == ["2026-11-26", "2026-11-27"]
 
-    first = evaluate(settings.s3, None)
+    first = evaluate_raw_zone_sensor(settings.s3, None)
     assert isinstance(first, dg.SensorResult)
     assert [r.partition_key for r in first.run_requests or []] == days
     run_keys = [r.run_key for r in first.run_requests or []]
@@ -85,7 +59,7 @@ def test_new_objects_launch_their_dates_once_with_counts(
     )
 
     # Nothing new: no run, and the cursor stays.
-    again = evaluate(settings.s3, first.cursor)
+    again = evaluate_raw_zone_sensor(settings.s3, first.cursor)
     assert isinstance(again, dg.SensorResult)
     assert not again.run_requests and not again.asset_events
     assert again.cursor == first.cursor
@@ -98,7 +72,7 @@ def test_new_objects_launch_their_dates_once_with_counts(
         loader.wait_caught_up()
     finally:
         loader.close()
-    third = evaluate(settings.s3, first.cursor)
+    third = evaluate_raw_zone_sensor(settings.s3, first.cursor)
     assert isinstance(third, dg.SensorResult)
     assert [r.partition_key for r in third.run_requests or []] == ["2026-11-26"]
     assert third.run_requests[0].run_key not in run_keys  # type: ignore[index]

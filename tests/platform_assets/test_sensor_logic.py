@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
-from dagster_aws.s3 import S3Resource
 
 from contract.raw_zone import (
     Manifest,
@@ -24,7 +23,6 @@ from contract.raw_zone import (
 )
 from contract.search import DEADLETTERS, EVENTS, index_pattern
 from platform_assets.assets.lake.raw_zone import RAW_EVENTS
-from platform_assets.partitions import daily
 from platform_assets.sensors.alerts import Reading, alert_sensor, alerts_for, stream_alert
 from platform_assets.sensors.raw_zone import raw_zone_sensor, scan
 from resources.settings import AlertSettings, S3Settings
@@ -33,6 +31,8 @@ from tests.platform_assets.sensor_helpers import (
     FakeOpenSearchResource,
     FakeS3Client,
     FakeS3Resource,
+    evaluate_raw_zone_sensor,
+    target,
 )
 
 pytestmark = pytest.mark.unit
@@ -40,11 +40,6 @@ pytestmark = pytest.mark.unit
 S3 = S3Settings()
 TOPIC = "tributary.events.enriched"
 WRITTEN = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
-
-
-@dg.asset(partitions_def=daily, key=["lake", "sensor_target"])
-def target() -> None:
-    """Stands in for the curated chain: the sensor only needs a partitioned target."""
 
 
 class RawZone:
@@ -193,20 +188,7 @@ def test_an_object_store_that_refuses_skips_the_tick_and_keeps_the_cursor() -> N
 def test_an_unreachable_raw_zone_skips_the_tick() -> None:
     """The real S3 client against a closed port: the errors botocore raises are caught."""
     closed = S3Settings(endpoint_url="http://127.0.0.1:9")  # nothing listens on the discard port
-    sensor = raw_zone_sensor(closed, dg.AssetSelection.assets(target))
-    context = dg.build_sensor_context(
-        cursor='{"after": "events/_manifests/x"}',
-        resources={
-            "s3": S3Resource(
-                endpoint_url=closed.endpoint_url,
-                region_name=closed.region,
-                aws_access_key_id=closed.access_key_id,
-                aws_secret_access_key=closed.secret_access_key.get_secret_value(),
-            )
-        },
-        definitions=dg.Definitions(assets=[target], sensors=[sensor]),
-    )
-    result = sensor(context)
+    result = evaluate_raw_zone_sensor(closed, '{"after": "events/_manifests/x"}')
     assert isinstance(result, dg.SkipReason)
     assert "raw zone unreachable" in (result.skip_message or "")
 
