@@ -66,6 +66,7 @@ class Unreachable(CommandError):
 _UNREACHABLE: dict[str, str | None] = {
     "trino.exceptions.TrinoConnectionError": "Trino",
     "opensearchpy.exceptions.ConnectionError": "OpenSearch",
+    "elastic_transport.ConnectionError": "Elasticsearch",
     "botocore.exceptions.EndpointConnectionError": "S3",
     "botocore.exceptions.ConnectTimeoutError": "S3",
     "httpx.NetworkError": None,
@@ -82,11 +83,12 @@ _MISSING = "resources.settings.MissingSetting"
 _SETTINGS_PARSE = "pydantic_settings.exceptions.SettingsError"
 
 # Where each server's address is in the platform's settings.
-_ADDRESSES = {
+_ADDRESSES: dict[str, tuple[str, ...]] = {
     "Kafka": ("kafka", "bootstrap_servers"),
     "S3": ("s3", "endpoint_url"),
     "Iceberg REST catalog": ("s3", "iceberg_catalog_uri"),
-    "OpenSearch": ("opensearch", "url"),
+    "OpenSearch": ("search", "opensearch", "url"),
+    "Elasticsearch": ("search", "elasticsearch", "url"),
     "Trino": ("trino", "url"),
     "Superset": ("superset", "url"),
 }
@@ -122,10 +124,13 @@ def _configured() -> dict[str, str]:
         settings = PlatformSettings()
     except (ValidationError, ValueError):
         return {}
-    return {
-        server: str(getattr(getattr(settings, section), name))
-        for server, (section, name) in _ADDRESSES.items()
-    }
+    addresses = {}
+    for server, path in _ADDRESSES.items():
+        value: object = settings
+        for name in path:
+            value = getattr(value, name)
+        addresses[server] = str(value)
+    return addresses
 
 
 def _netloc(url: str) -> str:

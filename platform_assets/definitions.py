@@ -33,7 +33,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     return dg.Definitions(
         assets=[
             *topic_assets(settings.topics),
-            *index_assets(settings.opensearch),
+            *index_assets(settings.search),
             raw_zone_asset(settings.s3),
             *CURATED_ASSETS,
             *reporting_assets(settings),

@@ -28,7 +28,7 @@ from pyiceberg.catalog import Catalog, load_catalog
 from platform_assets.curation.raw import empty_raw, scan_raw_zone
 from resources.dagster_resources import (
     KafkaResource,
-    OpenSearchResource,
+    SearchResource,
     TrinoResource,
     resolved,
 )
@@ -72,13 +72,16 @@ def resources_for(settings: PlatformSettings) -> dict[str, Any]:
                 "TRIBUTARY_KAFKA__SASL_PASSWORD", settings.kafka.sasl_password
             ),
         ),
-        "opensearch": OpenSearchResource(
-            url=settings.opensearch.url,
-            username=settings.opensearch.username,
+        "search": SearchResource(
+            engine=settings.search.engine.value,
+            url=settings.search.connection.url,
+            username=settings.search.connection.username,
             password=_optional_secret(
-                "TRIBUTARY_OPENSEARCH__PASSWORD", settings.opensearch.password
+                f"TRIBUTARY_SEARCH__{settings.search.engine.value.upper()}__PASSWORD",
+                settings.search.connection.password,
             ),
-            index_prefix=settings.opensearch.index_prefix,
+            ca_certs=str(ca) if (ca := settings.search.connection.ca_certs) else None,
+            index_prefix=settings.search.index_prefix,
         ),
         # The reporting views live in Trino in either profile: the embedded profile has no
         # server to keep them, so ``tributary query --engine duckdb`` makes them per query.

@@ -7,12 +7,11 @@ from typing import Any
 import dagster as dg
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
-from opensearchpy import OpenSearch
 from pydantic import Field, SecretStr
 
 from resources.kafka import make_kafka_admin, make_kafka_consumer, make_kafka_producer
-from resources.opensearch import make_opensearch_client
-from resources.settings import KafkaSettings, OpenSearchSettings, TrinoSettings
+from resources.search import SearchStore, make_search_store
+from resources.settings import KafkaSettings, SearchEngine, SearchSettings, TrinoSettings
 from resources.trino import QueryResult, run_trino
 
 
@@ -55,23 +54,30 @@ class KafkaResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return make_kafka_admin(self._settings(), **overrides)
 
 
-class OpenSearchResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """OpenSearch connection for Dagster assets and sensors."""
+class SearchResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The search store (OpenSearch or Elasticsearch) for Dagster assets and sensors."""
 
-    url: str = Field(description="OpenSearch HTTP endpoint, e.g. http://127.0.0.1:9200.")
+    engine: str = Field("opensearch", description="opensearch | elasticsearch")
+    url: str = Field(description="The engine's HTTP endpoint, e.g. http://127.0.0.1:9200.")
     username: str | None = Field(None, description="Basic-auth user, if security is on.")
     password: str | None = Field(None, description="Basic-auth password (pass a dg.EnvVar).")
+    ca_certs: str | None = Field(None, description="CA bundle of the server's TLS certificate.")
     index_prefix: str = Field("tributary", description="Prefix of the platform's indices.")
 
-    def get_client(self) -> OpenSearch:
-        return make_opensearch_client(
-            OpenSearchSettings(
-                url=self.url,
-                username=self.username,
-                password=SecretStr(secret) if (secret := resolved(self.password)) else None,
-                index_prefix=self.index_prefix,
-            )
+    def search_settings(self) -> SearchSettings:
+        engine = SearchEngine(self.engine)
+        connection = {
+            "url": self.url,
+            "username": self.username,
+            "password": SecretStr(secret) if (secret := resolved(self.password)) else None,
+            "ca_certs": self.ca_certs,
+        }
+        return SearchSettings.model_validate(
+            {"engine": engine, "index_prefix": self.index_prefix, engine.value: connection}
         )
+
+    def get_store(self) -> SearchStore:
+        return make_search_store(self.search_settings())
 
 
 class TrinoResource(dg.ConfigurableResource):  # type: ignore[type-arg]

@@ -1,13 +1,14 @@
 """The search store's indices on the client: templates with explicit mappings, aliases, retention.
 
-The names are the contract's (``contract.search``); this module is what tells an OpenSearch
-cluster about them. Each family has a composable index template (``<prefix>-events``,
+The names are the contract's (``contract.search``); this module is what tells the search
+store (OpenSearch or Elasticsearch, through :class:`resources.search.SearchStore`) about
+them. Each family has a composable index template (``<prefix>-events``,
 ``<prefix>-deadletters``), so a daily index gets its mapping when the first bulk request
 creates it, and joins the family's alias. The real-time loader puts the templates at start
 (:func:`ensure_templates`, with its index settings); the stack's provisioning creates each
 family's alias ahead of any document (:func:`provision_indices`), so readers such as the live
-reporting views resolve on a store nothing has written to yet. ISM is not available in the
-local OpenSearch distribution (docs/stack.md), so retention is done by the loader itself:
+reporting views resolve on a store nothing has written to yet. Neither ISM nor ILM is in the
+minimal distributions the local stack runs (docs/stack.md), so retention is done by the loader:
 :func:`apply_retention` deletes the daily indices whose day is older than the retention period.
 """
 
@@ -18,8 +19,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from opensearchpy import NotFoundError, OpenSearch, RequestError
-
 from contract.search import (
     DEADLETTERS,
     EVENTS,
@@ -29,6 +28,7 @@ from contract.search import (
     index_name,
     index_pattern,
 )
+from resources.search import SearchStore
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ class IndexLayout:
         }
 
 
-def ensure_templates(client: OpenSearch, layout: IndexLayout) -> None:
+def ensure_templates(store: SearchStore, layout: IndexLayout) -> None:
     """Put (create or update) the loader's index templates.
 
     Existing daily indices keep their mapping, but join their family's alias and get the
@@ -275,42 +275,35 @@ def ensure_templates(client: OpenSearch, layout: IndexLayout) -> None:
     existed are read like new ones.
     """
     for name, body in layout.templates().items():
-        client.indices.put_index_template(name=name, body=body)
+        store.put_template(name, body)
         template = body["template"]
         pattern = body["index_patterns"][0]
-        existing = client.indices.get(
-            index=pattern, params={"allow_no_indices": "true", "expand_wildcards": "open"}
-        )
-        if not existing:
+        if not store.indices(pattern):
             continue
-        client.indices.put_mapping(index=pattern, body={"_meta": template["mappings"]["_meta"]})
+        store.put_meta(pattern, template["mappings"]["_meta"])
         for alias in template["aliases"]:
-            client.indices.put_alias(index=pattern, name=alias)
+            store.put_alias(pattern, alias)
 
 
-def ensure_alias(client: OpenSearch, layout: IndexLayout, family: str, day: date) -> bool:
+def ensure_alias(store: SearchStore, layout: IndexLayout, family: str, day: date) -> bool:
     """Make sure ``family``'s alias exists, so readers can name it before any document came.
 
     When the family has no index yet, its templates are put (unless the loader's are there
     already) and the index of ``day`` is created from them, empty. Return True if it was.
     """
     alias = alias_name(layout.prefix, family)
-    if client.indices.exists_alias(name=alias):
+    if store.alias_exists(alias):
         return False
     for name, body in layout.templates().items():
-        if not client.indices.exists_index_template(name=name):
-            client.indices.put_index_template(name=name, body=body)
-    try:
-        client.indices.create(index=index_name(layout.prefix, family, day))
-    except RequestError as exc:
-        if exc.error != "resource_already_exists_exception":
-            raise
+        if not store.template_exists(name):
+            store.put_template(name, body)
+    store.create_index(index_name(layout.prefix, family, day))
     # An index made before the alias existed (by an older loader) joins it here.
-    client.indices.put_alias(index=index_pattern(layout.prefix, family), name=alias)
+    store.put_alias(index_pattern(layout.prefix, family), alias)
     return True
 
 
-def provision_indices(client: OpenSearch, layout: IndexLayout, day: date) -> list[str]:
+def provision_indices(store: SearchStore, layout: IndexLayout, day: date) -> list[str]:
     """Make sure every family's alias exists (:func:`ensure_alias`); return the indices made.
 
     Templates already put (by a loader, with its own index settings) are left as they are.
@@ -318,12 +311,12 @@ def provision_indices(client: OpenSearch, layout: IndexLayout, day: date) -> lis
     return [
         index_name(layout.prefix, family, day)
         for family in FAMILIES
-        if ensure_alias(client, layout, family, day)
+        if ensure_alias(store, layout, family, day)
     ]
 
 
 def apply_retention(
-    client: OpenSearch,
+    store: SearchStore,
     prefix: str,
     retention_days: dict[str, int],
     today: date,
@@ -337,17 +330,11 @@ def apply_retention(
     deleted: list[str] = []
     for family, days in retention_days.items():
         cutoff = today - timedelta(days=days)
-        pattern = index_pattern(prefix, family)
-        existing = client.indices.get(
-            index=pattern, params={"allow_no_indices": "true", "expand_wildcards": "all"}
-        )
-        for name in sorted(existing):
+        for name in store.indices(index_pattern(prefix, family), closed=True):
             day = index_day(prefix, family, name)
             if day is None or day >= cutoff:
                 continue
-            try:
-                client.indices.delete(index=name)
-            except NotFoundError:
+            if not store.delete_index(name):
                 continue
             log.info("retention: deleted %s (older than %d days)", name, days)
             deleted.append(name)

@@ -18,7 +18,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Secrets that only the ``local`` profile may run with. Outside it they are refused.
 LOCAL_S3_ACCESS_KEY = "tributary"
 LOCAL_S3_SECRET_KEY = "tributary-local-secret"
-LOCAL_OPENSEARCH_PASSWORD = ""
 LOCAL_SUPERSET_ADMIN_PASSWORD = "tributary-local-admin"
 LOCAL_SUPERSET_SECRET_KEY = "tributary-local-superset-secret-key"
 
@@ -123,12 +122,77 @@ class S3Settings(BaseModel):
     )
 
 
-class OpenSearchSettings(BaseModel):
-    url: str = Field("http://127.0.0.1:9200", description="OpenSearch HTTP endpoint.")
+class SearchEngine(enum.StrEnum):
+    """The search store's server: both speak the same REST API for what the platform does."""
+
+    OPENSEARCH = "opensearch"
+    """The default: the live dashboards read it through Trino's ``opensearch`` catalog."""
+    ELASTICSEARCH = "elasticsearch"
+    """Elasticsearch 8.x, through the ``elasticsearch`` client (pinned below 9)."""
+
+
+class SearchConnection(BaseModel):
+    """Where one search server answers, and how to authenticate to it."""
+
+    url: str = Field(description="HTTP(S) endpoint, e.g. http://127.0.0.1:9200.")
+    username: str | None = Field(None, description="Basic-auth user, when security is on.")
+    password: SecretStr | None = Field(None, description="Basic-auth password.")
+    ca_certs: Path | None = Field(None, description="CA bundle that signed the server's TLS.")
+    verify_certs: bool = Field(True, description="Verify the server's TLS certificate.")
+
+
+class OpenSearchConnection(SearchConnection):
+    url: str = Field("http://127.0.0.1:9200", description="OpenSearch's HTTP endpoint.")
+
+
+class ElasticsearchConnection(SearchConnection):
+    url: str = Field(
+        "http://127.0.0.1:9201",
+        description="Elasticsearch's HTTP endpoint (9201 locally, beside OpenSearch's 9200).",
+    )
+
+
+class SearchSettings(BaseModel):
+    """The search store: which engine, and the connection of each (``TRIBUTARY_SEARCH__*``).
+
+    Each engine has its own connection (``TRIBUTARY_SEARCH__ELASTICSEARCH__URL``), so both
+    servers can run side by side; ``engine`` says which one the platform writes to and reads.
+    """
+
+    engine: SearchEngine = Field(SearchEngine.OPENSEARCH, description="opensearch | elasticsearch")
+    index_prefix: str = Field("tributary", description="Prefix of the platform's indices.")
+    opensearch: OpenSearchConnection = OpenSearchConnection()
+    elasticsearch: ElasticsearchConnection = ElasticsearchConnection()
+
+    @property
+    def connection(self) -> SearchConnection:
+        """The connection of the engine in use."""
+        return self.opensearch if self.engine is SearchEngine.OPENSEARCH else self.elasticsearch
+
+    @property
+    def read_by_trino(self) -> bool:
+        """Whether Trino reads the store in use, so that the live views and dashboards work.
+
+        Trino's ``opensearch`` connector reads OpenSearch. Its ``elasticsearch`` connector
+        (and Superset's Elasticsearch driver) need ``GET /`` and ``_sql``, which the minimal
+        Elasticsearch distribution of the local stack lacks: a full Elasticsearch deployment
+        would serve them (docs/stack.md), but that is not what the stack runs.
+        """
+        return self.engine is SearchEngine.OPENSEARCH
+
+    def using(self, engine: SearchEngine | str) -> SearchSettings:
+        """These settings with ``engine`` in use."""
+        return self.model_copy(update={"engine": SearchEngine(engine)})
+
+
+class LegacyOpenSearchSettings(BaseModel):
+    """``TRIBUTARY_OPENSEARCH__*``, the names before the search seam: read into ``search``."""
+
+    url: str | None = None
     username: str | None = None
     password: SecretStr | None = None
-    verify_certs: bool = True
-    index_prefix: str = Field("tributary", description="Prefix of the platform's indices.")
+    verify_certs: bool | None = None
+    index_prefix: str | None = None
 
 
 class TrinoSettings(BaseModel):
@@ -220,7 +284,13 @@ class PlatformSettings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicNames = TopicNames()
     s3: S3Settings = S3Settings()
-    opensearch: OpenSearchSettings = OpenSearchSettings()
+    search: SearchSettings = SearchSettings()
+    opensearch: LegacyOpenSearchSettings | None = Field(
+        None,
+        exclude=True,
+        description="Deprecated: TRIBUTARY_OPENSEARCH__URL and the other old names still "
+        "configure search.opensearch (and the index prefix); the new names win.",
+    )
     trino: TrinoSettings = TrinoSettings()
     lake: LakeSettings = LakeSettings()
     alerts: AlertSettings = AlertSettings()
@@ -232,6 +302,30 @@ class PlatformSettings(BaseSettings):
         if self.lake.catalog is not None:
             return self.lake.catalog
         return LakeCatalog.REST if self.profile is Profile.STACK else LakeCatalog.SQL
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_opensearch(cls, data: object) -> object:
+        """Fold the old ``opensearch`` section into ``search``; set new names win."""
+        if not isinstance(data, dict) or data.get("opensearch") is None:
+            return data
+        data = dict(data)
+        legacy = data.pop("opensearch")
+        if isinstance(legacy, BaseModel):
+            legacy = legacy.model_dump(exclude_none=True)
+        legacy = {k: v for k, v in dict(legacy).items() if v is not None}
+        search = data.get("search") or {}
+        if isinstance(search, BaseModel):
+            search = search.model_dump(exclude_unset=True)
+        search = dict(search)
+        if "index_prefix" in legacy:
+            search.setdefault("index_prefix", legacy.pop("index_prefix"))
+        connection = search.get("opensearch") or {}
+        if isinstance(connection, BaseModel):
+            connection = connection.model_dump(exclude_unset=True)
+        search["opensearch"] = {**legacy, **dict(connection)}
+        data["search"] = search
+        return data
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Self:

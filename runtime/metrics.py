@@ -57,7 +57,7 @@ class WorkerMetrics:
         )
         self.records_out = Counter(
             "tributary_worker_records_out",
-            "Records written, by destination (a topic, `opensearch` or `s3`).",
+            "Records written, by destination (a topic, the search engine or `s3`).",
             ["destination"],
             registry=self.registry,
         )

@@ -21,12 +21,14 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # Libraries that log a line per request (httpx) or a warning with a traceback per failed
-# request (opensearch-py): the workers report their dependencies' state changes themselves.
+# request (opensearch-py, elastic-transport): the workers report their dependencies' state
+# changes themselves.
 QUIET_LOGGERS = {
     "httpx": "WARNING",
     "httpcore": "WARNING",
     "urllib3": "WARNING",
     "opensearch": "ERROR",
+    "elastic_transport": "ERROR",
     "botocore": "WARNING",
 }
 

@@ -42,7 +42,8 @@ def provision() -> None:
     report = provision_kafka(stack.settings)
     console.print(f"kafka: created {report.created or 'none'}, altered {report.altered or 'none'}")
     console.print(f"s3: buckets created {provision_s3(stack.settings) or 'none'}")
-    console.print(f"opensearch: indices created {provision_search(stack.settings) or 'none'}")
+    engine = stack.settings.search.engine
+    console.print(f"{engine}: indices created {provision_search(stack.settings) or 'none'}")
     superset = stack.services["superset"]
     if superset.healthy():
         for line in superset.provision():

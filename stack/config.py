@@ -25,7 +25,8 @@ class StackOptions(BaseModel):
     java_home: Path | None = Field(
         None,
         description="JDK for the Java servers; default: `java` on PATH, else a suitable JDK "
-        "under /usr/lib/jvm (Kafka needs 17+, OpenSearch 2.x 11-23, 3.x 21+, Trino 24+).",
+        "under /usr/lib/jvm (Kafka and Elasticsearch need 17+, OpenSearch 2.x 11-23, 3.x 21+, "
+        "Trino 24+).",
     )
     maven: str = Field("mvn", description="Maven executable used to fetch jars from Maven Central.")
     start_timeout_s: float = Field(180, description="How long to wait for a server to be healthy.")
@@ -44,6 +45,14 @@ class StackOptions(BaseModel):
     opensearch_version: str = "2.19.6"
     opensearch_transport_port: int = 9300
     opensearch_heap: str = "512m"
+
+    elasticsearch_version: str = Field(
+        "8.19.21",
+        description="Elasticsearch's minimal distribution (integ-test-zip) from Maven Central; "
+        "the elasticsearch client is pinned to 8.x to match.",
+    )
+    elasticsearch_transport_port: int = 9301
+    elasticsearch_heap: str = "512m"
 
     trino_version: str = "476"
     trino_heap: str = Field("2G", description="Trino's JVM heap (-Xmx).")

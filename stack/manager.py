@@ -13,6 +13,7 @@ from stack.config import StackSettings
 from stack.errors import StackError
 from stack.process import ManagedProcess, port_in_use
 from stack.services.base import Service
+from stack.services.elasticsearch import ElasticsearchServer
 from stack.services.kafka import Kafka
 from stack.services.opensearch import OpenSearchServer
 from stack.services.seaweedfs import SeaweedFS
@@ -20,7 +21,8 @@ from stack.services.superset import Superset
 from stack.services.trino import TrinoServer
 
 SERVICES: dict[str, type[Service]] = {
-    cls.name: cls for cls in (Kafka, SeaweedFS, OpenSearchServer, TrinoServer, Superset)
+    cls.name: cls
+    for cls in (Kafka, SeaweedFS, OpenSearchServer, ElasticsearchServer, TrinoServer, Superset)
 }
 
 
@@ -73,6 +75,10 @@ class Stack:
             )
         return [self.services[n] for n in chosen]
 
+    def in_use(self) -> list[Service]:
+        """The services the platform's settings use: every one but the idle search engine."""
+        return [s for s in self.services.values() if s.in_use()]
+
     def _process(self, service: Service) -> ManagedProcess:
         return ManagedProcess(service.name, self.state_dir)
 
@@ -111,9 +117,10 @@ class Stack:
 
         The servers to start are fetched side by side, then launched, each once the services
         it ``needs`` (among those started here) answer, and waited for together; each is
-        provisioned, in the stack's order, once all are healthy.
+        provisioned, in the stack's order, once all are healthy. Without ``names``: the
+        services the platform's settings use (:meth:`Service.in_use`).
         """
-        chosen = self.select(names)
+        chosen = self.select(names) if names is not None else self.in_use()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         to_start = []
         for service in chosen:

@@ -1,7 +1,8 @@
 """A second stack on free ports, with a state folder of its own.
 
 Benchmarks and tests that stop servers at will, or must not touch the shared servers on the
-default ports, start one of these: Kafka, SeaweedFS, OpenSearch and Trino all on free ports.
+default ports, start one of these: Kafka, SeaweedFS, OpenSearch, Elasticsearch and Trino all
+on free ports.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ def private_stack_settings(state_dir: Path) -> StackSettings:
     ports (and any ``TRIBUTARY_*`` connection variables) are never used.
     """
     used: set[int] = set()
-    names = ("kafka", "ctl", "s3", "ice", "master", "vol", "filer", "adm", "ln", "os", "ost", "tr")
+    names = (
+        *("kafka", "ctl", "s3", "ice", "master", "vol", "filer", "adm", "ln"),
+        *("os", "ost", "es", "est", "tr"),
+    )
     p = {n: free_port_pair(used) for n in names}
     return StackSettings.model_validate(
         {
@@ -52,7 +56,10 @@ def private_stack_settings(state_dir: Path) -> StackSettings:
                 "endpoint_url": f"http://127.0.0.1:{p['s3']}",
                 "iceberg_catalog_uri": f"http://127.0.0.1:{p['ice']}",
             },
-            "opensearch": {"url": f"http://127.0.0.1:{p['os']}"},
+            "search": {
+                "opensearch": {"url": f"http://127.0.0.1:{p['os']}"},
+                "elasticsearch": {"url": f"http://127.0.0.1:{p['es']}"},
+            },
             "trino": {"url": f"http://127.0.0.1:{p['tr']}"},
             "stack": {
                 "state_dir": state_dir,
@@ -63,6 +70,7 @@ def private_stack_settings(state_dir: Path) -> StackSettings:
                 "seaweedfs_admin_port": p["adm"],
                 "seaweedfs_lance_port": p["ln"],
                 "opensearch_transport_port": p["ost"],
+                "elasticsearch_transport_port": p["est"],
             },
         }
     )

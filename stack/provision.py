@@ -11,14 +11,12 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError, EndpointConnectionError
 from confluent_kafka import KafkaException
-from opensearchpy import ConnectionError as OpenSearchConnectionError
-from opensearchpy import TransportError
 
 from resources.kafka import make_kafka_admin
-from resources.opensearch import make_opensearch_client
 from resources.s3 import ensure_buckets
+from resources.search import SearchError, SearchUnavailable, make_search_store
 from resources.search_indices import IndexLayout, provision_indices
-from resources.settings import PlatformSettings
+from resources.settings import PlatformSettings, SearchEngine
 from resources.topics import TopicReport, ensure_topics, platform_topics
 
 log = logging.getLogger(__name__)
@@ -55,27 +53,29 @@ def provision_s3(settings: PlatformSettings) -> list[str]:
         raise ProvisionError(str(exc)) from exc
 
 
-def provision_search(settings: PlatformSettings) -> list[str]:
+def provision_search(
+    settings: PlatformSettings, engine: SearchEngine | None = None
+) -> list[str]:
     """Give every index family its alias, with today's (UTC) empty index; return those made.
+
+    On the search engine in use, or on ``engine`` (the stack provisions each server it runs).
 
     Readers name the aliases (the live reporting views, Trino's search catalog) before the
     real-time loader has written anything. Templates the loader already put are kept.
     """
-    url = settings.opensearch.url
-    client = make_opensearch_client(settings.opensearch)
-    try:
-        return provision_indices(
-            client, IndexLayout(prefix=settings.opensearch.index_prefix), datetime.now(UTC).date()
-        )
-    except OpenSearchConnectionError as exc:
-        raise ProvisionError(f"OpenSearch at {url} is unreachable: {exc.error}") from exc
-    except TransportError as exc:
-        raise ProvisionError(
-            f"OpenSearch at {url} refused the index templates or aliases ({exc.status_code}): "
-            f"{exc.error}"
-        ) from exc
-    finally:
-        client.close()
+    search = settings.search if engine is None else settings.search.using(engine)
+    with make_search_store(search) as store:
+        try:
+            return provision_indices(
+                store, IndexLayout(prefix=store.index_prefix), datetime.now(UTC).date()
+            )
+        except SearchUnavailable as exc:
+            raise ProvisionError(f"{store.title} at {store.url} is unavailable: {exc}") from exc
+        except SearchError as exc:
+            raise ProvisionError(
+                f"{store.title} at {store.url} refused the index templates or aliases "
+                f"({exc.status}): {exc}"
+            ) from exc
 
 
 def main() -> None:

@@ -1,15 +1,16 @@
-"""The real-time loader: enriched events and their dead letters from Kafka into OpenSearch.
+"""The real-time loader: enriched events and their dead letters from Kafka into the search store.
 
 One consumer group reads the enriched topic and the enriched dead-letter topic
 (``read_committed``), in batches. Each batch is written with one bulk request to daily indices
 (:mod:`contract.search`), with the document ``_id`` derived from the record, so a
-replay overwrites and never duplicates. Offsets are committed only after the batch is in
-OpenSearch and the documents OpenSearch refused are on the loader dead-letter topic:
+replay overwrites and never duplicates. The store is OpenSearch or Elasticsearch
+(:mod:`resources.search`). Offsets are committed only after the batch is in the store and the
+documents it refused are on the loader dead-letter topic:
 
 1. consume a batch (up to ``batch_size`` records, or what came within ``max_wait_s``);
 2. bulk-index it; on connection errors, 429 or 5xx pause the partitions and retry the same
    batch (or the items still failing) with capped backoff, indefinitely;
-3. produce every document OpenSearch refused for good (mapping conflicts, ...) to the loader
+3. produce every document the store refused for good (mapping conflicts, ...) to the loader
    dead-letter topic as a ``loader_rejection`` failed event, and flush;
 4. commit, per partition, the highest offset of the batch plus one.
 
@@ -30,8 +31,6 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from opensearchpy import ConnectionError as OpenSearchConnectionError
-from opensearchpy import OpenSearch, TransportError
 from pydantic import Field, ValidationError
 
 from contract.failures import (
@@ -44,7 +43,7 @@ from contract.failures import (
 from contract.records import EnrichedEvent
 from contract.search import DEADLETTERS, EVENTS
 from resources.kafka import make_kafka_consumer, make_kafka_producer
-from resources.opensearch import make_opensearch_client
+from resources.search import SearchStore, SearchUnavailable, make_search_store
 from resources.search_indices import IndexLayout, apply_retention, ensure_templates
 from resources.settings import PlatformSettings
 from runtime.metrics import WorkerMetrics, serve_metrics
@@ -104,7 +103,7 @@ class LoaderError(RuntimeError):
 
 
 class _Stopped(Exception):
-    """Stop was requested while waiting for OpenSearch; the batch stays uncommitted."""
+    """Stop was requested while waiting for the search store; the batch stays uncommitted."""
 
 
 @dataclass
@@ -127,7 +126,7 @@ class _Doc:
     source: dict[str, Any] | None = None
     event_id: str | None = None
     event_type: str | None = None
-    error: str | None = None  # set when the record or OpenSearch refused it for good
+    error: str | None = None  # set when the record or the store refused it for good
 
 
 def _msg_coords(msg: Message) -> tuple[str, int, int]:
@@ -167,11 +166,8 @@ def _loader_fields(msg: Message) -> dict[str, Any]:
     }
 
 
-BULK_FILTER = "errors,items.*.status,items.*.error"
-
-
 def bulk_body(docs: list[_Doc]) -> bytes:
-    """The bulk request's NDJSON, serialised with orjson (opensearch-py would use ``json``)."""
+    """The bulk request's NDJSON, serialised with orjson (the clients would use ``json``)."""
     lines = []
     for d in docs:
         assert d.source is not None
@@ -181,15 +177,6 @@ def bulk_body(docs: list[_Doc]) -> bytes:
     return b"\n".join(lines)
 
 
-def _is_transient(exc: Exception) -> bool:
-    if isinstance(exc, OpenSearchConnectionError):  # also covers ConnectionTimeout
-        return True
-    if isinstance(exc, TransportError):
-        status = exc.status_code
-        return isinstance(status, int) and (status == 429 or status >= 500)
-    return False
-
-
 class RealtimeLoader:
     """The consumer loop; :func:`run` is its entry point."""
 
@@ -197,14 +184,15 @@ class RealtimeLoader:
         self,
         settings: RealtimeLoaderSettings,
         stop: threading.Event,
-        client: OpenSearch | None = None,
+        store: SearchStore | None = None,
     ) -> None:
         self.settings = settings
         self.options = settings.realtime_loader
         self.stop = stop
-        self.client = client or make_opensearch_client(settings.opensearch)
+        self._own_store = store is None
+        self.store = store or make_search_store(settings.search)
         self.layout = IndexLayout(
-            prefix=settings.opensearch.index_prefix,
+            prefix=settings.search.index_prefix,
             shards=self.options.index_shards,
             replicas=self.options.index_replicas,
             total_fields_limit=self.options.total_fields_limit,
@@ -213,16 +201,16 @@ class RealtimeLoader:
         self.topics = [settings.topics.enriched, settings.topics.enriched_dlq]
         self.stats = LoaderStats()
         self.metrics = WorkerMetrics("realtime-loader")
-        self.outage = Outage("OpenSearch", log, self._retried)
-        self.busy = Outage("OpenSearch bulk items", log, self._retried)
+        self.outage = Outage(self.store.title, log, self._retried)
+        self.busy = Outage(f"{self.store.title} bulk items", log, self._retried)
         self._paused = False
         self._next_retention = 0.0
 
     def _retried(self) -> None:
         self.stats.retries += 1
-        self.metrics.retries.labels("opensearch").inc()
+        self.metrics.retries.labels(self.store.engine.value).inc()
 
-    # -- OpenSearch, with retries while it is unavailable ------------------------------
+    # -- the search store, with retries while it is unavailable ------------------------------
 
     def _retrying(
         self, what: str, call: Any, consumer: Consumer | None = None, resume: bool = True
@@ -238,9 +226,7 @@ class RealtimeLoader:
         while True:
             try:
                 result = call()
-            except Exception as exc:
-                if not _is_transient(exc):
-                    raise
+            except SearchUnavailable as exc:
                 if self.stop.is_set():
                     raise _Stopped from exc
                 delay = backoff.next()
@@ -256,7 +242,7 @@ class RealtimeLoader:
     def _pause(self, consumer: Consumer | None) -> None:
         if consumer is None or self._paused:
             return
-        pause(consumer, self.metrics, log, "OpenSearch cannot take the batch in hand")
+        pause(consumer, self.metrics, log, f"{self.store.title} cannot take the batch in hand")
         self._paused = True
 
     def _resume(self, consumer: Consumer | None) -> None:
@@ -294,7 +280,7 @@ class RealtimeLoader:
         deleted = self._retrying(
             "retention",
             lambda: apply_retention(
-                self.client,
+                self.store,
                 self.layout.prefix,
                 {
                     EVENTS: self.options.retention_days,
@@ -333,37 +319,22 @@ class RealtimeLoader:
         return doc
 
     def _bulk(self, docs: list[_Doc], consumer: Consumer) -> None:
-        """Index ``docs`` (those without an error); mark those OpenSearch refused for good."""
+        """Index ``docs`` (those without an error); mark those the store refused for good."""
         pending = [d for d in docs if d.error is None]
         backoff = self.options.retry.backoff()
         while pending:
             body = bulk_body(pending)
-            response = self._retrying(
-                "bulk",
-                # Only what is read below comes back (the full answer repeats every id).
-                lambda body=body: self.client.bulk(body=body, filter_path=BULK_FILTER),
-                consumer,
-                resume=False,
+            items = self._retrying(
+                "bulk", lambda body=body: self.store.bulk(body), consumer, resume=False
             )
             retry: list[_Doc] = []
-            for d, item in zip(pending, response["items"], strict=True):
-                result = item.get("index") or next(iter(item.values()))
-                status = int(result.get("status", 500))
-                if status < 300:
+            for d, item in zip(pending, items, strict=True):
+                if item.ok:
                     continue
-                error = result.get("error") or {}
-                reason = (
-                    f"{error.get('type', 'error')}: {error.get('reason', '')}"
-                    if isinstance(error, dict)
-                    else str(error)
-                )
-                cause = error.get("caused_by") if isinstance(error, dict) else None
-                if isinstance(cause, dict):
-                    reason += f" (caused by {cause.get('type')}: {cause.get('reason')})"
-                if status == 429 or status >= 500:
+                if item.transient:
                     retry.append(d)
                 else:
-                    d.error = f"OpenSearch {status} {reason}"
+                    d.error = f"{self.store.title} {item.status} {item.error}"
             if retry:
                 if self.stop.is_set():
                     raise _Stopped
@@ -446,7 +417,7 @@ class RealtimeLoader:
         self._dead_letter(docs, producer)
         self._commit(docs, consumer)
         ok = [d for d in docs if d.error is None]
-        self.metrics.records_out.labels("opensearch").inc(len(ok))
+        self.metrics.records_out.labels(self.store.engine.value).inc(len(ok))
         refused = len(docs) - len(ok)
         if refused:
             self.metrics.records_out.labels(self.settings.topics.loader_dlq).inc(refused)
@@ -485,7 +456,7 @@ class RealtimeLoader:
     def _run(self) -> None:
         self.metrics.started(self.options.instance_id)
         try:
-            self._retrying("templates", lambda: ensure_templates(self.client, self.layout))
+            self._retrying("templates", lambda: ensure_templates(self.store, self.layout))
         except _Stopped:
             self.metrics.stopped()
             return
@@ -511,11 +482,15 @@ class RealtimeLoader:
                     self.metrics.buffered_bytes.set(sum(len(m.value() or b"") for m in batch))
                     self.process(batch, consumer, producer)
         except _Stopped:
-            log.info("stopped while OpenSearch was unavailable; the batch stays uncommitted")
+            log.info(
+                "stopped while %s was unavailable; the batch stays uncommitted", self.store.title
+            )
         finally:
             self.metrics.stopped()
             consumer.close()
             producer.flush(self.options.dlq_flush_timeout_s)
+            if self._own_store:
+                self.store.close()
             log.info("realtime loader stopped: %s", self.stats)
 
 

@@ -3,7 +3,7 @@
 A :class:`Reconciler` notes where every topic ends when it is created, then reads what each
 stage wrote after that: the events the collector accepted (raw topic) and refused (collector
 dead letters), what the enricher wrote (enriched topic, ``read_committed``, and its dead
-letters), what the real-time loader indexed or refused (OpenSearch documents by ``_id``, the
+letters), what the real-time loader indexed or refused (search-store documents by ``_id``, the
 loader dead letters) and what the batch loader wrote (Parquet rows of the raw zone, found
 through the manifests written since the start). :meth:`Reconciler.collect` returns a
 :class:`Reconciliation` whose :meth:`~Reconciliation.problems` names every event that is
@@ -25,16 +25,15 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import pyarrow.parquet as pq
-from opensearchpy import OpenSearch
 
 from contract.raw_zone import Manifest, manifests_prefix, manifests_since, parse_object_name
 from contract.search import DEADLETTERS, EVENTS, index_pattern
 from resources.kafka import TopicReader
-from resources.opensearch import make_opensearch_client
 from resources.s3 import make_s3_client
+from resources.search import SearchStore, make_search_store
 from resources.settings import PlatformSettings
 
-# Ids per OpenSearch ``ids`` query; hits per query stay below index.max_result_window.
+# Ids per ``ids`` query of the search store; hits per query stay below index.max_result_window.
 _IDS_PER_QUERY = 4000
 
 
@@ -181,7 +180,7 @@ class Reconciler:
         self._manifest_cursor = manifests_since(self.lake_prefix, self.started_at)
         self._objects: dict[str, list[str]] = {}  # data key -> event ids in it
         self._s3 = make_s3_client(settings.s3)
-        self._search: OpenSearch = make_opensearch_client(settings.opensearch)
+        self._search: SearchStore = make_search_store(settings.search)
 
     def close(self) -> None:
         for reader in self._readers.values():
@@ -218,17 +217,15 @@ class Reconciler:
                 state.loader_dead_letters[event_id] += 1
 
     def _count_indexed(self, family: str, ids: list[str]) -> Counter[str]:
-        pattern = index_pattern(self.settings.opensearch.index_prefix, family)
-        self._search.indices.refresh(index=pattern, ignore_unavailable=True, allow_no_indices=True)
+        pattern = index_pattern(self.settings.search.index_prefix, family)
+        self._search.refresh(pattern)
         counts: Counter[str] = Counter()
         for start in range(0, len(ids), _IDS_PER_QUERY):
             chunk = ids[start : start + _IDS_PER_QUERY]
             answer = self._search.search(
-                index=pattern,
-                body={"query": {"ids": {"values": chunk}}, "_source": False},
+                pattern,
+                {"query": {"ids": {"values": chunk}}, "_source": False},
                 size=2 * len(chunk),
-                ignore_unavailable=True,
-                allow_no_indices=True,
             )
             counts.update(hit["_id"] for hit in answer["hits"]["hits"])
         return counts

@@ -195,7 +195,7 @@ def trino_sql(view: ReportingView, settings: PlatformSettings) -> str:
     """The view's ``CREATE OR REPLACE VIEW`` statement on Trino, names from ``settings``."""
     trino = settings.trino
     search = f"{trino.opensearch_catalog}.default"
-    prefix = settings.opensearch.index_prefix
+    prefix = settings.search.index_prefix
     body = view.render(
         marts=f"{trino.iceberg_catalog}.{MARTS}",
         events=f"{search}.{_quote(alias_name(prefix, EVENTS))}",

@@ -1,6 +1,6 @@
 """Alerting over the real-time store: a high dead-letter rate, or no events at all.
 
-Every minute the sensor counts, in OpenSearch, the events and the dead letters indexed in the
+Every minute the sensor counts, in the search store, the events and the dead letters indexed in the
 last ``window_minutes``. It fires when the dead-letter rate (dead letters over events plus dead
 letters) passes ``max_dead_letter_rate``, or when no event arrived in the window. Firing means
 both a webhook (JSON POSTed to ``webhook_url``, when set) and a run of the ``stream_alert``
@@ -18,8 +18,11 @@ import dagster as dg
 import httpx
 
 from contract.search import DEADLETTERS, EVENTS, index_pattern
-from resources.dagster_resources import OpenSearchResource
+from resources.dagster_resources import SearchResource
 from resources.settings import AlertSettings
+
+# The families counted, in the order of Reading's fields.
+FAMILIES = (EVENTS, DEADLETTERS)
 
 
 @dataclass(frozen=True)
@@ -33,20 +36,11 @@ class Reading:
         return self.dead_letters / total if total else 0.0
 
 
-def read_window(opensearch: OpenSearchResource, since: datetime) -> Reading:
-    client = opensearch.get_client()
-    query = {"query": {"range": {"loader.indexed_at": {"gte": since.isoformat()}}}}
-
-    def count(family: str) -> int:
-        answer = client.count(
-            index=index_pattern(opensearch.index_prefix, family),
-            body=query,
-            ignore_unavailable=True,
-            allow_no_indices=True,
-        )
-        return int(answer["count"])
-
-    return Reading(count(EVENTS), count(DEADLETTERS))
+def read_window(search: SearchResource, since: datetime) -> Reading:
+    query = {"range": {"loader.indexed_at": {"gte": since.isoformat()}}}
+    with search.get_store() as store:
+        counts = [store.count(index_pattern(store.index_prefix, f), query) for f in FAMILIES]
+        return Reading(*counts)
 
 
 def alerts_for(reading: Reading, settings: AlertSettings) -> dict[str, str]:
@@ -87,10 +81,10 @@ def alert_sensor(settings: AlertSettings) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def sensor(
-        context: dg.SensorEvaluationContext, opensearch: OpenSearchResource
+        context: dg.SensorEvaluationContext, search: SearchResource
     ) -> dg.SensorResult:
         now = datetime.now(UTC)
-        reading = read_window(opensearch, now - timedelta(minutes=settings.window_minutes))
+        reading = read_window(search, now - timedelta(minutes=settings.window_minutes))
         active: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
         current = alerts_for(reading, settings)
         requests = []

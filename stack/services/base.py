@@ -58,6 +58,10 @@ class Service(abc.ABC):
     def healthy(self) -> bool:
         """Return True when it answers its clients."""
 
+    def in_use(self) -> bool:
+        """Whether the platform's settings use it (``tributary stack up`` starts those)."""
+        return True
+
     def provision(self) -> list[str]:
         """Create what the platform needs on it once it is healthy; describe what was done."""
         return []

@@ -8,6 +8,7 @@ import shutil
 
 import httpx
 
+from resources.settings import SearchEngine
 from stack.fetch import fetch_archive, java_executable
 from stack.provision import provision_search
 from stack.services.base import Service, local_port
@@ -19,7 +20,7 @@ class OpenSearchServer(Service):
 
     @property
     def port(self) -> int:
-        return local_port(self.settings.opensearch.url, "TRIBUTARY_OPENSEARCH__URL")
+        return local_port(self.settings.search.opensearch.url, "TRIBUTARY_SEARCH__OPENSEARCH__URL")
 
     @property
     def url(self) -> str:
@@ -94,6 +95,9 @@ class OpenSearchServer(Service):
         }
         return [str(self.dist / "bin" / "opensearch")], env
 
+    def in_use(self) -> bool:
+        return self.settings.search.engine is SearchEngine.OPENSEARCH
+
     def healthy(self) -> bool:
         try:
             resp = httpx.get(f"{self.url}/_cluster/health", timeout=2)
@@ -102,5 +106,5 @@ class OpenSearchServer(Service):
         return resp.status_code == 200 and resp.json().get("status") in ("green", "yellow")
 
     def provision(self) -> list[str]:
-        created = provision_search(self.settings)
+        created = provision_search(self.settings, SearchEngine.OPENSEARCH)
         return [f"index {i} created for its alias" for i in created] or ["aliases up to date"]

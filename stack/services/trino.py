@@ -105,8 +105,12 @@ def _properties(values: dict[str, object]) -> str:
 
 class TrinoServer(Service):
     name = "trino"
-    needs = ("seaweedfs", "opensearch")  # the lake's REST catalog and the real-time indices
     description = "Trino (coordinator and worker in one node; lake, search and reporting catalogs)"
+
+    @property
+    def needs(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The lake's REST catalog, and OpenSearch when the real-time indices are read there."""
+        return ("seaweedfs", "opensearch") if self.settings.search.read_by_trino else ("seaweedfs",)
 
     @property
     def port(self) -> int:
@@ -132,9 +136,11 @@ class TrinoServer(Service):
         )
 
     def catalogs(self) -> dict[str, dict[str, object]]:
-        """The catalogs' properties by catalog name."""
+        """The catalogs' properties by catalog name (the search one only if Trino reads it)."""
         trino = self.settings.trino
-        search = self.settings.opensearch
+        if not self.settings.search.read_by_trino:
+            return {trino.iceberg_catalog: iceberg_catalog(self.settings)}
+        search = self.settings.search.opensearch
         parts = urlsplit(search.url)
         opensearch: dict[str, object] = {
             "connector.name": "opensearch",

@@ -30,7 +30,7 @@ from platform_assets.curation.sessions import SESSION_VENDORS
 from platform_assets.curation.validate import validate_events
 from platform_assets.partitions import FIRST_DAY, daily
 from platform_assets.resources import RawZoneResource
-from resources.dagster_resources import OpenSearchResource
+from resources.dagster_resources import SearchResource
 
 PARTITION_COLUMN = "event_date"
 PARTITIONED = {"partition_expr": PARTITION_COLUMN}
@@ -465,7 +465,7 @@ USER_LOOKBACK = dg.TimeWindowPartitionMapping(
 )
 def agg_daily_kpis(
     context: dg.AssetExecutionContext,
-    opensearch: OpenSearchResource,
+    search: SearchResource,
     stg: pl.DataFrame,
     sessions: pl.DataFrame,
     validated: pl.DataFrame,
@@ -482,7 +482,7 @@ def agg_daily_kpis(
         validated_rows=validated.height,
         quarantined_rows=quarantined.height,
         deduplicated_rows=deduplicated.height,
-        dead_letters=dead_letters_by_reason(opensearch, day),
+        dead_letters=dead_letters_by_reason(search, day),
     )
     yield dg.Output(with_partition(frame, day), metadata=_table_metadata(frame))
     yield dg.AssetCheckResult(
@@ -521,15 +521,13 @@ def agg_daily_device_readings(
     )
 
 
-def dead_letters_by_reason(opensearch: OpenSearchResource, day: date) -> pl.DataFrame:
+def dead_letters_by_reason(search: SearchResource, day: date) -> pl.DataFrame:
     """The stream's dead letters of ``day`` by failure type, from the real-time store."""
-    index = index_name(opensearch.index_prefix, DEADLETTERS, day)
-    answer = opensearch.get_client().search(
-        index=index,
-        body={"size": 0, "aggs": {"reasons": {"terms": {"field": "failure_type", "size": 50}}}},
-        ignore_unavailable=True,
-        allow_no_indices=True,
-    )
+    with search.get_store() as store:
+        answer = store.search(
+            index_name(store.index_prefix, DEADLETTERS, day),
+            {"size": 0, "aggs": {"reasons": {"terms": {"field": "failure_type", "size": 50}}}},
+        )
     buckets = answer.get("aggregations", {}).get("reasons", {}).get("buckets", [])
     return pl.DataFrame(
         {"reason": [b["key"] for b in buckets], "count": [b["doc_count"] for b in buckets]},

@@ -5,17 +5,20 @@ from __future__ import annotations
 import dagster as dg
 
 from contract.search import DEADLETTERS, EVENTS, index_pattern
-from resources.settings import OpenSearchSettings
+from resources.settings import SearchSettings
 
 
-def index_assets(settings: OpenSearchSettings) -> list[dg.AssetSpec]:
+def index_assets(settings: SearchSettings) -> list[dg.AssetSpec]:
+    """The index families, keyed and kinded by the engine in use (``["elasticsearch", ...]``)."""
+    engine = settings.engine.value
+
     def spec(family: str, description: str, source: str) -> dg.AssetSpec:
         return dg.AssetSpec(
-            key=["opensearch", family],
+            key=[engine, family],
             description=description,
             deps=[["kafka", source]],
             group_name="realtime",
-            kinds={"opensearch"},
+            kinds={engine},
             metadata={"index_pattern": index_pattern(settings.index_prefix, family)},
         )
 
