@@ -250,17 +250,34 @@ class SearchStore:
         with self._errors():
             self.client.indices.put_index_template(name=name, body=body)
 
+    def delete_template(self, name: str) -> bool:
+        """Delete the composable index template ``name``; False when it was not there."""
+        try:
+            with self._errors():
+                self.client.indices.delete_index_template(name=name)
+        except NotFound:
+            return False
+        return True
+
     def template_exists(self, name: str) -> bool:
         with self._errors():
             return bool(self.client.indices.exists_index_template(name=name))
 
     def indices(self, pattern: str, closed: bool = False) -> list[str]:
-        """The names of the indices matching ``pattern`` (open ones, or all), sorted."""
-        with self._errors():
-            found = self.client.indices.get(
-                index=pattern, allow_no_indices=True, expand_wildcards="all" if closed else "open"
-            )
-        return sorted(found)
+        """The names of the indices matching ``pattern`` (open ones, or all), sorted.
+
+        A pattern nothing matches, or a name that does not exist, gives an empty list.
+        """
+        try:
+            with self._errors():
+                found = self.client.indices.get(
+                    index=pattern,
+                    allow_no_indices=True,
+                    expand_wildcards="all" if closed else "open",
+                )
+        except NotFound:
+            return []
+        return sorted(_body(found))
 
     def create_index(self, name: str, body: dict[str, Any] | None = None) -> bool:
         """Create ``name`` (from the templates that match it); False when it exists already."""

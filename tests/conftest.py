@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from resources.settings import PlatformSettings
+from resources.settings import PlatformSettings, SearchEngine
 from stack.config import StackSettings
 from stack.manager import Stack
 from tests.layers import layer_problems
@@ -26,7 +26,8 @@ from tests.layers import layer_problems
 _ADDRESS_ENV = {
     "kafka": "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS",
     "seaweedfs": "TRIBUTARY_S3__ENDPOINT_URL",
-    "opensearch": "TRIBUTARY_OPENSEARCH__URL",
+    "opensearch": "TRIBUTARY_SEARCH__OPENSEARCH__URL",
+    "elasticsearch": "TRIBUTARY_SEARCH__ELASTICSEARCH__URL",
     "trino": "TRIBUTARY_TRINO__URL",
     "superset": "TRIBUTARY_SUPERSET__URL",
 }
@@ -94,6 +95,7 @@ FIXTURE_SERVERS = {
     "kafka": ("kafka",),
     "s3": ("seaweedfs",),
     "opensearch": ("opensearch",),
+    "elasticsearch": ("elasticsearch",),
     "trino": ("seaweedfs", "opensearch", "trino"),
     "superset": ("seaweedfs", "opensearch", "trino", "superset"),
 }
@@ -109,6 +111,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         for item in session.items
         for f in getattr(item, "fixturenames", ())
         for s in FIXTURE_SERVERS.get(f, ())
+    }
+    # The engine of each test run on both search engines (the ``search`` fixture's param).
+    needs |= {
+        str(item.callspec.params["search"])
+        for item in session.items
+        if "search" in getattr(getattr(item, "callspec", None), "params", {})
     }
     SESSION_NEEDS[:] = [name for name in _ADDRESS_ENV if name in needs]
     if SESSION_NEEDS and not config.option.collectonly:
@@ -158,6 +166,21 @@ def s3(servers: Servers) -> PlatformSettings:
 def opensearch(servers: Servers) -> PlatformSettings:
     servers.require("opensearch")
     return servers.settings
+
+
+@pytest.fixture(scope="session")
+def elasticsearch(servers: Servers) -> PlatformSettings:
+    servers.require("elasticsearch")
+    return servers.settings
+
+
+@pytest.fixture(scope="session", params=[e.value for e in SearchEngine])
+def search(request: pytest.FixtureRequest, servers: Servers) -> PlatformSettings:
+    """The platform's settings with each search engine in use in turn, its server started."""
+    servers.require(request.param)
+    return servers.settings.model_copy(
+        update={"search": servers.settings.search.using(request.param)}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The search indices on a real OpenSearch: templates, the aliases provisioned ahead, retention."""
+"""The search indices on both real engines: templates, the aliases provisioned ahead, retention."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
-from opensearchpy import OpenSearch
 
 from contract.search import DEADLETTERS, EVENTS, FAMILIES, alias_name, index_name
-from resources.opensearch import make_opensearch_client
+from resources.search import SearchStore, make_search_store
 from resources.search_indices import (
     IndexLayout,
     apply_retention,
@@ -24,14 +23,13 @@ DAY = date(2026, 11, 28)
 
 
 @pytest.fixture()
-def client(opensearch: PlatformSettings) -> Iterator[OpenSearch]:
-    client = make_opensearch_client(opensearch.opensearch)
-    yield client
-    client.close()
+def client(search: PlatformSettings) -> Iterator[SearchStore]:
+    with make_search_store(search.search) as store:
+        yield store
 
 
 @pytest.fixture()
-def prefix(client: OpenSearch) -> Iterator[str]:
+def prefix(client: SearchStore) -> Iterator[str]:
     prefix = f"idx-{uuid.uuid4().hex[:10]}"
     yield prefix
     drop_indices(client, prefix)
@@ -54,36 +52,37 @@ def test_one_template_per_family_with_its_pattern_alias_and_settings() -> None:
 
 @pytest.mark.integration
 def test_provisioning_makes_every_alias_resolve_before_any_document(
-    client: OpenSearch, prefix: str
+    client: SearchStore, prefix: str
 ) -> None:
     layout = IndexLayout(prefix)
     made = provision_indices(client, layout, DAY)
     assert made == [index_name(prefix, family, DAY) for family in FAMILIES]
     for family in FAMILIES:
         alias = alias_name(prefix, family)
-        assert set(client.indices.get_alias(name=alias)) == {index_name(prefix, family, DAY)}
-        assert client.count(index=alias)["count"] == 0
+        assert client.alias_exists(alias)
+        assert list(client.mapping(alias)) == [index_name(prefix, family, DAY)]
+        assert client.count(alias) == 0
         # Made from the family's template: its mapping, with the hints Trino reads.
-        mapping = client.indices.get_mapping(index=alias)[index_name(prefix, family, DAY)]
+        mapping = client.mapping(alias)[index_name(prefix, family, DAY)]
         template = layout.templates()[f"{prefix}-{family}"]["template"]["mappings"]
-        assert mapping["mappings"]["_meta"] == template["_meta"]
-        assert set(mapping["mappings"]["properties"]) == set(template["properties"])
+        assert mapping["_meta"] == template["_meta"]
+        assert set(mapping["properties"]) == set(template["properties"])
     # Twice changes nothing.
     assert provision_indices(client, layout, DAY + timedelta(days=1)) == []
-    assert not client.indices.exists(index=index_name(prefix, EVENTS, DAY + timedelta(days=1)))
+    assert client.indices(index_name(prefix, EVENTS, DAY + timedelta(days=1))) == []
 
 
 @pytest.mark.integration
-def test_provisioning_keeps_the_loader_s_templates(client: OpenSearch, prefix: str) -> None:
+def test_provisioning_keeps_the_loader_s_templates(client: SearchStore, prefix: str) -> None:
     ensure_templates(client, IndexLayout(prefix, refresh_interval="5s"))
     provision_indices(client, IndexLayout(prefix), DAY)
     todays = index_name(prefix, EVENTS, DAY)
-    index = client.indices.get_settings(index=todays)[todays]["settings"]["index"]
+    index = client.index_settings(todays)[todays]
     assert index["refresh_interval"] == "5s", "provisioning replaced the loader's template"
 
 
 @pytest.mark.integration
-def test_retention_deletes_old_indices_and_keeps_new(client: OpenSearch, prefix: str) -> None:
+def test_retention_deletes_old_indices_and_keeps_new(client: SearchStore, prefix: str) -> None:
     today = DAY
     old_event = index_name(prefix, EVENTS, today - timedelta(days=31))
     edge_event = index_name(prefix, EVENTS, today - timedelta(days=30))
@@ -92,11 +91,11 @@ def test_retention_deletes_old_indices_and_keeps_new(client: OpenSearch, prefix:
     kept_dead = index_name(prefix, DEADLETTERS, today - timedelta(days=60))
     unrelated = f"{prefix}-events-archive"
     for name in (old_event, edge_event, new_event, old_dead, kept_dead, unrelated):
-        client.indices.create(index=name, body={"settings": {"number_of_replicas": 0}})
+        client.create_index(name, {"settings": {"number_of_replicas": 0}})
     deleted = apply_retention(client, prefix, {EVENTS: 30, DEADLETTERS: 90}, today)
     assert sorted(deleted) == sorted([old_event, old_dead])
     for name in (edge_event, new_event, kept_dead, unrelated):
-        assert client.indices.exists(index=name), name
+        assert client.indices(name) == [name], name
     for name in (old_event, old_dead):
-        assert not client.indices.exists(index=name), name
+        assert client.indices(name) == [], name
     assert apply_retention(client, prefix, {EVENTS: 30, DEADLETTERS: 90}, today) == []

@@ -7,34 +7,47 @@ import uuid
 import pytest
 
 from contract.search import FAMILIES, alias_name
-from resources.opensearch import make_opensearch_client
-from resources.settings import OpenSearchSettings
+from resources.search import make_search_store
+from resources.settings import PlatformSettings
 from stack.config import StackSettings
 from stack.provision import ProvisionError, provision_search
+from stack.services.elasticsearch import ElasticsearchServer
 from stack.services.opensearch import OpenSearchServer
 from tests.streaming.realtime_helpers import drop_indices
 
+SERVERS = {"opensearch": OpenSearchServer, "elasticsearch": ElasticsearchServer}
+
 
 @pytest.mark.integration
-def test_the_opensearch_service_provisions_every_alias_once(opensearch: StackSettings) -> None:
+def test_each_search_service_provisions_every_alias_once(search: PlatformSettings) -> None:
+    """The stack's service of each engine provisions itself, whichever engine is in use."""
     prefix = f"prov-{uuid.uuid4().hex[:10]}"
-    settings = opensearch.model_copy(
-        update={"opensearch": opensearch.opensearch.model_copy(update={"index_prefix": prefix})}
+    engine = search.search.engine
+    other = next(e for e in SERVERS if e != engine)
+    # In use: the other engine; provisioned: this one, by its own service.
+    settings = StackSettings.model_validate(
+        {**search.model_dump(), "search": {**search.search.model_dump(), "engine": other}}
     )
-    client = make_opensearch_client(settings.opensearch)
-    try:
-        first = OpenSearchServer(settings).provision()
-        assert len(first) == len(FAMILIES) and all("created for its alias" in s for s in first)
-        for family in FAMILIES:
-            assert client.indices.exists_alias(name=alias_name(prefix, family))
-        assert OpenSearchServer(settings).provision() == ["aliases up to date"]
-    finally:
-        drop_indices(client, prefix)
-        client.close()
+    settings.search.index_prefix = prefix
+    with make_search_store(search.search.model_copy(update={"index_prefix": prefix})) as store:
+        try:
+            first = SERVERS[engine](settings).provision()
+            assert len(first) == len(FAMILIES)
+            assert all("created for its alias" in s for s in first)
+            for family in FAMILIES:
+                assert store.alias_exists(alias_name(prefix, family))
+            assert SERVERS[engine](settings).provision() == ["aliases up to date"]
+        finally:
+            drop_indices(store, prefix)
 
 
 @pytest.mark.unit
-def test_an_unreachable_search_store_is_one_clear_error() -> None:
-    settings = StackSettings(opensearch=OpenSearchSettings(url="http://127.0.0.1:9"))
-    with pytest.raises(ProvisionError, match=r"OpenSearch at http://127.0.0.1:9 is unreachable"):
+@pytest.mark.parametrize(
+    "engine,title", [("opensearch", "OpenSearch"), ("elasticsearch", "Elasticsearch")]
+)
+def test_an_unreachable_search_store_is_one_clear_error(engine: str, title: str) -> None:
+    settings = StackSettings.model_validate(
+        {"search": {"engine": engine, engine: {"url": "http://127.0.0.1:9"}}}
+    )
+    with pytest.raises(ProvisionError, match=rf"{title} at http://127.0.0.1:9 is unavailable"):
         provision_search(settings)

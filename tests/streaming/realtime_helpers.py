@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from confluent_kafka import TopicPartition
-from opensearchpy import OpenSearch
 
 from contract.failures import ErrorDetail, FailedEvent, FailureType, OriginalPayload, Stage
 from contract.records import (
@@ -23,6 +22,7 @@ from contract.records import (
     UserAgentInfo,
 )
 from resources.kafka import make_kafka_admin, make_kafka_consumer, make_kafka_producer
+from resources.search import SearchStore
 from resources.settings import TopicNames
 from resources.topics import ensure_topics, platform_topics
 from streaming.realtime_loader import RealtimeLoader, RealtimeLoaderSettings
@@ -128,7 +128,7 @@ def unique_settings(base: RealtimeLoaderSettings | Any, **loader: Any) -> Realti
     data = base.model_dump()
     data["kafka"]["partitions"] = 3
     data["topics"] = names.model_dump()
-    data["opensearch"]["index_prefix"] = f"rtl-{tag}"
+    data["search"]["index_prefix"] = f"rtl-{tag}"
     data["realtime_loader"] = {
         "group_id": f"rtl-{tag}",
         "batch_size": 50,
@@ -212,18 +212,16 @@ def loader_thread(settings: RealtimeLoaderSettings) -> Iterator[RealtimeLoader]:
     assert not errors, f"the loader died: {errors[0]!r}"
 
 
-def all_docs(client: OpenSearch, pattern: str) -> list[dict[str, Any]]:
-    client.indices.refresh(index=pattern, params={"allow_no_indices": "true"})
-    response = client.search(
-        index=pattern,
-        body={"query": {"match_all": {}}, "size": 10_000, "seq_no_primary_term": False},
-        params={"allow_no_indices": "true", "version": "true"},
-    )
-    return list(response["hits"]["hits"])
+def all_docs(store: SearchStore, pattern: str) -> list[dict[str, Any]]:
+    """Every document of ``pattern`` (with ``_version``), after a refresh."""
+    store.refresh(pattern)
+    answer = store.search(pattern, {"query": {"match_all": {}}, "size": 10_000, "version": True})
+    return list(answer["hits"]["hits"])
 
 
-def drop_indices(client: OpenSearch, prefix: str) -> None:
-    client.indices.delete(index=f"{prefix}-*", params={"allow_no_indices": "true"})
+def drop_indices(store: SearchStore, prefix: str) -> None:
+    """Delete a test's indices and templates (by name: Elasticsearch refuses wildcards)."""
+    for name in store.indices(f"{prefix}-*", closed=True):
+        store.delete_index(name)
     for family in ("events", "deadletters"):
-        with suppress(Exception):
-            client.indices.delete_index_template(name=f"{prefix}-{family}")
+        store.delete_template(f"{prefix}-{family}")
