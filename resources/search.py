@@ -342,10 +342,14 @@ class SearchStore:
         with self._errors():
             self.client.indices.refresh(index=pattern, **_LENIENT)
 
-    def search(self, pattern: str, body: dict[str, Any], **params: Any) -> dict[str, Any]:
-        """Search the indices of ``pattern`` (none matching is an empty answer)."""
+    def search(self, pattern: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Search the indices of ``pattern`` (none matching is an empty answer).
+
+        Everything of the request in ``body`` (``size`` too): elasticsearch-py 8 deprecates
+        mixing a body with keyword parameters.
+        """
         with self._errors():
-            return dict(_body(self.client.search(index=pattern, body=body, **_LENIENT, **params)))
+            return dict(_body(self.client.search(index=pattern, body=body, **_LENIENT)))
 
     def count(self, pattern: str, query: dict[str, Any] | None = None) -> int:
         """Count the documents of ``pattern`` matching ``query`` (all without one)."""
@@ -371,7 +375,7 @@ class SearchStore:
         self.refresh(pattern)
         deleted = 0
         while True:
-            answer = self.search(pattern, {"query": query, "_source": False}, size=_DELETE_PAGE)
+            answer = self.search(pattern, {"query": query, "_source": False, "size": _DELETE_PAGE})
             hits = answer["hits"]["hits"]
             if not hits:
                 break

@@ -224,8 +224,7 @@ class Reconciler:
             chunk = ids[start : start + _IDS_PER_QUERY]
             answer = self._search.search(
                 pattern,
-                {"query": {"ids": {"values": chunk}}, "_source": False},
-                size=2 * len(chunk),
+                {"query": {"ids": {"values": chunk}}, "_source": False, "size": 2 * len(chunk)},
             )
             counts.update(hit["_id"] for hit in answer["hits"]["hits"])
         return counts

@@ -138,6 +138,7 @@ class ElasticsearchServer(Service):
         java = java_executable(self.options.java_home, 17)
         as_root = os.geteuid() == 0
         home = self._node_home(as_root)
+        self.home.mkdir(parents=True, exist_ok=True)  # the process's working folder
         if as_root:
             _SHARED.mkdir(parents=True, exist_ok=True)
             _SHARED.chmod(0o755)

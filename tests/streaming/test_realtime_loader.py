@@ -1,7 +1,8 @@
-"""The real-time loader against real Kafka and OpenSearch servers."""
+"""The real-time loader against real Kafka and each real search engine."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 
 from contract.failures import FailedEvent, FailureType, Stage
 from contract.search import DEADLETTERS, EVENTS, index_name
-from resources.opensearch import make_opensearch_client
+from resources.search import SearchStore, make_search_store
 from resources.settings import PlatformSettings
 from stack.config import StackSettings
 from stack.manager import Stack
@@ -38,12 +39,19 @@ from tests.streaming.worker_helpers import wait_for
 
 @pytest.fixture()
 def loader_settings(
-    kafka: PlatformSettings, opensearch: PlatformSettings
+    kafka: PlatformSettings, search: PlatformSettings
 ) -> Iterator[RealtimeLoaderSettings]:
-    settings = unique_settings(kafka)
+    settings = unique_settings(search)
     yield settings
-    drop_indices(make_opensearch_client(settings.opensearch), settings.opensearch.index_prefix)
+    with make_search_store(settings.search) as store:
+        drop_indices(store, settings.search.index_prefix)
     drop_topics(settings)
+
+
+@pytest.fixture()
+def client(loader_settings: RealtimeLoaderSettings) -> Iterator[SearchStore]:
+    with make_search_store(loader_settings.search) as store:
+        yield store
 
 
 @pytest.mark.unit
@@ -54,16 +62,15 @@ def test_record_ids_follow_the_record() -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_events_and_dead_letters_indexed_exactly_once(
-    loader_settings: RealtimeLoaderSettings,
+    loader_settings: RealtimeLoaderSettings, client: SearchStore
 ) -> None:
     settings = loader_settings
-    client = make_opensearch_client(settings.opensearch)
-    prefix = settings.opensearch.index_prefix
+    prefix = settings.search.index_prefix
     today = datetime.now(UTC)
     yesterday = today - timedelta(days=1)
     # An index past retention and one within it; retention runs when the loader starts.
     old = index_name(prefix, EVENTS, (today - timedelta(days=45)).date())
-    client.indices.create(index=old)
+    client.create_index(old)
 
     source = f"shop-{uuid.uuid4().hex[:8]}"
     events = [enriched_event(source, yesterday if i % 3 == 0 else today) for i in range(240)]
@@ -80,7 +87,7 @@ def test_events_and_dead_letters_indexed_exactly_once(
         wait_for(lambda: caught_up(settings), 90, "the loader to commit every offset")
         assert old in loader.stats.retention_deleted
 
-    assert not client.indices.exists(index=old)
+    assert client.indices(old) == []
     expected = {e.event_id for e in events}
     docs = all_docs(client, f"{prefix}-events-*")
     assert len(docs) == len({d["_id"] for d in docs}) == len(expected) == 250
@@ -91,7 +98,7 @@ def test_events_and_dead_letters_indexed_exactly_once(
     }
     # The refresh interval is set explicitly, so an index nobody searches keeps refreshing.
     todays = index_name(prefix, EVENTS, today.date())
-    index_settings = client.indices.get_settings(index=todays)[todays]["settings"]["index"]
+    index_settings = client.index_settings(todays)[todays]
     assert index_settings["refresh_interval"] == "500ms"
     for d in docs:
         day = datetime.fromisoformat(d["_source"]["event_timestamp"]).date()
@@ -99,7 +106,7 @@ def test_events_and_dead_letters_indexed_exactly_once(
 
     # Explicit mappings: dates, geo_point, keywords, numeric scores.
     index = index_name(prefix, EVENTS, today.date())
-    props = client.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+    props = client.mapping(index)[index]["properties"]
     assert props["location"]["type"] == "geo_point"
     assert props["event_timestamp"]["type"] == "date"
     assert props["collector"]["properties"]["received_at"]["type"] == "date"
@@ -110,15 +117,11 @@ def test_events_and_dead_letters_indexed_exactly_once(
         == "float"
     )
     near_paris = client.count(
-        index=f"{prefix}-events-*",
-        body={
-            "query": {"geo_distance": {"distance": "10km", "location": {"lat": 48.85, "lon": 2.35}}}
-        },
-    )["count"]
+        f"{prefix}-events-*",
+        {"geo_distance": {"distance": "10km", "location": {"lat": 48.85, "lon": 2.35}}},
+    )
     assert near_paris == 240
-    by_source = client.count(
-        index=f"{prefix}-events-*", body={"query": {"term": {"source": source}}}
-    )["count"]
+    by_source = client.count(f"{prefix}-events-*", {"term": {"source": source}})
     assert by_source == 250
 
     dead = all_docs(client, f"{prefix}-deadletters-*")
@@ -128,7 +131,7 @@ def test_events_and_dead_letters_indexed_exactly_once(
     assert sum(1 for d in dead if d["_id"] not in with_id) == 4
     assert all(d["_source"]["failure_type"] == "schema_violation" for d in dead)
     dl_index = index_name(prefix, DEADLETTERS, today.date())
-    dl_props = client.indices.get_mapping(index=dl_index)[dl_index]["mappings"]["properties"]
+    dl_props = client.mapping(dl_index)[dl_index]["properties"]
     assert dl_props["original"] == {"type": "object", "enabled": False}
     assert dl_props["errors"]["properties"]["field"]["type"] == "keyword"
 
@@ -156,11 +159,10 @@ def test_events_and_dead_letters_indexed_exactly_once(
 @pytest.mark.integration
 @pytest.mark.slow
 def test_mapping_conflict_goes_to_loader_dlq_and_loading_goes_on(
-    loader_settings: RealtimeLoaderSettings,
+    loader_settings: RealtimeLoaderSettings, client: SearchStore
 ) -> None:
     settings = loader_settings
-    client = make_opensearch_client(settings.opensearch)
-    prefix = settings.opensearch.index_prefix
+    prefix = settings.search.index_prefix
     source = f"shop-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
     first = enriched_event(source, now, payload={"page_url": "https://a/", "rating": 4.5})
@@ -186,7 +188,11 @@ def test_mapping_conflict_goes_to_loader_dlq_and_loading_goes_on(
     assert rejected.failure_type is FailureType.LOADER_REJECTION
     assert rejected.stage is Stage.REALTIME_LOADER
     assert rejected.errors[0].field == "/"
-    assert "mapper_parsing_exception" in rejected.errors[0].reason
+    # The engine's own words: OpenSearch's mapper_parsing_exception, Elasticsearch 8's
+    # document_parsing_exception, naming the field either way.
+    reason = rejected.errors[0].reason
+    assert re.search(r"\b(mapper|document)_parsing_exception\b", reason), reason
+    assert "payload.rating" in reason
     assert rejected.original.encoding == "json"
     assert rejected.original.data["event_id"] == conflicting.event_id
     assert rejected.original.data["payload"]["rating"] == {"stars": 5}
@@ -196,41 +202,44 @@ def test_mapping_conflict_goes_to_loader_dlq_and_loading_goes_on(
 
 
 @pytest.fixture()
-def private_opensearch(tmp_path: Path) -> Iterator[tuple[Stack, StackSettings]]:
-    """An OpenSearch of this test's own, which it may stop and start at will."""
+def private_search(
+    tmp_path: Path, search: PlatformSettings
+) -> Iterator[tuple[Stack, StackSettings, str]]:
+    """A search server of this test's own (of the engine in use), to stop and start at will."""
+    engine = search.search.engine.value
     settings = private_stack_settings(tmp_path / "state")
+    settings.search.engine = search.search.engine
     stack = Stack(settings)
-    stack.up(["opensearch"])
-    yield stack, settings
-    stack.down(["opensearch"])
+    stack.up([engine])
+    yield stack, settings, engine
+    stack.down([engine])
 
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_opensearch_outage_loses_and_duplicates_nothing(
-    kafka: PlatformSettings, private_opensearch: tuple[Stack, StackSettings]
+def test_search_outage_loses_and_duplicates_nothing(
+    kafka: PlatformSettings, private_search: tuple[Stack, StackSettings, str]
 ) -> None:
-    stack, os_settings = private_opensearch
-    base = kafka.model_copy(update={"opensearch": os_settings.opensearch})
-    settings = unique_settings(base)
-    client = make_opensearch_client(settings.opensearch)
-    prefix = settings.opensearch.index_prefix
+    stack, private, engine = private_search
+    settings = unique_settings(kafka.model_copy(update={"search": private.search}))
+    client = make_search_store(settings.search)
+    prefix = settings.search.index_prefix
     source = f"shop-{uuid.uuid4().hex[:8]}"
     try:
         first = [enriched_event(source) for _ in range(60)]
         produce(settings, settings.topics.enriched, first)
         with loader_thread(settings) as loader:
             wait_for(lambda: caught_up(settings), 60, "the first events")
-            stack.down(["opensearch"])
+            stack.down([engine])
             during = [enriched_event(source) for _ in range(80)]
             produce(settings, settings.topics.enriched, during)
             produce(settings, settings.topics.enriched_dlq, [failed_event(None)])
             time.sleep(5)
-            # Nothing is committed while OpenSearch is down.
+            # Nothing is committed while the search store is down.
             assert committed(settings, settings.topics.enriched) == 60
             assert committed(settings, settings.topics.enriched_dlq) == 0
             assert loader.stats.retries > 0
-            stack.up(["opensearch"])
+            stack.up([engine])
             wait_for(lambda: caught_up(settings), 120, "the loader to catch up after the outage")
         docs = all_docs(client, f"{prefix}-events-*")
         expected = {e.event_id for e in first + during}
@@ -238,15 +247,16 @@ def test_opensearch_outage_loses_and_duplicates_nothing(
         assert len(all_docs(client, f"{prefix}-deadletters-*")) == 1
         assert produced(settings, settings.topics.loader_dlq) == 0
     finally:
+        client.close()
         drop_topics(settings)
 
 
 @pytest.mark.unit
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRIBUTARY_REALTIME_LOADER__BATCH_SIZE", "7")
-    monkeypatch.setenv("TRIBUTARY_OPENSEARCH__INDEX_PREFIX", "x")
+    monkeypatch.setenv("TRIBUTARY_SEARCH__INDEX_PREFIX", "x")
     settings = RealtimeLoaderSettings()
     assert settings.realtime_loader.batch_size == 7
-    assert settings.opensearch.index_prefix == "x"
+    assert settings.search.index_prefix == "x"
     assert settings.realtime_loader.index_replicas == 0
     assert orjson.loads(settings.realtime_loader.model_dump_json())["retention_days"] == 30
