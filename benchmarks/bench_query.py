@@ -184,7 +184,7 @@ def curate_into_lake(settings: PlatformSettings, raw: Path, days: list[date]) ->
     """
     catalog = make_catalog(settings)
     ensure_namespaces(catalog)
-    opensearch = resources_for(settings)["opensearch"]
+    search = resources_for(settings)["search"]
     validated: pl.DataFrame | None = None
     deduplicated: pl.DataFrame | None = None
     dims: dict[str, pl.DataFrame | None] = dict.fromkeys(DIMENSIONS)
@@ -196,7 +196,7 @@ def curate_into_lake(settings: PlatformSettings, raw: Path, days: list[date]) ->
             day,
             validated_before=validated,
             deduplicated_before=deduplicated,
-            dead_letters=dead_letters_by_reason(opensearch, day),
+            dead_letters=dead_letters_by_reason(search, day),
             previous_users=dims["dim_users"],
             previous_products=dims["dim_products"],
             # The staged rows are kept only when a later day needs them as its lookbacks.

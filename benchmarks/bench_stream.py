@@ -462,7 +462,7 @@ class Load:
         self.sample_s, self.progress_s = sample_s, progress_s
         self.cpu_pids = cpu_pids or {}
         settings = pipeline.settings
-        self.indices = f"{settings.opensearch.index_prefix}-events-*"
+        self.indices = f"{settings.search.index_prefix}-events-*"
         if probe_index:
             self.indices += f",{probe_index}"
         self.os_url = settings.opensearch.url
@@ -708,7 +708,7 @@ def prime(pipeline: Pipeline, key: str, pool: EventPool, timeout: float = 300) -
     )
     resp.raise_for_status()
     url = pipeline.settings.opensearch.url
-    pattern = f"{pipeline.settings.opensearch.index_prefix}-events-*"
+    pattern = f"{pipeline.settings.search.index_prefix}-events-*"
     while time.perf_counter() - began < timeout:
         check_alive(pipeline)
         found = httpx.post(
@@ -838,7 +838,7 @@ def latency_phase(
     if probe.error:
         raise probe.error
     r.probe_kafka = [(t - load.t0, v) for t, v in probe.latencies]
-    refresh = refresh_interval(os_url, f"{settings.opensearch.index_prefix}-events-*")
+    refresh = refresh_interval(os_url, f"{settings.search.index_prefix}-events-*")
     say()
     say("== latency: collector 2xx -> searchable in OpenSearch")
     say(

@@ -24,7 +24,7 @@ from ingestion.producers.spool import SqliteSpool
 from ingestion.producers.transports import make_transport
 from resources.kafka import make_kafka_admin
 from resources.s3 import ensure_buckets
-from resources.settings import KafkaSettings, OpenSearchSettings, PlatformSettings, TopicNames
+from resources.settings import KafkaSettings, PlatformSettings, TopicNames
 from resources.topics import ensure_topics, platform_topics
 from runtime.retry import RetrySettings
 from simulator.events import ClickstreamSource
@@ -63,7 +63,7 @@ def start_rig(
         kafka=KafkaSettings(bootstrap_servers=kafka.kafka.bootstrap_servers, partitions=3),
         topics=topics,
         s3=servers.s3.model_copy(update={"raw_prefix": f"{run}/"}),
-        opensearch=OpenSearchSettings(url=servers.opensearch.url, index_prefix=run),
+        search=servers.search.model_copy(update={"index_prefix": run}),
         collector=CollectorOptions(
             port=free_port(),
             grpc_port=0,

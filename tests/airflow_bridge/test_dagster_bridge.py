@@ -122,7 +122,7 @@ def bridge(private: StackSettings, tmp_path_factory: pytest.TempPathFactory) -> 
     settings = PlatformSettings(
         profile=Profile.LOCAL,
         s3=raw_zone,
-        opensearch=private.opensearch,
+        search=private.search,
         lake=LakeSettings(local_root=work / "lake"),
     )
     venv = airflow_venv(private.stack.cache_dir)

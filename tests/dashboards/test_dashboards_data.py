@@ -75,8 +75,8 @@ def reporting(
         assert enriched and dead, "the feed should yield events and dead letters"
         settings = lake.settings.model_copy(
             update={
-                "opensearch": lake.settings.opensearch.model_copy(
-                    update={"index_prefix": rig.settings.opensearch.index_prefix}
+                "search": lake.settings.search.model_copy(
+                    update={"index_prefix": rig.settings.search.index_prefix}
                 )
             }
         )

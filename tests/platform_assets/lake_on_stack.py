@@ -64,7 +64,7 @@ def curated_lake(servers: PlatformSettings, events: int, day: date = DAY) -> Ite
             "s3": servers.s3.model_copy(
                 update={"warehouse_bucket": f"test-lake-{tag}", "raw_prefix": f"test-lake/{tag}/"}
             ),
-            "opensearch": servers.opensearch.model_copy(update={"index_prefix": f"lake-{tag}"}),
+            "search": servers.search.model_copy(update={"index_prefix": f"lake-{tag}"}),
             "trino": servers.trino.model_copy(update={"iceberg_catalog": catalog}),
         }
     )

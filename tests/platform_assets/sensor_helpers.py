@@ -2,7 +2,7 @@
 
 Each answers only the calls its sensor makes, with the semantics the sensor relies on: a
 listing sorted by key that starts after ``StartAfter`` (S3), a count per index pattern
-(OpenSearch). The sensors against the real servers are ``test_raw_zone_sensor.py`` and
+(the search store). The sensors against the real servers are ``test_raw_zone_sensor.py`` and
 ``test_alert_sensor.py``.
 """
 
@@ -70,33 +70,40 @@ class FakeS3Resource:
         return self.client
 
 
-class FakeOpenSearch:
+class FakeSearchStore:
     """Document counts by index pattern; keeps each count request's index and query."""
 
-    def __init__(self, counts: dict[str, int]) -> None:
+    def __init__(self, counts: dict[str, int], index_prefix: str = "") -> None:
         self.counts = counts
+        self.index_prefix = index_prefix
         self.requests: list[dict[str, Any]] = []
 
-    def count(self, index: str, body: dict[str, Any], **options: Any) -> dict[str, int]:
-        self.requests.append({"index": index, "body": body, **options})
-        return {"count": self.counts.get(index, 0)}
+    def count(self, pattern: str, query: dict[str, Any] | None = None) -> int:
+        self.requests.append({"index": pattern, "query": query})
+        return self.counts.get(pattern, 0)
 
     def since(self) -> datetime:
         """The start of the window the last count asked for."""
         return datetime.fromisoformat(
-            self.requests[-1]["body"]["query"]["range"]["loader.indexed_at"]["gte"]
+            self.requests[-1]["query"]["range"]["loader.indexed_at"]["gte"]
         )
 
+    def __enter__(self) -> FakeSearchStore:
+        return self
 
-class FakeOpenSearchResource:
-    """Stands in for ``OpenSearchResource``: ``index_prefix`` and ``get_client()``."""
+    def __exit__(self, *_: object) -> None:
+        pass
 
-    def __init__(self, client: FakeOpenSearch, index_prefix: str) -> None:
-        self.client = client
-        self.index_prefix = index_prefix
 
-    def get_client(self) -> FakeOpenSearch:
-        return self.client
+class FakeSearchResource:
+    """Stands in for ``SearchResource``: ``get_store()``, a store with the index prefix."""
+
+    def __init__(self, store: FakeSearchStore, index_prefix: str) -> None:
+        store.index_prefix = index_prefix
+        self.store = store
+
+    def get_store(self) -> FakeSearchStore:
+        return self.store
 
 
 @dg.asset(partitions_def=daily, key=["lake", "sensor_target"])

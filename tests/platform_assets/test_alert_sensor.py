@@ -1,4 +1,4 @@
-"""The alert sensor over what the real real-time loader indexed into a real OpenSearch."""
+"""The alert sensor over what the real real-time loader indexed, on each real search engine."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import dagster as dg
 import pytest
 
 from platform_assets.sensors.alerts import alert_sensor, stream_alert
-from resources.dagster_resources import OpenSearchResource
-from resources.opensearch import make_opensearch_client
+from resources.dagster_resources import SearchResource
+from resources.search import make_search_store
 from resources.settings import AlertSettings, PlatformSettings
 from streaming.realtime_loader import RealtimeLoaderSettings
 from tests.streaming.realtime_helpers import (
@@ -64,9 +64,9 @@ def webhook() -> Iterator[Webhook]:
 
 
 @pytest.fixture(scope="module")
-def indexed(kafka: PlatformSettings, opensearch: PlatformSettings) -> RealtimeLoaderSettings:
-    """10 events and 5 dead letters, indexed now by the real-time loader."""
-    settings = unique_settings(opensearch)
+def indexed(kafka: PlatformSettings, search: PlatformSettings) -> RealtimeLoaderSettings:
+    """10 events and 5 dead letters, indexed now by the real-time loader, on each engine."""
+    settings = unique_settings(search)
     source = f"shop-{uuid.uuid4().hex[:8]}"
     produce(settings, settings.topics.enriched, [enriched_event(source) for _ in range(10)])
     produce(
@@ -75,21 +75,21 @@ def indexed(kafka: PlatformSettings, opensearch: PlatformSettings) -> RealtimeLo
     with loader_thread(settings):
         wait_for(lambda: caught_up(settings), 90, "the loader to index everything")
     # Indexed is not yet searchable: make the documents visible now, not after the next refresh.
-    make_opensearch_client(settings.opensearch).indices.refresh(
-        index=f"{settings.opensearch.index_prefix}-*"
-    )
+    with make_search_store(settings.search) as store:
+        store.refresh(f"{settings.search.index_prefix}-*")
     return settings
 
 
 def evaluate(
-    prefix: str, url: str, alerts: AlertSettings, cursor: str | None = None
+    search: PlatformSettings, prefix: str, alerts: AlertSettings, cursor: str | None = None
 ) -> dg.SensorResult:
     sensor = alert_sensor(alerts)
+    engine = search.search.engine
     context = dg.build_sensor_context(
         cursor=cursor,
         resources={
-            "opensearch": OpenSearchResource(
-                url=url, username=None, password=None, index_prefix=prefix
+            "search": SearchResource(
+                engine=engine.value, url=search.search.connection.url, index_prefix=prefix
             )
         },
         definitions=dg.Definitions(jobs=[stream_alert], sensors=[sensor]),
@@ -103,9 +103,9 @@ def evaluate(
 def test_a_high_dead_letter_rate_fires_once_per_episode(
     indexed: RealtimeLoaderSettings, webhook: Webhook
 ) -> None:
-    prefix, url = indexed.opensearch.index_prefix, indexed.opensearch.url
+    prefix = indexed.search.index_prefix
     alerts = AlertSettings(window_minutes=10, max_dead_letter_rate=0.2, webhook_url=webhook.url)
-    first = evaluate(prefix, url, alerts)
+    first = evaluate(indexed, prefix, alerts)
     requests = first.run_requests or []
     assert [r.tags["tributary/alert"] for r in requests] == ["dead_letter_rate"]
     assert webhook.received and webhook.received[0]["alert"] == "dead_letter_rate"
@@ -113,18 +113,18 @@ def test_a_high_dead_letter_rate_fires_once_per_episode(
     assert "33.3%" in str(webhook.received[0]["text"])
 
     # The same episode: no second run, no second webhook.
-    again = evaluate(prefix, url, alerts, first.cursor)
+    again = evaluate(indexed, prefix, alerts, first.cursor)
     assert not again.run_requests and len(webhook.received) == 1
 
     # Under a higher threshold, nothing fires and the episode is over.
     calm = evaluate(
-        prefix, url, AlertSettings(window_minutes=10, max_dead_letter_rate=0.5), first.cursor
+        indexed, prefix, AlertSettings(window_minutes=10, max_dead_letter_rate=0.5), first.cursor
     )
     assert not calm.run_requests and json.loads(calm.cursor or "{}") == {}
 
 
-def test_silence_fires(webhook: Webhook, opensearch: PlatformSettings) -> None:
+def test_silence_fires(webhook: Webhook, search: PlatformSettings) -> None:
     alerts = AlertSettings(window_minutes=5, webhook_url=webhook.url)
-    result = evaluate(f"nothing-{uuid.uuid4().hex[:8]}", opensearch.opensearch.url, alerts)
+    result = evaluate(search, f"nothing-{uuid.uuid4().hex[:8]}", alerts)
     assert [r.tags["tributary/alert"] for r in result.run_requests or []] == ["silence"]
     assert webhook.received[0]["alert"] == "silence"

@@ -69,7 +69,7 @@ def loaded(
         profile=Profile.LOCAL,
         kafka=rig.settings.kafka,
         s3=rig.settings.s3,
-        opensearch=rig.settings.opensearch,
+        search=rig.settings.search,
         lake=LakeSettings(local_root=work / "lake"),
     )
     zone: RawZoneResource = resources_for(settings)["raw_zone"]

@@ -103,7 +103,7 @@ def platform(
         profile=Profile.LOCAL,
         kafka=kafka.kafka,
         s3=loader.s3,
-        opensearch=opensearch.opensearch,
+        search=opensearch.search,
         lake=LakeSettings(local_root=work / "lake"),
     )
     days = sorted({t.astimezone(UTC).date().isoformat() for t in stamps})

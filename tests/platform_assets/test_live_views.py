@@ -36,7 +36,7 @@ def test_events_sent_over_http_are_queryable_in_trino_within_seconds(
     kafka: PlatformSettings, trino: PlatformSettings, tmp_path: Path
 ) -> None:
     rig = start_rig(kafka, trino, tmp_path)
-    prefix = rig.settings.opensearch.index_prefix
+    prefix = rig.settings.search.index_prefix
     search = f"{trino.trino.opensearch_catalog}.default"
     events = f'{search}."{alias_name(prefix, EVENTS)}"'
     deadletters = f'{search}."{alias_name(prefix, DEADLETTERS)}"'

@@ -96,7 +96,7 @@ def curated(
             "profile": Profile.LOCAL,
             "s3": s3.s3.model_copy(update={"raw_prefix": f"test-composition/{tag}/"}),
             # An index prefix of its own: no stream dead letters, as curate_partition's None.
-            "opensearch": s3.opensearch.model_copy(update={"index_prefix": f"composition-{tag}"}),
+            "search": s3.search.model_copy(update={"index_prefix": f"composition-{tag}"}),
             "lake": LakeSettings(local_root=tmp_path_factory.mktemp("lake")),
         }
     )

@@ -27,10 +27,10 @@ from platform_assets.sensors.alerts import Reading, alert_sensor, alerts_for, st
 from platform_assets.sensors.raw_zone import raw_zone_sensor, scan
 from resources.settings import AlertSettings, S3Settings
 from tests.platform_assets.sensor_helpers import (
-    FakeOpenSearch,
-    FakeOpenSearchResource,
     FakeS3Client,
     FakeS3Resource,
+    FakeSearchResource,
+    FakeSearchStore,
     evaluate_raw_zone_sensor,
     target,
 )
@@ -210,19 +210,19 @@ def test_scan_stops_at_its_limit_and_the_next_scan_goes_on_from_there() -> None:
 PREFIX = "tributary"
 
 
-def counts(events: int, dead_letters: int) -> FakeOpenSearch:
-    return FakeOpenSearch(
+def counts(events: int, dead_letters: int) -> FakeSearchStore:
+    return FakeSearchStore(
         {index_pattern(PREFIX, EVENTS): events, index_pattern(PREFIX, DEADLETTERS): dead_letters}
     )
 
 
 def alert_tick(
-    store: FakeOpenSearch, alerts: AlertSettings, cursor: str | None = None
+    store: FakeSearchStore, alerts: AlertSettings, cursor: str | None = None
 ) -> dg.SensorResult:
     sensor = alert_sensor(alerts)
     context = dg.build_sensor_context(
         cursor=cursor,
-        resources={"opensearch": FakeOpenSearchResource(store, PREFIX)},
+        resources={"search": FakeSearchResource(store, PREFIX)},
         definitions=dg.Definitions(jobs=[stream_alert], sensors=[sensor]),
     )
     result = sensor(context)
@@ -255,7 +255,7 @@ def test_an_alert_fires_once_per_episode() -> None:
     config = request.run_config["ops"]["raise_alert"]["config"]
     assert config["kind"] == "dead_letter_rate"
     assert "33.3%" in config["text"] and "5 dead letters, 10 events" in config["text"]
-    # The window asked of OpenSearch: the last ten minutes, in both index families.
+    # The window asked of the search store: the last ten minutes, in both index families.
     assert abs(high.since() - (began - timedelta(minutes=10))) < timedelta(seconds=5)
     assert [r["index"] for r in high.requests] == [
         index_pattern(PREFIX, EVENTS),

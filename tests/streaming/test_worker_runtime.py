@@ -16,10 +16,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from resources.opensearch import make_opensearch_client
 
 from cli.processes import PlatformProcess, child_env
 from resources.kafka import TopicReader
-from resources.opensearch import make_opensearch_client
 from resources.settings import PlatformSettings, TopicNames
 from stack.private import free_port
 from tests.kafka_helpers import read_committed
@@ -205,7 +205,7 @@ def test_a_search_store_outage_is_one_line_down_and_one_back(
         retry={"initial_s": 0.2, "max_s": 1},
     )
     client = make_opensearch_client(opensearch.opensearch)
-    prefix = settings.opensearch.index_prefix
+    prefix = settings.search.index_prefix
     source = f"shop-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "realtime-loader.log"
     loader = PlatformProcess(
