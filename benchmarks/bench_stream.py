@@ -465,7 +465,7 @@ class Load:
         self.indices = f"{settings.search.index_prefix}-events-*"
         if probe_index:
             self.indices += f",{probe_index}"
-        self.os_url = settings.opensearch.url
+        self.os_url = settings.search.opensearch.url
         self.result = LoadResult(seconds)
         self.pending: dict[str, Followed] = {}  # followed events, in 2xx order
         self.probes: dict[str, Followed] = {}  # the OpenSearch baseline's documents
@@ -707,7 +707,7 @@ def prime(pipeline: Pipeline, key: str, pool: EventPool, timeout: float = 300) -
         timeout=60,
     )
     resp.raise_for_status()
-    url = pipeline.settings.opensearch.url
+    url = pipeline.settings.search.opensearch.url
     pattern = f"{pipeline.settings.search.index_prefix}-events-*"
     while time.perf_counter() - began < timeout:
         check_alive(pipeline)
@@ -786,7 +786,7 @@ def latency_phase(
     pipeline: Pipeline, stack: StackSettings, key: str, pool: EventPool, args: argparse.Namespace
 ) -> None:
     settings = pipeline.settings
-    os_url = settings.opensearch.url
+    os_url = settings.search.opensearch.url
     probe_index = f"bench-probe-{uuid.uuid4().hex[:8]}"
     httpx.put(
         f"{os_url}/{probe_index}",

@@ -303,29 +303,25 @@ class PlatformSettings(BaseSettings):
             return self.lake.catalog
         return LakeCatalog.REST if self.profile is Profile.STACK else LakeCatalog.SQL
 
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy_opensearch(cls, data: object) -> object:
-        """Fold the old ``opensearch`` section into ``search``; set new names win."""
-        if not isinstance(data, dict) or data.get("opensearch") is None:
-            return data
-        data = dict(data)
-        legacy = data.pop("opensearch")
-        if isinstance(legacy, BaseModel):
-            legacy = legacy.model_dump(exclude_none=True)
-        legacy = {k: v for k, v in dict(legacy).items() if v is not None}
-        search = data.get("search") or {}
-        if isinstance(search, BaseModel):
-            search = search.model_dump(exclude_unset=True)
-        search = dict(search)
-        if "index_prefix" in legacy:
-            search.setdefault("index_prefix", legacy.pop("index_prefix"))
-        connection = search.get("opensearch") or {}
-        if isinstance(connection, BaseModel):
-            connection = connection.model_dump(exclude_unset=True)
-        search["opensearch"] = {**legacy, **dict(connection)}
-        data["search"] = search
-        return data
+    @model_validator(mode="after")
+    def _legacy_opensearch(self) -> Self:
+        """Fold the old ``opensearch`` section into ``search``; names set the new way win."""
+        legacy = self.opensearch
+        if legacy is None:
+            return self
+        self.opensearch = None
+        values = legacy.model_dump(exclude_none=True)
+        search_update: dict[str, object] = {}
+        prefix = values.pop("index_prefix", None)
+        if prefix is not None and "index_prefix" not in self.search.model_fields_set:
+            search_update["index_prefix"] = prefix
+        connection = self.search.opensearch
+        fresh = {k: v for k, v in values.items() if k not in connection.model_fields_set}
+        if fresh:
+            search_update["opensearch"] = connection.model_copy(update=fresh)
+        if search_update:
+            self.search = self.search.model_copy(update=search_update)
+        return self
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Self:

@@ -53,9 +53,7 @@ def provision_s3(settings: PlatformSettings) -> list[str]:
         raise ProvisionError(str(exc)) from exc
 
 
-def provision_search(
-    settings: PlatformSettings, engine: SearchEngine | None = None
-) -> list[str]:
+def provision_search(settings: PlatformSettings, engine: SearchEngine | None = None) -> list[str]:
     """Give every index family its alias, with today's (UTC) empty index; return those made.
 
     On the search engine in use, or on ``engine`` (the stack provisions each server it runs).

@@ -113,11 +113,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         for s in FIXTURE_SERVERS.get(f, ())
     }
     # The engine of each test run on both search engines (the ``search`` fixture's param).
-    needs |= {
-        str(item.callspec.params["search"])
-        for item in session.items
-        if "search" in getattr(getattr(item, "callspec", None), "params", {})
-    }
+    for item in session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "search" in params:
+            needs.add(str(params["search"]))
     SESSION_NEEDS[:] = [name for name in _ADDRESS_ENV if name in needs]
     if SESSION_NEEDS and not config.option.collectonly:
         stack = Stack(StackSettings())

@@ -80,9 +80,7 @@ def alert_sensor(settings: AlertSettings) -> dg.SensorDefinition:
         description="Dead-letter rate and silence over the real-time store.",
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
-    def sensor(
-        context: dg.SensorEvaluationContext, search: SearchResource
-    ) -> dg.SensorResult:
+    def sensor(context: dg.SensorEvaluationContext, search: SearchResource) -> dg.SensorResult:
         now = datetime.now(UTC)
         reading = read_window(search, now - timedelta(minutes=settings.window_minutes))
         active: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}

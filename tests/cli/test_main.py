@@ -24,6 +24,7 @@ HEAVY = (
     "dagster",
     "confluent_kafka",
     "opensearchpy",
+    "elasticsearch",
     "streaming",
     "platform_assets",
 )

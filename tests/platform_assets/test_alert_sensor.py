@@ -89,7 +89,12 @@ def evaluate(
         cursor=cursor,
         resources={
             "search": SearchResource(
-                engine=engine.value, url=search.search.connection.url, index_prefix=prefix
+                engine=engine.value,
+                url=search.search.connection.url,
+                username=None,
+                password=None,
+                ca_certs=None,
+                index_prefix=prefix,
             )
         },
         definitions=dg.Definitions(jobs=[stream_alert], sensors=[sensor]),

@@ -62,7 +62,7 @@ def test_each_profile_has_its_resources(profile: str, monkeypatch: pytest.Monkey
     monkeypatch.setenv("TRIBUTARY_S3__ACCESS_KEY_ID", "team")
     monkeypatch.setenv("TRIBUTARY_S3__SECRET_ACCESS_KEY", "a-real-secret")
     defs = build_definitions(PlatformSettings())
-    assert {"kafka", "opensearch", "s3"} <= set(defs.resources or {})
+    assert {"kafka", "search", "s3"} <= set(defs.resources or {})
     s3 = (defs.resources or {})["s3"]
     # The secret reaches Dagster as an environment reference, so the UI never shows it.
     assert isinstance(s3.aws_secret_access_key, dg.EnvVar)

@@ -36,7 +36,7 @@ def test_a_query_reads_the_marts_it_names_and_those_of_its_views() -> None:
 
 def test_views_are_rendered_with_the_settings_names() -> None:
     settings = PlatformSettings.model_validate(
-        {"opensearch": {"index_prefix": "shop"}, "trino": {"iceberg_catalog": "lake"}}
+        {"search": {"index_prefix": "shop"}, "trino": {"iceberg_catalog": "lake"}}
     )
     top = trino_sql(TOP_PRODUCTS, settings)
     assert top.startswith("create or replace view lake.reporting.top_products as")

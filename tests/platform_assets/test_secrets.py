@@ -30,7 +30,7 @@ from resources.settings import PlatformSettings, Profile
 SECRETS = {
     "TRIBUTARY_S3__SECRET_ACCESS_KEY": "s3-secret-6f1d3a",
     "TRIBUTARY_KAFKA__SASL_PASSWORD": "kafka-secret-0b7e21",
-    "TRIBUTARY_OPENSEARCH__PASSWORD": "opensearch-secret-9c44d0",
+    "TRIBUTARY_SEARCH__OPENSEARCH__PASSWORD": "opensearch-secret-9c44d0",
     "TRIBUTARY_TRINO__PASSWORD": "trino-secret-51aa7e",
     "TRIBUTARY_SUPERSET__SECRET_KEY": "superset-secret-e2d90c",
     "TRIBUTARY_SUPERSET__ADMIN_PASSWORD": "superset-admin-7730fb",
@@ -51,7 +51,7 @@ def stack_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[PlatformSettings
     monkeypatch.setenv("TRIBUTARY_PROFILE", "stack")
     monkeypatch.setenv("TRIBUTARY_S3__ACCESS_KEY_ID", "team")
     monkeypatch.setenv("TRIBUTARY_KAFKA__SASL_USERNAME", "tributary")
-    monkeypatch.setenv("TRIBUTARY_OPENSEARCH__USERNAME", "tributary")
+    monkeypatch.setenv("TRIBUTARY_SEARCH__OPENSEARCH__USERNAME", "tributary")
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     yield PlatformSettings()

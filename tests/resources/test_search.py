@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import orjson
 import pytest
@@ -31,7 +32,7 @@ MAPPING = {
 }
 
 
-def _bulk(docs: list[dict[str, object]], index: str) -> bytes:
+def _bulk(docs: Sequence[Mapping[str, Any]], index: str) -> bytes:
     lines = []
     for doc in docs:
         lines += [
@@ -69,7 +70,7 @@ def test_the_store_speaks_to_the_engine_it_names(
 
 @pytest.mark.integration
 def test_bulk_overwrites_by_id_and_reports_each_item(store: SearchStore, index: str) -> None:
-    docs = [
+    docs: list[dict[str, Any]] = [
         {
             "event_id": str(uuid.uuid4()),
             "event_timestamp": "2026-06-01T12:00:00Z",
@@ -134,7 +135,14 @@ def test_delete_where_removes_only_what_matches(store: SearchStore, index: str) 
 @pytest.mark.integration
 def test_the_dagster_resource_reaches_the_same_server(search: PlatformSettings) -> None:
     conn = search.search.connection
-    resource = SearchResource(engine=search.search.engine.value, url=conn.url)
+    resource = SearchResource(
+        engine=search.search.engine.value,
+        url=conn.url,
+        username=None,
+        password=None,
+        ca_certs=None,
+        index_prefix="tributary",
+    )
     with resource.get_store() as store:
         assert store.engine is search.search.engine
         assert store.health() in ("green", "yellow")

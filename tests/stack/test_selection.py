@@ -20,9 +20,24 @@ def test_none_means_every_service_and_an_empty_list_none(tmp_path: Path) -> None
         "kafka",
         "seaweedfs",
         "opensearch",
+        "elasticsearch",
         "trino",
         "superset",
     ]
+    # `stack up` without names starts what the settings use: one search engine.
+    assert "elasticsearch" not in [s.name for s in stack.in_use()]
+    assert "opensearch" in [s.name for s in stack.in_use()]
+    elastic = Stack(
+        StackSettings.model_validate(
+            {"stack": {"state_dir": tmp_path}, "search": {"engine": "elasticsearch"}}
+        )
+    )
+    names = [s.name for s in elastic.in_use()]
+    assert "elasticsearch" in names and "opensearch" not in names
+    # Trino reads the real-time indices only from OpenSearch: with Elasticsearch it needs
+    # the lake alone, and has no search catalog.
+    assert elastic.services["trino"].needs == ("seaweedfs",)
+    assert stack.services["trino"].needs == ("seaweedfs", "opensearch")
     assert stack.select([]) == []
     assert stack.down([]) == []
     assert [s.name for s in stack.select(["opensearch"])] == ["opensearch"]

@@ -51,7 +51,12 @@ def test_the_iceberg_catalog_is_the_lake_that_pyiceberg_uses(tmp_path: Path) -> 
     assert trino["s3.aws-secret-key"] == "s3cret"
     catalogs = TrinoServer(settings).catalogs()
     assert set(catalogs) == {"iceberg", "opensearch"}
-    assert catalogs["opensearch"]["opensearch.port"] == urlsplit(settings.opensearch.url).port
+    assert (
+        catalogs["opensearch"]["opensearch.port"] == urlsplit(settings.search.opensearch.url).port
+    )
+    # With Elasticsearch as the store, Trino has no search catalog (it cannot read that build).
+    elastic = settings.model_copy(update={"search": settings.search.using("elasticsearch")})
+    assert set(TrinoServer(elastic).catalogs()) == {"iceberg"}
 
 
 @pytest.mark.integration

@@ -16,10 +16,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from resources.opensearch import make_opensearch_client
 
 from cli.processes import PlatformProcess, child_env
 from resources.kafka import TopicReader
+from resources.search import make_search_store
 from resources.settings import PlatformSettings, TopicNames
 from stack.private import free_port
 from tests.kafka_helpers import read_committed
@@ -188,13 +188,17 @@ def test_a_crashed_enricher_restarted_under_its_member_id_is_back_within_seconds
 def test_a_search_store_outage_is_one_line_down_and_one_back(
     kafka: PlatformSettings, opensearch: PlatformSettings, tmp_path: Path
 ) -> None:
-    real = urlsplit(opensearch.opensearch.url)
+    real = urlsplit(opensearch.search.opensearch.url)
     proxy = TcpProxy((real.hostname or "127.0.0.1", real.port or 9200))
     port = free_port()
     via_proxy = kafka.model_copy(
         update={
-            "opensearch": opensearch.opensearch.model_copy(
-                update={"url": f"http://127.0.0.1:{proxy.port}"}
+            "search": opensearch.search.model_copy(
+                update={
+                    "opensearch": opensearch.search.opensearch.model_copy(
+                        update={"url": f"http://127.0.0.1:{proxy.port}"}
+                    )
+                }
             )
         }
     )
@@ -204,7 +208,7 @@ def test_a_search_store_outage_is_one_line_down_and_one_back(
         instance_id="outage-test",
         retry={"initial_s": 0.2, "max_s": 1},
     )
-    client = make_opensearch_client(opensearch.opensearch)
+    client = make_search_store(opensearch.search)
     prefix = settings.search.index_prefix
     source = f"shop-{uuid.uuid4().hex[:8]}"
     log = tmp_path / "realtime-loader.log"
