@@ -1,14 +1,18 @@
 """Create the platform's topics, buckets and search aliases on the configured servers.
 
 Run by ``tributary stack up`` once the local servers are healthy, and on its own
-(``python -m stack.provision``) against servers run elsewhere (compose, production).
+(``python -m stack.provision``) against servers run elsewhere (compose, production);
+``python -m stack.provision dashboards`` imports the dashboards bundle into the configured
+Superset (``stack/dashboards.py``), as ``tributary stack provision`` does for the local one.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 from datetime import UTC, datetime
 
+import httpx
 from botocore.exceptions import ClientError, EndpointConnectionError
 from confluent_kafka import KafkaException
 
@@ -16,8 +20,10 @@ from resources.kafka import make_kafka_admin
 from resources.s3 import ensure_buckets
 from resources.search import SearchError, SearchUnavailable, make_search_store
 from resources.search_indices import IndexLayout, provision_indices
-from resources.settings import PlatformSettings, SearchEngine
+from resources.settings import MissingSetting, PlatformSettings, SearchEngine
+from resources.superset import SupersetError
 from resources.topics import TopicReport, ensure_topics, platform_topics
+from stack.dashboards import provision_dashboards
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +82,38 @@ def provision_search(settings: PlatformSettings, engine: SearchEngine | None = N
             ) from exc
 
 
-def main() -> None:
+def provision_superset(settings: PlatformSettings) -> dict[str, int]:
+    """Import the dashboards bundle into the configured Superset; count the assets by kind."""
+    url = settings.superset.url
+    try:
+        assets = provision_dashboards(settings)
+    except MissingSetting as exc:
+        raise ProvisionError(f"the dashboards need Superset's admin: {exc}") from exc
+    except SupersetError as exc:
+        raise ProvisionError(f"Superset at {url} refused the dashboards: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise ProvisionError(f"Superset at {url} is unreachable: {exc}") from exc
+    return {kind: len(uuids) for kind, uuids in assets.uuids.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m stack.provision",
+        description="Provision the configured servers (TRIBUTARY_* settings).",
+    )
+    parser.add_argument(
+        "what",
+        nargs="?",
+        choices=("servers", "dashboards"),
+        default="servers",
+        help="servers: topics, buckets, search aliases (default); dashboards: Superset's",
+    )
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = PlatformSettings()
+    if args.what == "dashboards":
+        log.info("dashboards imported %s", provision_superset(settings))
+        return
     report = provision_kafka(settings)
     log.info("topics created %s, altered %s", report.created, report.altered)
     log.info("buckets created %s", provision_s3(settings))

@@ -1,21 +1,39 @@
 """Offline checks of the compose deployment (docker/compose.yaml).
 
-No Docker engine runs on the development machines, so the file is validated, not run:
-``docker-compose config`` (Debian's docker-compose 1.29, which parses and interpolates without
-an engine) and structural rules read from the YAML itself.
+No Docker engine runs on the development machines, so the file is validated, not run: as
+Compose loads it (YAML, interpolation from docker/.env.example, then the compose-spec JSON
+Schema; see ``tests.docker.compose_spec``), for the rules of the deployment read from the YAML
+itself, and against the local stack, which is the one source of the servers' versions and of
+Trino's catalogs (``stack.compose``).
 """
 
 from __future__ import annotations
 
-import os
+import copy
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from stack.compose import (
+    CREDENTIAL_ENV,
+    IMAGES,
+    SUPERSET_IMAGE,
+    compose_settings,
+    server_versions,
+    stale,
+    superset_trino_driver,
+    trino_catalogs,
+)
+from tests.docker.compose_spec import (
+    InterpolationError,
+    interpolate,
+    read_env_file,
+    schema_errors,
+)
+from tests.docker.image import dockerfile_stages
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -37,10 +55,11 @@ EXPECTED_SERVICES = {
     "enricher",
     "realtime-loader",
     "batch-loader",
+    "dashboards",
 }
 # Jobs that run once and exit 0; the services that need them wait for
 # `service_completed_successfully`.
-ONE_SHOT = {"topics-and-buckets", "superset-init"}
+ONE_SHOT = {"topics-and-buckets", "superset-init", "dashboards"}
 # Long-running Kafka consumers with no port to probe: no healthcheck, `restart` instead.
 WORKERS = {"enricher", "realtime-loader", "batch-loader"}
 # Every other service is a server and must report its health.
@@ -66,39 +85,6 @@ def _interpolations() -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2)) for m in INTERPOLATION.finditer("\n".join(lines))]
 
 
-def _docker_compose() -> str:
-    path = shutil.which("docker-compose")
-    if path is None:
-        pytest.fail(
-            "the 'docker-compose' binary is missing: it validates docker/compose.yaml offline. "
-            "Install it (Debian: apt-get update && apt-get install -y docker-compose).",
-            pytrace=False,
-        )
-    return path
-
-
-def _clean_env() -> dict[str, str]:
-    """The process environment minus every variable the compose file interpolates.
-
-    Compose lets the environment override the env file, so a developer's or CI's
-    ``TRIBUTARY_*`` settings must not leak into the checks.
-    """
-    names = {name for name, _ in _interpolations()}
-    names.add("COMPOSE_PROJECT_NAME")
-    return {k: v for k, v in os.environ.items() if k not in names}
-
-
-def _compose_config(env_file: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [_docker_compose(), "-f", str(COMPOSE), "--env-file", str(env_file), "config", *extra],
-        cwd=ROOT,
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     data = yaml.safe_load(COMPOSE.read_text())
@@ -119,40 +105,137 @@ def _environment(service: dict[str, Any]) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in env.items()}
 
 
-# --------------------------------------------------------------------------- docker-compose
+# --------------------------------------------------------------------------- compose-spec
 
 
-@pytest.mark.integration
-def test_compose_config_is_valid_with_the_example_env_file() -> None:
-    result = _compose_config(ENV_EXAMPLE, "-q")
-    assert result.returncode == 0, result.stderr
-    # A variable missing from the example file shows up as a warning or an error.
-    assert "not set" not in result.stderr, result.stderr
+def _loaded(env: dict[str, str]) -> dict[str, Any]:
+    """The compose file as Compose loads it: YAML with merge keys, then interpolation."""
+    unset: set[str] = set()
+    document = interpolate(yaml.safe_load(COMPOSE.read_text()), env, unset)
+    assert not unset, f"variables left to default to an empty string: {sorted(unset)}"
+    assert isinstance(document, dict)
+    return document
 
 
-@pytest.mark.integration
-def test_rendered_config_keeps_every_service_and_volume(compose: dict[str, Any]) -> None:
-    result = _compose_config(ENV_EXAMPLE)
-    assert result.returncode == 0, result.stderr
-    rendered = yaml.safe_load(result.stdout)
-    assert set(rendered["services"]) == set(compose["services"])
-    assert set(rendered.get("volumes") or {}) == set(compose.get("volumes") or {})
-    # Interpolation took the example's values, so nothing is left unresolved (`$${...}` is an
-    # escape for the container's shell, kept as it is).
-    assert not re.search(r"(?<!\$)\$\{", result.stdout)
+@pytest.mark.unit
+def test_compose_file_is_valid_compose_spec_with_the_example_env_file() -> None:
+    document = _loaded(read_env_file(ENV_EXAMPLE))
+    assert schema_errors(document) == []
+    # Nothing is left unresolved but the escapes (`$${...}`, left to the container's shell).
+    leftovers = re.findall(r"\$\{[^}]*\}", yaml.safe_dump(document, width=10**6))
+    escapes = re.findall(r"\$(\$\{[^}]*\})", COMPOSE.read_text())
+    assert sorted(set(leftovers)) == sorted(set(escapes))
 
 
-@pytest.mark.integration
-def test_a_missing_secret_stops_compose(tmp_path: Path) -> None:
-    lines = ENV_EXAMPLE.read_text().splitlines()
-    kept = [ln for ln in lines if not ln.startswith("TRIBUTARY_S3__SECRET_ACCESS_KEY=")]
-    assert len(kept) == len(lines) - 1, "the example must set TRIBUTARY_S3__SECRET_ACCESS_KEY"
-    env_file = tmp_path / "missing-secret.env"
-    env_file.write_text("\n".join(kept) + "\n")
+@pytest.mark.unit
+def test_the_schema_refuses_what_compose_refuses() -> None:
+    """The validator is live: a misspelt key and a wrong type are both reported."""
+    document = _loaded(read_env_file(ENV_EXAMPLE))
+    broken = copy.deepcopy(document)
+    broken["services"]["collector"]["depend_on"] = broken["services"]["collector"].pop("depends_on")
+    broken["services"]["trino"]["depends_on"]["seaweedfs"]["condition"] = "service_ready"
+    errors = schema_errors(broken)
+    assert any("collector" in e and "depend_on" in e for e in errors), errors
+    assert any(e.startswith("services/trino/depends_on") for e in errors), errors
 
-    result = _compose_config(env_file, "-q")
-    assert result.returncode != 0
-    assert "TRIBUTARY_S3__SECRET_ACCESS_KEY" in result.stderr
+
+@pytest.mark.unit
+def test_a_missing_secret_stops_compose() -> None:
+    env = read_env_file(ENV_EXAMPLE)
+    assert "TRIBUTARY_S3__SECRET_ACCESS_KEY" in env, "the example must set the S3 secret"
+    for value in (None, ""):
+        broken = {k: v for k, v in env.items() if k != "TRIBUTARY_S3__SECRET_ACCESS_KEY"}
+        if value is not None:
+            broken["TRIBUTARY_S3__SECRET_ACCESS_KEY"] = value
+        with pytest.raises(InterpolationError, match="TRIBUTARY_S3__SECRET_ACCESS_KEY"):
+            _loaded(broken)
+
+
+# --------------------------------------------------------------------------- the local stack
+
+
+@pytest.mark.unit
+def test_compose_files_are_in_step_with_the_local_stack() -> None:
+    outdated = [str(p.relative_to(ROOT)) for p in stale()]
+    assert not outdated, (
+        f"{outdated} differ from the local stack: run `uv run python -m stack.compose`"
+    )
+
+
+@pytest.mark.unit
+def test_servers_run_the_local_stacks_versions(services: dict[str, dict[str, Any]]) -> None:
+    versions = server_versions()
+    for service, image in IMAGES.items():
+        assert services[service]["image"] == f"{image}:{versions[service]}", service
+    args = {
+        i.arguments.split("=", 1)[0]: i.arguments.split("=", 1)[1]
+        for i in dockerfile_stages()["superset"].instructions
+        if i.keyword == "ARG"
+    } | _global_args()
+    assert args["SUPERSET_IMAGE"] == f"{SUPERSET_IMAGE}:{versions['superset']}"
+    runs = " ".join(i.arguments for i in dockerfile_stages()["superset"].all("RUN"))
+    assert f"trino[sqlalchemy]=={superset_trino_driver()}" in runs
+
+
+def _global_args() -> dict[str, str]:
+    """The Dockerfile's ARGs before its first FROM."""
+    args = {}
+    for line in (DOCKER / "Dockerfile").read_text().splitlines():
+        if line.startswith("FROM "):
+            break
+        if line.startswith("ARG ") and "=" in line:
+            name, value = line[4:].split("=", 1)
+            args[name.strip()] = value.strip()
+    return args
+
+
+@pytest.mark.unit
+def test_trino_catalogs_are_the_stacks(services: dict[str, dict[str, Any]]) -> None:
+    catalogs = DOCKER / "trino" / "catalog"
+    expected = trino_catalogs()
+    assert {p.stem for p in catalogs.glob("*.properties")} == set(expected)
+    for name, properties in expected.items():
+        written = _properties(catalogs / f"{name}.properties")
+        assert written == {k: str(v) for k, v in properties.items()}, name
+    iceberg = _properties(catalogs / "iceberg.properties")
+    # The stack's REST catalog authentication (OAuth2 client credentials), not SigV4.
+    assert iceberg["iceberg.rest-catalog.security"] == "OAUTH2"
+    assert not any("sigv4" in key for key in iceberg)
+    assert iceberg["iceberg.rest-catalog.uri"] == "http://seaweedfs:8181"
+    # Every ${ENV:...} the catalogs read is set in Trino's container.
+    trino_env = _environment(services["trino"])
+    for path in catalogs.glob("*.properties"):
+        for name in re.findall(r"\$\{ENV:([A-Za-z0-9_]+)\}", path.read_text()):
+            assert name in trino_env, f"{path.name} reads {name}, which trino's environment lacks"
+    credential = trino_env[CREDENTIAL_ENV]
+    assert credential == (
+        "${TRIBUTARY_S3__ACCESS_KEY_ID:?set in docker/.env}:"
+        "${TRIBUTARY_S3__SECRET_ACCESS_KEY:?set in docker/.env}"
+    )
+
+
+@pytest.mark.unit
+def test_dashboards_are_provisioned(services: dict[str, dict[str, Any]]) -> None:
+    job = services["dashboards"]
+    assert job["image"].startswith("tributary-app:")
+    assert job["command"] == ["python", "-m", "stack.provision", "dashboards"]
+    assert job["depends_on"]["superset"]["condition"] == "service_healthy"
+    assert job["depends_on"]["trino"]["condition"] == "service_healthy"
+    env = _environment(job)
+    assert env["TRIBUTARY_SUPERSET__URL"] == compose_settings().superset.url
+    assert env["TRIBUTARY_TRINO__URL"] == compose_settings().trino.url
+    # It logs in as the admin superset-init creates.
+    init = " ".join(services["superset-init"]["command"])
+    assert (
+        env["TRIBUTARY_SUPERSET__ADMIN_USERNAME"]
+        == "${SUPERSET_ADMIN_USERNAME:?set in docker/.env}"
+    )
+    assert '--username "$${SUPERSET_ADMIN_USERNAME}"' in init
+    assert (
+        env["TRIBUTARY_SUPERSET__ADMIN_PASSWORD"]
+        == "${SUPERSET_ADMIN_PASSWORD:?set in docker/.env}"
+    )
+    assert '--password "$${SUPERSET_ADMIN_PASSWORD}"' in init
 
 
 # --------------------------------------------------------------------------- structure
@@ -256,12 +339,15 @@ def test_no_default_for_any_secret() -> None:
 
 @pytest.mark.unit
 def test_app_services_share_the_platform_env(services: dict[str, dict[str, Any]]) -> None:
+    # The addresses the stack's configuration is rendered for (stack.compose).
+    settings = compose_settings()
     expected = {
-        "TRIBUTARY_PROFILE": "stack",
-        "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS": "kafka:9092",
-        "TRIBUTARY_S3__ENDPOINT_URL": "http://seaweedfs:8333",
-        "TRIBUTARY_S3__ICEBERG_CATALOG_URI": "http://seaweedfs:8181",
-        "TRIBUTARY_OPENSEARCH__URL": "http://opensearch:9200",
+        "TRIBUTARY_PROFILE": str(settings.profile),
+        "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "TRIBUTARY_S3__ENDPOINT_URL": settings.s3.endpoint_url,
+        "TRIBUTARY_S3__ICEBERG_CATALOG_URI": settings.s3.iceberg_catalog_uri,
+        "TRIBUTARY_SEARCH__OPENSEARCH__URL": settings.search.opensearch.url,
+        "TRIBUTARY_TRINO__URL": settings.trino.url,
     }
     for name, svc in services.items():
         if not svc.get("image", "").startswith("tributary-app:"):
@@ -294,20 +380,6 @@ def test_files_the_compose_file_mounts_exist(services: dict[str, dict[str, Any]]
         if build:
             context = DOCKER / build["context"]
             assert (context / build["dockerfile"]).is_file(), name
-
-
-@pytest.mark.unit
-def test_trino_catalogs_point_at_the_compose_services() -> None:
-    catalogs = DOCKER / "trino" / "catalog"
-    iceberg = _properties(catalogs / "iceberg.properties")
-    assert iceberg["connector.name"] == "iceberg"
-    assert iceberg["iceberg.catalog.type"] == "rest"
-    assert iceberg["iceberg.rest-catalog.uri"] == "http://seaweedfs:8181"
-    assert iceberg["s3.endpoint"] == "http://seaweedfs:8333"
-    assert iceberg["s3.aws-secret-key"] == "${ENV:TRIBUTARY_S3__SECRET_ACCESS_KEY}"
-    opensearch = _properties(catalogs / "opensearch.properties")
-    assert opensearch["connector.name"] == "opensearch"
-    assert opensearch["opensearch.host"] == "opensearch"
 
 
 def _properties(path: Path) -> dict[str, str]:
