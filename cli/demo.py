@@ -39,6 +39,7 @@ from cli.produce import TransportName, produce_events
 from ingestion.core.auth import new_key
 from ingestion.core.config import ApiKey
 from ingestion.producers.emitter import EmitterStats
+from resources.search import ENGINE_TITLES
 from resources.settings import (
     LOCAL_SUPERSET_ADMIN_PASSWORD,
     LakeCatalog,
@@ -47,7 +48,7 @@ from resources.settings import (
 )
 from simulator.events import ClickstreamSource, IoTSource
 from stack.config import StackSettings
-from stack.dashboards import dashboard_urls
+from stack.dashboards import BundleAssets, dashboard_urls
 from stack.manager import Stack
 from streaming.reconcile import ProducerFigures, Reconciler, Reconciliation, producer_problems
 
@@ -123,7 +124,8 @@ def _run(
             "enricher, real-time loader, batch loader"
         )
         stats = _produce(pipeline, key, work, events, iot_events, bad_share, seed)
-        with console.status("waiting for every event to reach OpenSearch and the lake"):
+        title = ENGINE_TITLES[pipeline.settings.search.engine]
+        with console.status(f"waiting for every event to reach {title} and the lake"):
             settled = reconciler.settle(settle_timeout, poll=2, exited=pipeline.exited)
         if settled.exited:
             console.print(
@@ -355,9 +357,11 @@ def _curate(settings: PipelineSettings, days: set[str]) -> tuple[list[dict[str, 
         f"Dagster UI: 'make dagster' (DAGSTER_HOME={home}) serves the lineage graph, these runs "
         "and their checks at http://127.0.0.1:3000"
     )
+    catalogs = [settings.trino.iceberg_catalog]
+    if settings.search.read_by_trino:
+        catalogs.append(settings.trino.opensearch_catalog)
     console.print(
-        f"Trino: {settings.trino.url} (catalogs {settings.trino.iceberg_catalog}, "
-        f"{settings.trino.opensearch_catalog}); query the lake with "
+        f"Trino: {settings.trino.url} (catalogs {', '.join(catalogs)}); query the lake with "
         "'TRIBUTARY_LAKE__CATALOG=rest uv run tributary query \"select * from "
         "reporting.daily_kpis\"'"
     )
@@ -390,5 +394,15 @@ def _dashboards(settings: PlatformSettings) -> None:
     else:
         password = "the password in TRIBUTARY_SUPERSET__ADMIN_PASSWORD"
     console.print(f"Superset dashboards (log in as '{ss.admin_username}' with {password}):")
+    bundle = BundleAssets.read()
+    live = {bundle.dashboards[slug] for slug in bundle.live}
     for title, url in dashboard_urls(settings).items():
+        if title in live and not settings.search.read_by_trino:
+            console.print(
+                f"  {title}: skipped: its live views read the real-time indices through "
+                "Trino, which reads them from OpenSearch only (Trino's Elasticsearch "
+                "connector needs a full Elasticsearch deployment, not the stack's minimal "
+                "one; docs/stack.md)"
+            )
+            continue
         console.print(f"  {title}: {url}")

@@ -99,10 +99,13 @@ def render_bundle(settings: PlatformSettings, folder: Path = BUNDLE) -> bytes:
 
 @dataclass(frozen=True)
 class BundleAssets:
-    """What the bundle holds: UUIDs by kind, and the dashboards' slugs and titles."""
+    """What the bundle holds: UUIDs by kind, the dashboards' slugs and titles, and the live ones."""
 
     uuids: dict[str, set[str]]
     dashboards: dict[str, str]
+    live: frozenset[str] = frozenset()
+    """Slugs of the dashboards with a chart on a dataset named ``live_*``: a live reporting
+    view over the search store's indices."""
 
     @classmethod
     def read(cls, folder: Path = BUNDLE) -> BundleAssets:
@@ -114,7 +117,22 @@ class BundleAssets:
         dashboards = {
             c["slug"]: c["dashboard_title"] for n, c in files.items() if n.startswith("dashboards/")
         }
-        return cls(uuids, dashboards)
+        live_sets = {
+            str(c["uuid"])
+            for n, c in files.items()
+            if n.startswith("datasets/") and str(c["table_name"]).startswith("live_")
+        }
+        live_charts = {
+            str(c["uuid"])
+            for n, c in files.items()
+            if n.startswith("charts/") and str(c.get("dataset_uuid")) in live_sets
+        }
+        live = frozenset(
+            c["slug"]
+            for n, c in files.items()
+            if n.startswith("dashboards/") and any(u in json.dumps(c) for u in live_charts)
+        )
+        return cls(uuids, dashboards, live)
 
 
 def provision_dashboards(settings: PlatformSettings, folder: Path = BUNDLE) -> BundleAssets:

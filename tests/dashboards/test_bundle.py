@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
+from platform_assets.reporting.views import LIVE_VIEWS
 from resources.settings import PlatformSettings, TrinoSettings
 from stack.dashboards import (
     ZIP_ROOT,
+    BundleAssets,
     database_passwords,
     database_uris,
     load_bundle,
@@ -95,6 +97,14 @@ def test_charts_use_only_columns_their_dataset_declares() -> None:
 def test_dashboards_have_stable_unique_slugs() -> None:
     slugs = [c["slug"] for c in _of("dashboards").values()]
     assert all(slugs) and len(set(slugs)) == len(slugs)
+
+
+def test_the_live_dashboards_are_those_on_the_live_views() -> None:
+    # A dataset named live_* is a live view (it reads the search store through Trino): the
+    # demo says which dashboards need a store that Trino reads.
+    tables = {c["table_name"] for c in _of("datasets").values()}
+    assert {t for t in tables if t.startswith("live_")} == {v.name for v in LIVE_VIEWS}
+    assert BundleAssets.read().live == {"live-operations"}
 
 
 def test_rendering_takes_each_database_uri_from_the_settings() -> None:
