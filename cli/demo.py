@@ -1,13 +1,14 @@
 """``tributary demo``: the platform end to end on this machine, as far as it is built.
 
-1. start the local servers (Kafka, SeaweedFS, OpenSearch), topics and buckets;
+1. start the local servers (Kafka, SeaweedFS, the search store: OpenSearch, or Elasticsearch
+   with ``TRIBUTARY_SEARCH__ENGINE=elasticsearch``, Trino, Superset), topics and buckets;
 2. start the stream processes: enrichment API, enricher, real-time loader, batch loader and
    the collector (with a fresh API key);
 3. push synthetic clickstream events over REST and IoT readings over gRPC, a share of them
    deliberately broken (some refused by the collector, some by the enricher's schemas);
 4. wait until every accepted event has reached each of its destinations, then print the
    reconciliation by ``event_id``: sent, accepted, collector dead letters by reason, enriched,
-   enriched dead letters by reason, documents in OpenSearch, rows in the lake;
+   enriched dead letters by reason, documents in the search store, rows in the lake;
 5. curate the lake for the event dates written and print the day's KPIs read back.
 
 With ``--json`` the figures, what each should be, the problems, the KPIs and the verdict are
@@ -244,6 +245,7 @@ def _report(document: dict[str, Any], settings: PipelineSettings) -> None:
     topics = settings.topics
     got, want = document["figures"], document["expected"]
     enriched, dead = got["enriched"], got["enriched_dead_letters"]
+    store = ENGINE_TITLES[settings.search.engine]
     table = Table("stage", "events", "should be", title="Reconciliation by event_id")
     table.add_row("sent by the producers", str(got["sent"]), "")
     table.add_row(
@@ -267,12 +269,12 @@ def _report(document: dict[str, Any], settings: PipelineSettings) -> None:
         f"{want['enriched_plus_dead_letters']} (accepted)",
     )
     table.add_row(
-        "indexed in OpenSearch: events",
+        f"indexed in {store}: events",
         str(got["indexed_events"]),
         f"{want['indexed_events']} (enriched)",
     )
     table.add_row(
-        "indexed in OpenSearch: dead letters",
+        f"indexed in {store}: dead letters",
         str(got["indexed_dead_letters"]),
         f"{want['indexed_dead_letters']} (dead letters)",
     )

@@ -34,8 +34,8 @@ EXIT_CODES: dict[ExitCode, str] = {
     "server of `stack status` is not running, a query was refused, events remain unsent",
     ExitCode.USAGE: "wrong usage: an unknown command or option, a bad argument",
     ExitCode.BAD_SETTING: "a setting (a TRIBUTARY_... environment variable) is invalid",
-    ExitCode.UNREACHABLE: "a server (Kafka, S3, OpenSearch, Trino, Superset, the collector) "
-    "does not answer at its configured address",
+    ExitCode.UNREACHABLE: "a server (Kafka, S3, the search store, Trino, Superset, the "
+    "collector) does not answer at its configured address",
     ExitCode.STACK: "the local stack or the demo's stream processes could not start or stop",
     ExitCode.DEFECT: "an unexpected error (a defect), printed with its traceback",
 }

@@ -125,7 +125,7 @@ def batch_loader() -> None:
 
 @app.command("realtime-loader")
 def realtime_loader() -> None:
-    """Index enriched events and dead letters into OpenSearch, by event day, exactly once."""
+    """Index enriched events and dead letters into the search store, by event day, exactly once."""
     from streaming.realtime_loader import RealtimeLoaderSettings
     from streaming.realtime_loader import run as run_realtime_loader
 
