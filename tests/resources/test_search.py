@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -180,3 +181,23 @@ def test_the_old_opensearch_names_still_configure_the_store(
     assert settings.search.connection.url == "http://127.0.0.1:9201"
     assert settings.search.engine is SearchEngine.ELASTICSEARCH
     assert not settings.search.read_by_trino
+
+
+@pytest.mark.integration
+def test_the_minimal_elasticsearch_still_lacks_what_the_seam_works_around(
+    elasticsearch: PlatformSettings,
+) -> None:
+    """When this fails, the stack's Elasticsearch serves it: see docs/stack.md's workarounds."""
+    url = elasticsearch.search.elasticsearch.url
+    # No GET /: health is read from /_cluster/health, and Trino's connector cannot read it.
+    assert httpx.get(f"{url}/", timeout=10).status_code == 405
+    # No _delete_by_query: delete_where pages ids and bulk-deletes instead.
+    answer = httpx.post(
+        f"{url}/{uuid.uuid4().hex}/_delete_by_query",
+        json={"query": {"match_none": {}}},
+        timeout=10,
+    )
+    assert answer.status_code in (400, 404, 405) and "index_not_found" not in answer.text
+    # No SQL endpoint (Superset's Elasticsearch driver needs one).
+    sql = httpx.post(f"{url}/_sql", json={"query": "select 1"}, timeout=10)
+    assert sql.status_code == 405
