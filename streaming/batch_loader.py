@@ -493,7 +493,10 @@ class _Loader:
         self.consumer = make_kafka_consumer(
             self.settings.kafka,
             self.opts.group_id,
-            **{"enable.auto.commit": False, **self.opts.consumer_overrides(self.metrics)},
+            **{
+                "enable.auto.commit": False,
+                **self.opts.consumer_overrides(self.metrics, [self.topic]),
+            },
         )
         self.producer = make_kafka_producer(self.settings.kafka)
         self.metrics.started(self.opts.instance_id)

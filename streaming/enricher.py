@@ -375,7 +375,7 @@ class Enricher:
                 # Eager rebalancing (librdkafka's default assignors): a revocation takes every
                 # partition, which is what dropping the batches in hand relies on (_on_revoke).
                 "partition.assignment.strategy": "range,roundrobin",
-                **self.options.consumer_overrides(self.metrics),
+                **self.options.consumer_overrides(self.metrics, [settings.topics.raw]),
             },
         )
         self.producer: Producer = make_kafka_producer(

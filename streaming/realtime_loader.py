@@ -463,7 +463,10 @@ class RealtimeLoader:
         consumer = make_kafka_consumer(
             self.settings.kafka,
             self.options.group_id,
-            **{"enable.auto.commit": False, **self.options.consumer_overrides(self.metrics)},
+            **{
+                "enable.auto.commit": False,
+                **self.options.consumer_overrides(self.metrics, self.topics),
+            },
         )
         producer = make_kafka_producer(self.settings.kafka)
         try:
