@@ -70,7 +70,7 @@ def topic_assets(
             names.loader_dlq,
             "Documents the search store rejected, with its error. Observed: the loaders' dead "
             "letters and their share of their input.",
-            ["events_enriched", "events_enriched_dlq"],
+            ["events_enriched", "events_enriched_dlq", "events_raw_dlq"],
         ),
     ]
 
