@@ -6,7 +6,7 @@ those bytes as they are).
 
 Generators (``ClickstreamSource``, ``IoTSource``) are deterministic: the same seed, start and
 ``until`` give the same bytes, and each ``iter()`` starts over. Event ids come from a random
-generator seeded with the seed *and* the time window, so a second run with ``start=None``
+generator seeded with the generator's kind, the seed *and* the time window, so a second run with ``start=None``
 (anchored at the current time), or with ``until`` at the current time, does not reuse the ids
 of the first. ``until`` bounds the generated time: a session that would end after it is moved
 back so that it ends there (with ``start=None`` the bound is the current time). To spread
@@ -123,7 +123,9 @@ class _Generator:
         window = self.start.isoformat()
         if self.until is not None:
             window += f"/{self.until.isoformat()}"
-        self.ids = random.Random(f"{self.seed}/{window}")
+        # The generator's kind too: a shop and sensors of one seed and window, as the demo
+        # runs them, must not draw the same event ids.
+        self.ids = random.Random(f"{type(self).__name__}/{self.seed}/{window}")
         self.flaw_rng = random.Random(f"{self.seed}/flaws")
         self.flaws = Counter()
 

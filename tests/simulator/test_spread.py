@@ -67,6 +67,16 @@ def test_the_window_seeds_the_event_ids() -> None:
     assert not ids(first) & ids(later)  # another run, its own event ids
 
 
+def test_a_shop_and_sensors_of_one_seed_and_window_draw_different_event_ids() -> None:
+    # As the demo runs them: the same seed, start and until.
+    def ids(events: list[Any]) -> set[str]:
+        return {e["event_id"] for e in events if isinstance(e, dict)}
+
+    shop = ids(_clickstream(3000))
+    sensors = IoTSource(20, seed=7, start=START, until=UNTIL, interval_s=60)
+    assert not shop & ids(list(islice(sensors, 3000)))
+
+
 def test_iot_readings_spread_evenly_over_the_window() -> None:
     devices, readings = 20, 3000
     interval = IoTSource.interval_s_for(readings, devices, SPAN)
