@@ -6,12 +6,12 @@ those bytes as they are).
 
 Generators (``ClickstreamSource``, ``IoTSource``) are deterministic: the same seed, start and
 ``until`` give the same bytes, and each ``iter()`` starts over. Event ids come from a random
-generator seeded with the generator's kind, the seed *and* the time window, so a second run with ``start=None``
-(anchored at the current time), or with ``until`` at the current time, does not reuse the ids
-of the first. ``until`` bounds the generated time: a session that would end after it is moved
-back so that it ends there (with ``start=None`` the bound is the current time). To spread
-``n`` events over a window, ``ClickstreamSource.sessions_per_s_for`` and
-``IoTSource.interval_s_for`` give the rates. With ``bad_share`` > 0 that share of
+generator seeded with the generator's kind, the seed *and* the time window, so a second run
+with ``start=None`` (anchored at the current time), or with ``until`` at the current time,
+does not reuse the ids of the first. ``until`` bounds the generated time: a session that
+would end after it is moved back so that it ends there (with ``start=None`` the bound is the
+current time). To spread ``n`` events over a window, ``ClickstreamSource.sessions_per_s_for``
+and ``IoTSource.interval_s_for`` give the rates. With ``bad_share`` > 0 that share of
 events is broken on purpose; ``flaws`` counts them by kind (``COLLECTOR_FLAWS`` are refused
 by the collector, the payload flaws by the enricher's schema check).
 
