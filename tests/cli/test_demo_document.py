@@ -129,8 +129,17 @@ def test_the_latency_summary_tells_a_backlog_from_the_stream() -> None:
     assert "p50 15.3 s, p95 28.8 s, max 30.3 s" in lines[0]
     assert "measure the demo's own backlog draining" in lines[1]
     assert "within 10 s (100/s)" in lines[1] and "40.3 s after the first arrived (25/s)" in lines[1]
-    assert lines[2].strip().startswith(f"The first {FIRST_ARRIVALS} events")
+    assert lines[2].strip().startswith(f"For comparison, the first {FIRST_ARRIVALS} events")
+    assert lines[2].endswith("p50 3.3 s.")
     assert json.loads(json.dumps(summary)) == summary
+
+
+def test_a_stream_that_keeps_up_is_not_called_a_backlog() -> None:
+    # 1,000 events over 10 s, each indexed 0.3 s after it came.
+    summary = latency_summary(_times(*((n / 100, n / 100 + 0.3) for n in range(1000))))
+    assert summary["p50_s"] == summary["max_s"] == 0.3
+    lines = latency_lines(summary)
+    assert "The stream kept up" in lines[1] and "backlog draining" not in " ".join(lines)
 
 
 def test_no_latency_without_indexed_events() -> None:
