@@ -172,22 +172,25 @@ def test_too_old_java_is_explained(state: Path, tmp_path: Path) -> None:
     assert "Java 11" in result.stderr and "Java 17+ is required" in result.stderr
 
 
+# A Kafka version without a lock in stack/locks is resolved by Maven.
+_UNLOCKED = {"TRIBUTARY_STACK__KAFKA_VERSION": "0.0.1-does-not-exist"}
+
+
 @pytest.mark.parametrize(
-    ("setting", "value", "message"),
+    ("settings", "message"),
     [
-        ("TRIBUTARY_STACK__MAVEN", "no-such-mvn", "Maven ('no-such-mvn') is not installed"),
         (
-            "TRIBUTARY_STACK__KAFKA_VERSION",
-            "0.0.1-does-not-exist",
-            "could not download org.apache.kafka:kafka_2.13:0.0.1-does-not-exist",
+            {**_UNLOCKED, "TRIBUTARY_STACK__MAVEN": "no-such-mvn"},
+            "Maven ('no-such-mvn') is not installed",
         ),
+        (_UNLOCKED, "could not download org.apache.kafka:kafka_2.13:0.0.1-does-not-exist"),
     ],
 )
 def test_fetch_failures_are_explained(
-    state: Path, tmp_path: Path, setting: str, value: str, message: str
+    state: Path, tmp_path: Path, settings: dict[str, str], message: str
 ) -> None:
     cache = tmp_path / "empty-cache"
-    result = run(state, "up", "kafka", TRIBUTARY_STACK__CACHE_DIR=str(cache), **{setting: value})
+    result = run(state, "up", "kafka", TRIBUTARY_STACK__CACHE_DIR=str(cache), **settings)
     assert result.returncode == ExitCode.STACK
     assert message in result.stderr
     assert not list(cache.glob("kafka-*/libs")), "a failed fetch left a partial download"
