@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -212,12 +213,40 @@ def _unpack_zip(archive: Path, into: Path, include: Callable[[str], bool]) -> No
         script.chmod(0o755)
 
 
-def _unpack_tar_stream(stream: IO[bytes], into: Path, include: Callable[[str], bool]) -> None:
+def _unpack_tar_stream(
+    stream: IO[bytes], into: Path, include: Callable[[str], bool], pool: Path
+) -> None:
+    """Unpack a tar.gz read once, front to back, keeping the members ``include`` wants.
+
+    A distribution such as Trino's stores each jar once and the other copies as hard links
+    to it (5,713 of its 6,732 members), often to a copy in a plugin we leave out. A stream
+    cannot go back for that copy, so every file left out is unpacked into ``pool`` until the
+    end: a wanted link becomes a hard link to the file there, and ``pool`` is then removed.
+    """
     wanted = _below_top(include)
     with tarfile.open(fileobj=stream, mode="r|gz") as tf:
         for member in tf:
-            if wanted(member.name):
+            keep = wanted(member.name)
+            if member.islnk():
+                if not keep:
+                    continue
+                # Checks that the link and its target stay inside the folder.
+                tarfile.tar_filter(member, str(into))
+                source = into / member.linkname
+                if not source.exists():
+                    source = pool / member.linkname
+                if not source.is_file():
+                    raise StackError(
+                        f"{member.name} links to {member.linkname}, not in the archive"
+                    )
+                (into / member.name).parent.mkdir(parents=True, exist_ok=True)
+                (into / member.name).unlink(missing_ok=True)
+                os.link(source, into / member.name)
+            elif keep:
                 tf.extract(member, into, filter="tar")
+            elif member.isreg():
+                tf.extract(member, pool, filter="tar")
+    shutil.rmtree(pool, ignore_errors=True)
 
 
 def _download(
@@ -258,7 +287,7 @@ def _fetch_into(url: str, work: Path, include: Callable[[str], bool]) -> Path:
             with archive.open("wb") as out:
                 shutil.copyfileobj(body, out, _CHUNK)
         else:
-            _unpack_tar_stream(body, unpacked, include)  # type: ignore[arg-type]
+            _unpack_tar_stream(body, unpacked, include, work / "pool")  # type: ignore[arg-type]
 
     with _client() as client:
         progress, algorithm = _download(client, url, consume)

@@ -29,18 +29,23 @@ from stack.services.kafka import Kafka
 REPO = "https://repo.test/maven2"
 
 
-def _tar_gz(members: dict[str, bytes]) -> bytes:
+def _tar_gz(members: dict[str, bytes | str]) -> bytes:
+    """A tar.gz of files (bytes) and hard links (the path of an earlier member)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
+            if isinstance(data, str):
+                info.type, info.linkname = tarfile.LNKTYPE, data
+                tf.addfile(info)
+                continue
             info.size = len(data)
             info.mode = 0o755 if "/bin/" in name else 0o644
             tf.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
+def _zip(members: dict[str, bytes | str]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         for name, data in members.items():
@@ -87,11 +92,17 @@ def lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield said
 
 
-TRINO = {
+# As Trino's distribution: each jar stored once, its other copies hard links to the first, which
+# may lie in a plugin left out (hive here).
+TRINO: dict[str, bytes | str] = {
     "trino-server-1/bin/launcher": b"#!/bin/sh\n",
     "trino-server-1/lib/main.jar": b"main" * 1000,
-    "trino-server-1/plugin/iceberg/iceberg.jar": b"ice" * 1000,
     "trino-server-1/plugin/hive/hive.jar": b"hive" * 1000,
+    "trino-server-1/plugin/hive/shared.jar": b"shared" * 1000,
+    "trino-server-1/plugin/hive/main.jar": "trino-server-1/lib/main.jar",
+    "trino-server-1/plugin/iceberg/iceberg.jar": b"ice" * 1000,
+    "trino-server-1/plugin/iceberg/shared.jar": "trino-server-1/plugin/hive/shared.jar",
+    "trino-server-1/plugin/iceberg/main.jar": "trino-server-1/lib/main.jar",
 }
 TRINO_PATH = "/maven2/io/trino/trino-server/1/trino-server-1.tar.gz"
 
@@ -113,7 +124,19 @@ def test_a_tar_gz_is_unpacked_as_it_arrives_keeping_only_what_is_asked_for(
     )
     target = tmp_path / "cache" / "trino-server-1"
     fetch.fetch_archive(REPO, "io.trino:trino-server:1:tar.gz", target, include=_only_iceberg)
-    assert (target / "plugin" / "iceberg" / "iceberg.jar").read_bytes() == b"ice" * 1000
+    iceberg = target / "plugin" / "iceberg"
+    assert (iceberg / "iceberg.jar").read_bytes() == b"ice" * 1000
+    assert (iceberg / "shared.jar").read_bytes() == b"shared" * 1000
+    assert (iceberg / "main.jar").read_bytes() == b"main" * 1000
+    assert (iceberg / "main.jar").stat().st_ino == (target / "lib" / "main.jar").stat().st_ino
+    assert sorted(p.name for p in target.rglob("*") if p.is_file()) == [
+        ".complete",
+        "iceberg.jar",
+        "launcher",
+        "main.jar",
+        "main.jar",
+        "shared.jar",
+    ]
     assert not (target / "plugin" / "hive").exists()
     assert (target / "bin" / "launcher").stat().st_mode & 0o111
     assert (target / ".complete").exists()
