@@ -111,7 +111,9 @@ def _run(
     events: int, iot_events: int, bad_share: float, seed: int, settle_timeout: float
 ) -> dict[str, Any]:
     """The demo; returns its JSON document (the human output is printed on the way)."""
-    Stack(StackSettings()).up(report=console.print)
+    stack = Stack(StackSettings())
+    console.print(stack.folders())
+    stack.up(report=console.print)
     work = Path(tempfile.mkdtemp(prefix="tributary-demo-"))
     key, key_hash = new_key()
     pipeline = Pipeline(_pipeline_settings(key_hash), work / "logs")

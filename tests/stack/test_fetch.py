@@ -410,10 +410,21 @@ def test_trino_runs_on_the_project_jdk_with_the_system_jdks_hidden(tmp_path: Pat
         record = stack._process(trino).record()
         assert record is not None
         jvm = psutil.Process(record.pid)
-        java = next(p for p in [jvm, *jvm.children(recursive=True)] if p.name() == "java")
-        assert java.exe() == str(Path(project).resolve())
+        # The launcher execs the JVM (which renames itself trino-server): its executable.
+        assert jvm.exe() == str(Path(project).resolve())
         rows = run_trino(settings.trino, "select node_version from system.runtime.nodes").rows
         assert rows == [("476",)]
     finally:
         stack.down(["trino"])
     assert not psutil.pid_exists(record.pid) or psutil.Process(record.pid).status() == "zombie"
+
+
+@pytest.mark.unit
+def test_one_line_names_the_state_folder_and_the_download_cache(tmp_path: Path) -> None:
+    settings = StackSettings.model_validate(
+        {"stack": {"state_dir": tmp_path / "state", "cache_dir": tmp_path / "cache"}}
+    )
+    line = Stack(settings).folders()
+    assert "\n" not in line
+    assert f"state folder: {tmp_path / 'state'} " in line
+    assert f"download cache: {tmp_path / 'cache'} " in line
