@@ -124,6 +124,13 @@ def artefact_url(repository: str, coordinate: str) -> str:
     )
 
 
+def source_name(url: str) -> str:
+    """What a download line says it comes from: Maven Central, or a mirror's host."""
+    if url.startswith(MAVEN_CENTRAL):
+        return "Maven Central"
+    return url.split("/", 3)[2] if "://" in url else url
+
+
 # The strongest first; MD5 (also served) is not accepted.
 DIGESTS = (("sha512", 128), ("sha256", 64), ("sha1", 40))
 
@@ -263,7 +270,7 @@ def _download(
         resp.raise_for_status()
         length = resp.headers.get("content-length")
         progress = Progress(name, int(length) if length and length.isdigit() else None)
-        progress.start(url.split("/", 3)[2])
+        progress.start(source_name(url))
         body = _Body(resp.iter_bytes(_CHUNK), digest, progress)
         consume(body)
         body.drain()
@@ -383,7 +390,7 @@ def read_lock(path: Path, roots: list[str]) -> list[LockedJar] | None:
 
 def _fetch_locked(repository: str, name: str, jars: list[LockedJar], out: Path) -> None:
     progress = Progress(f"{name} jars", sum(j.size for j in jars))
-    progress.start(f"{repository.split('/', 3)[2]} ({len(jars)} jars, pinned by SHA-256)")
+    progress.start(f"{source_name(repository)} ({len(jars)} jars, pinned by SHA-256)")
     out.mkdir()
     with _client() as client:
         for jar in jars:

@@ -267,6 +267,8 @@ def test_coordinates_map_to_the_repository_layout() -> None:
     )
     with pytest.raises(StackError):
         fetch.artefact_url(REPO, "just-a-name")
+    assert fetch.source_name(f"{MAVEN_CENTRAL}/io/trino/x.tar.gz") == "Maven Central"
+    assert fetch.source_name(f"{REPO}/io/trino/x.tar.gz") == "repo.test"
 
 
 # --- jars from a lock ------------------------------------------------------------------------
