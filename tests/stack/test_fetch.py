@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -430,3 +431,55 @@ def test_one_line_names_the_state_folder_and_the_download_cache(tmp_path: Path) 
     assert "\n" not in line
     assert f"state folder: {tmp_path / 'state'} " in line
     assert f"download cache: {tmp_path / 'cache'} " in line
+
+
+_FAKE_MAVEN = """#!{python}
+# Stands in for `mvn dependency:copy-dependencies`: the jars into the output folder and the
+# local repository, and Maven's download lines.
+import sys
+from pathlib import Path
+
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("-D") and "=" in a)
+assert "--strict-checksums" in sys.argv, sys.argv
+out, repo = Path(args["outputDirectory"]), Path(args["maven.repo.local"])
+jars = {{
+    ("org.demo", "demo", "1.0", ""): b"demo jar",
+    ("com.github.luben", "zstd-jni", "1.5.7-17", ""): b"zstd",
+    ("org.dep", "dep-native", "2", "linux"): b"native",
+}}
+out.mkdir(parents=True)
+for (group, artifact, version, classifier), data in jars.items():
+    name = f"{{artifact}}-{{version}}" + (f"-{{classifier}}" if classifier else "") + ".jar"
+    folder = repo.joinpath(*group.split("."), artifact, version)
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(data)
+    (out / name).write_bytes(data)
+    print(f"[INFO] Downloaded from central: https://repo.test/{{name}} (1.5 MB at 3.0 MB/s)")
+"""
+
+
+@pytest.mark.integration
+def test_a_lock_is_written_from_what_maven_resolved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str]
+) -> None:
+    mvn = tmp_path / "mvn"
+    mvn.write_text(_FAKE_MAVEN.format(python=sys.executable))
+    mvn.chmod(0o755)
+    monkeypatch.setattr(fetch, "LOCKS", tmp_path / "locks")
+    lock = fetch.write_lock(str(mvn), "demo", ["org.demo:demo:1.0"], "demo jars")
+    jars = fetch.read_lock(lock, ["org.demo:demo:1.0"])
+    assert jars is not None
+    assert {(j.coordinate, j.sha256, j.size) for j in jars} == {
+        ("org.demo:demo:1.0", hashlib.sha256(b"demo jar").hexdigest(), 8),
+        ("com.github.luben:zstd-jni:1.5.7-17", hashlib.sha256(b"zstd").hexdigest(), 4),
+        ("org.dep:dep-native:2:jar:linux", hashlib.sha256(b"native").hexdigest(), 6),
+    }
+    assert {j.file_name for j in jars} == {
+        "demo-1.0.jar",
+        "zstd-jni-1.5.7-17.jar",
+        "dep-native-2-linux.jar",
+    }
+    # Maven's own download lines are counted: three of 1.5 MB.
+    assert lines[-1].startswith("demo jars: 4.5 MB in ")
+    # The lock serves only the coordinates it was made for.
+    assert fetch.read_lock(lock, ["org.demo:demo:2.0"]) is None
