@@ -66,12 +66,12 @@ Identity = Annotated[str, Field(min_length=1, max_length=_IDENTITY_MAX_LENGTH)]
 
 
 def identity_key(context: Any, event_id: Any) -> str | None:
-    """The Kafka key of an event's records: ``user_id:<id>``, else ``session_id:<id>``, else
-    ``device_id:<id>``, else ``event_id:<id>``.
+    """The Kafka key of an event's records, and of its dead letters.
 
-    One user's events (and their dead letters) stay in order on one partition; sessionisation
-    relies on it. Only identities the envelope would accept count (strings of 1 to 256
-    characters); None when there is none.
+    ``user_id:<id>``, else ``session_id:<id>``, else ``device_id:<id>``, else
+    ``event_id:<id>``: one user's events (and their dead letters) stay in order on one
+    partition; sessionisation relies on it. Only identities the envelope would accept count
+    (strings of 1 to 256 characters); None when there is none.
     """
     if isinstance(context, dict):
         for name in CONTEXT_IDENTITY_KEYS:

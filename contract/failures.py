@@ -70,9 +70,10 @@ class OriginalPayload(BaseModel):
 
     @classmethod
     def from_bytes(cls, raw: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> OriginalPayload:
-        """JSON nested at most ``max_depth`` levels (``PlatformSettings.max_json_depth``) as
-        JSON; anything else, deeper JSON included, as its bytes: a dead letter always
-        serialises and parses again, however its original was built.
+        """The bytes as JSON if they parse, else as base64.
+
+        JSON nested deeper than ``max_depth`` (``PlatformSettings.max_json_depth``) is kept
+        as its bytes too: a dead letter always serialises and parses again.
         """
         try:
             return cls(encoding="json", data=loads(raw, max_depth))

@@ -117,8 +117,11 @@ def create_app(
 def _document(
     app: FastAPI, settings: CollectorSettings, registry: SchemaRegistry
 ) -> Callable[[], dict[str, Any]]:
-    """FastAPI's OpenAPI document plus what the routes cannot declare: the event schemas
-    (with the registered event types and this collector's limits) and the API keys."""
+    """FastAPI's OpenAPI document plus what the routes cannot declare.
+
+    That is the event schemas (with the registered event types and this collector's limits)
+    and the API keys.
+    """
     build = app.openapi
     options = settings.collector
 
@@ -134,7 +137,7 @@ def _document(
             )
             components = schema.setdefault("components", {})
             components.setdefault("schemas", {}).update(
-                event_schemas([k.uri for k in registry.keys()], options.max_batch_events, limits)
+                event_schemas([k.uri for k in registry], options.max_batch_events, limits)
             )
             components["securitySchemes"] = SECURITY_SCHEMES
         return app.openapi_schema or {}

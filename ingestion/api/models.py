@@ -89,14 +89,15 @@ SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "A producer's API key."},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
-SECURITY = [{"bearer": []}, {"apiKey": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
 
 def event_schemas(
     event_types: list[str], max_batch_events: int, limits: str
 ) -> dict[str, dict[str, Any]]:
-    """The request body's schemas: the envelope (``contract.envelope.Envelope``) naming the
-    registered event types, and a batch of such events.
+    """The request body's schemas: the envelope, and a batch of such events.
+
+    The envelope is ``contract.envelope.Envelope``'s, naming the registered event types.
 
     ``limits`` says in words what JSON Schema cannot: the time skew, the size and the depth.
     """

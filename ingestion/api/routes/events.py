@@ -100,7 +100,7 @@ def _status(result: IngestResult) -> int:
                     },
                 }
             },
-        }
+        },
     },
 )
 async def post_events(request: Request, collector: CollectorDep, ctx: ContextDep) -> JSONBytes:
