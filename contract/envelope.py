@@ -61,6 +61,7 @@ SourceItem = EventDict | bytes
 # Keys of ``context`` with a meaning for the platform; any other key is carried along.
 CONTEXT_IDENTITY_KEYS = ("user_id", "session_id", "device_id")
 _IDENTITY_MAX_LENGTH = 256
+_EVENT_TYPE_MAX_LENGTH = 512
 
 Identity = Annotated[str, Field(min_length=1, max_length=_IDENTITY_MAX_LENGTH)]
 
@@ -90,6 +91,23 @@ def event_key(data: Any) -> str | None:
     return identity_key(data.get("context"), data.get("event_id"))
 
 
+def event_identity(data: Any) -> tuple[str | None, str | None]:
+    """The ``event_id`` and ``event_type`` a decoded event names, valid or not.
+
+    Only strings within the envelope's bounds: a dead letter (or an answer) never carries an
+    identifier larger than the envelope allows, whatever the event held there.
+    """
+    if not isinstance(data, dict):
+        return None, None
+    event_id, event_type = data.get("event_id"), data.get("event_type")
+    return (
+        event_id if isinstance(event_id, str) and len(event_id) <= _IDENTITY_MAX_LENGTH else None,
+        event_type
+        if isinstance(event_type, str) and len(event_type) <= _EVENT_TYPE_MAX_LENGTH
+        else None,
+    )
+
+
 class EventContext(BaseModel):
     """Optional facts about who and where; identity keys decide Kafka partitioning."""
 
@@ -106,7 +124,7 @@ class Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: UUID
-    event_type: Annotated[str, Field(min_length=1, max_length=512)]
+    event_type: Annotated[str, Field(min_length=1, max_length=_EVENT_TYPE_MAX_LENGTH)]
     event_timestamp: Timestamp
     source: Annotated[str, Field(min_length=1, max_length=256)]
     payload: dict[str, Any]

@@ -53,6 +53,7 @@ from contract.failures import (
     Stage,
     replay_count_of,
 )
+from contract.envelope import event_identity
 from contract.jsontext import DEFAULT_MAX_DEPTH, JsonRefused, check_depth
 from contract.registry import SchemaKey, SchemaRegistry
 from resources.kafka import make_kafka_consumer, make_kafka_producer
@@ -255,15 +256,18 @@ def _failed(
 ) -> FailedEvent:
     original = OriginalPayload.from_bytes(msg.value() or b"", max_depth)
     record = original.data if isinstance(original.data, dict) else None
-    received = record.get("collector", {}).get("received_at") if record else None
+    # A record on the raw topic may come from anywhere: keep only what is well formed.
+    event_id, event_type = event_identity(record)
+    stamp = record.get("collector") if record else None
+    received = _timestamp(stamp.get("received_at")) if isinstance(stamp, dict) else None
     replays = replay_count_of(msg.headers())
     return FailedEvent(
         failure_type=failure_type,
         stage=Stage.ENRICHER,
         errors=errors,
         original=original,
-        event_id=record.get("event_id") if record else None,
-        event_type=record.get("event_type") if record else None,
+        event_id=event_id,
+        event_type=event_type,
         received_at=received,
         replay_count=replays,
         metadata={
@@ -273,6 +277,13 @@ def _failed(
             "enricher_version": ENRICHER_VERSION,
         },
     )
+
+
+def _timestamp(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 Valid = tuple[Message, RawRecord, SchemaKey]

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
-from contract.envelope import check_envelope, event_key
+from contract.envelope import check_envelope, event_identity, event_key
 from contract.failures import ErrorDetail, FailedEvent, FailureType, OriginalPayload, Stage
 from contract.jsontext import JsonRefused, loads_events
 from contract.registry import FieldError, SchemaRegistry
@@ -259,8 +259,7 @@ class Collector:
             return Outcome(index, item.data["event_id"], True)
 
         data = item.data
-        event_id = data.get("event_id") if isinstance(data, dict) else None
-        event_type = data.get("event_type") if isinstance(data, dict) else None
+        event_id, event_type = event_identity(data)
         too_big = check.failure_type is FailureType.SIZE_VIOLATION
         original = (
             OriginalPayload.from_bytes(
@@ -272,8 +271,8 @@ class Collector:
         assert check.failure_type is not None
         return self._reject(
             index,
-            event_id if isinstance(event_id, str) else None,
-            event_type if isinstance(event_type, str) else None,
+            event_id,
+            event_type,
             event_key(data),
             check.failure_type,
             check.errors,

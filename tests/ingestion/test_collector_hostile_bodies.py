@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
 
 from contract.failures import FailureType
@@ -174,3 +175,23 @@ async def test_dead_letters_are_keyed_like_the_raw_topic_else_by_request(
         ]
         await c.post(b"{not json", **{"x-request-id": "r-2"})
         assert c.kafka.on(c.settings.topics.collector_dlq)[-1].key == b"request_id:r-2"
+
+
+@pytest.mark.parametrize("field_name", ["event_id", "event_type"])
+async def test_a_dead_letter_carries_no_identifier_larger_than_the_envelope_allows(
+    monkeypatch: pytest.MonkeyPatch, field_name: str
+) -> None:
+    # A 3 MB identifier: copied into its dead letter, Kafka (2 MiB messages) refused it: a 503
+    # the producer retried for ever, and the event was never dead-lettered.
+    huge = event(**{field_name: "é" * 1_500_000})
+    async with in_process_collector(collector_settings(monkeypatch)) as c:
+        resp = await c.post(huge)
+        assert resp.status_code == 400, resp.text[:300]
+        [status] = resp.json()["events"]
+        assert status["reason"] == "size_violation"
+        assert len(resp.content) < 1000
+        [message] = c.kafka.on(c.settings.topics.collector_dlq)
+        assert len(message.value) < 2 * EVENT_LIMIT
+        [dead] = c.dead_letters
+        assert getattr(dead, field_name) is None
+        assert dead.original.to_bytes() == orjson.dumps(huge)[:EVENT_LIMIT]

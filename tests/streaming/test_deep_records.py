@@ -128,6 +128,33 @@ def test_the_enricher_dead_letters_a_deep_raw_record_as_malformed(levels: int) -
         assert failed.original.encoding == "base64" and failed.original.to_bytes() == deep
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"event_type": "iglu:x/y/jsonschema/1-0-0", "event_id": 5},
+        {"event_type": "iglu:x/y/jsonschema/1-0-0", "event_id": "x" * 100_000},
+        {"event_type": "iglu:x/y/jsonschema/1-0-0", "collector": "not an object"},
+        {"event_type": "iglu:x/y/jsonschema/1-0-0", "collector": {"received_at": "yesterday"}},
+        {"event_type": ["not", "a", "string"]},
+    ],
+)
+def test_the_enricher_dead_letters_a_raw_record_with_odd_fields(changes: dict[str, Any]) -> None:
+    """A record written by something other than the collector: a dead letter, not a crash."""
+    [good], _, _ = raw_records(1, bad_share=0.0)
+    record = {**orjson.loads(good), **changes}
+    valid, outcome = validate(
+        [Msg("raw", orjson.dumps(record))],  # type: ignore[list-item]
+        SchemaRegistry.from_directory(),
+        LIMIT,
+    )
+    assert valid == []
+    [(_, value)] = outcome.dead
+    failed = FailedEvent.model_validate_json(value)
+    assert failed.failure_type is FailureType.UNKNOWN_SCHEMA
+    assert failed.original.data == record
+    assert failed.event_id in (None, record["event_id"]) and len(failed.event_id or "") <= 256
+
+
 @pytest.fixture()
 def realtime_loader() -> RealtimeLoader:
     return RealtimeLoader(RealtimeLoaderSettings(), threading.Event(), client=object())  # type: ignore[arg-type]
