@@ -45,6 +45,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from pydantic import Field
 
 from contract.enrichment import MODEL_VERSION_HEADER, NDJSON
+from contract.envelope import event_identity
 from contract.failures import (
     ErrorDetail,
     FailedEvent,
@@ -53,7 +54,6 @@ from contract.failures import (
     Stage,
     replay_count_of,
 )
-from contract.envelope import event_identity
 from contract.jsontext import DEFAULT_MAX_DEPTH, JsonRefused, check_depth
 from contract.registry import SchemaKey, SchemaRegistry
 from resources.kafka import make_kafka_consumer, make_kafka_producer
