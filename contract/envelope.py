@@ -137,9 +137,7 @@ class Envelope(BaseModel):
     def partition_key(self) -> str:
         """Key that keeps one user's (else session's, else device's) events in order."""
         context = None if self.context is None else vars(self.context)
-        key = identity_key(context, str(self.event_id))
-        assert key is not None  # an envelope always has its event id
-        return key
+        return identity_key(context, None) or f"event_id:{self.event_id}"
 
 
 @dataclass(frozen=True)

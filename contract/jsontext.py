@@ -41,6 +41,8 @@ _KEEP = b'[]{}"'
 _DROP = bytes(b for b in range(256) if b not in _KEEP)
 _ONE_KIND = bytes.maketrans(b"{}", b"[]")
 _ARRAY = re.compile(rb"[ \t\r\n]*\[")
+# Counting brackets first pays off for short texts only; a batch has more brackets than levels.
+_SMALL = 4096
 
 
 def _brackets(text: bytes) -> bytes:
@@ -65,8 +67,8 @@ def _brackets(text: bytes) -> bytes:
 
 def _deeper_than(text: bytes, limit: int) -> bool:
     """Whether ``text`` nests more than ``limit`` levels (or, unbalanced, might)."""
-    if text.count(b"[") + text.count(b"{") <= limit:
-        return False  # fewer brackets than levels, strings included: the common case
+    if len(text) <= _SMALL and text.count(b"[") + text.count(b"{") <= limit:
+        return False  # fewer brackets than levels, strings included: most single events
     marks = _brackets(text)
     levels = 0
     # Each pass removes the innermost arrays and objects: as many passes as levels.
