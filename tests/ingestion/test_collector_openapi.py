@@ -30,6 +30,8 @@ from ingestion.core.delivery import ProducerFactory
 from tests.ingestion.collector_helpers import WRITE_KEY, CollectorProcess, api_keys
 from tests.ingestion.inprocess_helpers import FakeProducer
 
+Case = schemathesis.Case[Any]
+
 AUTH = {"Authorization": f"Bearer {WRITE_KEY}"}
 
 CONFIG = schemathesis.Config.from_dict(
@@ -48,7 +50,7 @@ CONFIG = schemathesis.Config.from_dict(
 )
 
 
-def with_current_timestamps(case: schemathesis.Case) -> None:
+def with_current_timestamps(case: Case) -> None:
     """Give the events of a document-valid request the current time (see the module doc)."""
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return
@@ -59,7 +61,7 @@ def with_current_timestamps(case: schemathesis.Case) -> None:
             item["event_timestamp"] = now
 
 
-def check(case: schemathesis.Case, **kwargs: Any) -> None:
+def check(case: Case, **kwargs: Any) -> None:
     with_current_timestamps(case)
     case.call_and_validate(headers=AUTH, **kwargs)
 
@@ -101,7 +103,7 @@ def test_the_real_collector_serves_the_document_tested_here(collector: Collector
 @SCHEMA.parametrize()
 @examples(300)  # about 20 s; 1,500 (1,048 accepted, 652 refused) took 77 s and found nothing
 def test_the_real_collector_answers_as_its_document_says(
-    case: schemathesis.Case, collector: CollectorProcess
+    case: Case, collector: CollectorProcess
 ) -> None:
     check(case, base_url=collector.url)
 
@@ -133,7 +135,5 @@ def stopped_afterwards() -> Iterator[None]:
 @pytest.mark.unit
 @IN_PROCESS.parametrize()
 @examples(50)
-def test_the_app_answers_as_its_document_says(
-    case: schemathesis.Case, stopped_afterwards: None
-) -> None:
+def test_the_app_answers_as_its_document_says(case: Case, stopped_afterwards: None) -> None:
     check(case)
