@@ -1,8 +1,11 @@
 """JSON text from outside a process, read with a bound on how deeply it nests.
 
-Every stage that parses bytes it did not write itself (a request body, a gRPC event, a
-Kafka record, a dead letter kept as it arrived) goes through here, so that one limit holds
-everywhere: ``PlatformSettings.max_json_depth`` (``TRIBUTARY_MAX_JSON_DEPTH``).
+Bytes a process did not write itself (a request body, a gRPC event, a raw record, the
+original a dead letter keeps) are checked here before a parser that recurses without a bound
+of its own sees them, against one limit for the whole platform:
+``PlatformSettings.max_json_depth`` (``TRIBUTARY_MAX_JSON_DEPTH``). The collector, the
+enricher, the enrichment API and every dead letter's ``OriginalPayload.from_bytes`` do;
+records read with pydantic (the loaders, the dead-letter tools) are bounded by it at 200.
 
 Depth: a scalar is 0 deep, an array or object one more than its deepest member. An event
 ``{"payload": {"page_url": "..."}}`` is 2 deep; a batch (the array around events) one more.
