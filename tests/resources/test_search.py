@@ -201,3 +201,31 @@ def test_the_minimal_elasticsearch_still_lacks_what_the_seam_works_around(
     # No SQL endpoint (Superset's Elasticsearch driver needs one).
     sql = httpx.post(f"{url}/_sql", json={"query": "select 1"}, timeout=10)
     assert sql.status_code == 405
+
+
+@pytest.mark.unit
+def test_only_the_seam_imports_a_search_client() -> None:
+    """Every caller goes through SearchStore: no other module of the platform imports a client."""
+    import ast
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    packages = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["hatch"]["build"][
+        "targets"
+    ]["wheel"]["packages"]
+    clients = {"opensearchpy", "elasticsearch", "elastic_transport"}
+    importers = set()
+    for package in packages:
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                if any(n.split(".")[0] in clients for n in names):
+                    importers.add(path.relative_to(root).as_posix())
+    assert importers == {"resources/search.py"}
