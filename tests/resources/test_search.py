@@ -165,6 +165,10 @@ def test_an_unreachable_store_is_unavailable_not_a_client_error(engine: SearchEn
 def test_the_old_opensearch_names_still_configure_the_store(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    for name in [
+        n for n in os.environ if n.startswith(("TRIBUTARY_SEARCH", "TRIBUTARY_OPENSEARCH"))
+    ]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("TRIBUTARY_OPENSEARCH__URL", "http://127.0.0.1:9999")
     monkeypatch.setenv("TRIBUTARY_OPENSEARCH__INDEX_PREFIX", "old")
     monkeypatch.setenv("TRIBUTARY_SEARCH__OPENSEARCH__USERNAME", "new")
