@@ -60,6 +60,52 @@ SourceItem = EventDict | bytes
 
 # Keys of ``context`` with a meaning for the platform; any other key is carried along.
 CONTEXT_IDENTITY_KEYS = ("user_id", "session_id", "device_id")
+_IDENTITY_MAX_LENGTH = 256
+_EVENT_TYPE_MAX_LENGTH = 512
+
+Identity = Annotated[str, Field(min_length=1, max_length=_IDENTITY_MAX_LENGTH)]
+
+
+def identity_key(context: Any, event_id: Any) -> str | None:
+    """The Kafka key of an event's records, and of its dead letters.
+
+    ``user_id:<id>``, else ``session_id:<id>``, else ``device_id:<id>``, else
+    ``event_id:<id>``: one user's events (and their dead letters) stay in order on one
+    partition; sessionisation relies on it. Only identities the envelope would accept count
+    (strings of 1 to 256 characters); None when there is none.
+    """
+    if isinstance(context, dict):
+        for name in CONTEXT_IDENTITY_KEYS:
+            value = context.get(name)
+            if isinstance(value, str) and 0 < len(value) <= _IDENTITY_MAX_LENGTH:
+                return f"{name}:{value}"
+    if isinstance(event_id, str) and 0 < len(event_id) <= _IDENTITY_MAX_LENGTH:
+        return f"event_id:{event_id}"
+    return None
+
+
+def event_key(data: Any) -> str | None:
+    """The key of a decoded event that may break the envelope: from whatever it carries."""
+    if not isinstance(data, dict):
+        return None
+    return identity_key(data.get("context"), data.get("event_id"))
+
+
+def event_identity(data: Any) -> tuple[str | None, str | None]:
+    """The ``event_id`` and ``event_type`` a decoded event names, valid or not.
+
+    Only strings within the envelope's bounds: a dead letter (or an answer) never carries an
+    identifier larger than the envelope allows, whatever the event held there.
+    """
+    if not isinstance(data, dict):
+        return None, None
+    event_id, event_type = data.get("event_id"), data.get("event_type")
+    return (
+        event_id if isinstance(event_id, str) and len(event_id) <= _IDENTITY_MAX_LENGTH else None,
+        event_type
+        if isinstance(event_type, str) and len(event_type) <= _EVENT_TYPE_MAX_LENGTH
+        else None,
+    )
 
 
 class EventContext(BaseModel):
@@ -67,9 +113,9 @@ class EventContext(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    user_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
-    session_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
-    device_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    user_id: Identity | None = None
+    session_id: Identity | None = None
+    device_id: Identity | None = None
 
 
 class Envelope(BaseModel):
@@ -78,7 +124,7 @@ class Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: UUID
-    event_type: Annotated[str, Field(min_length=1, max_length=512)]
+    event_type: Annotated[str, Field(min_length=1, max_length=_EVENT_TYPE_MAX_LENGTH)]
     event_timestamp: Timestamp
     source: Annotated[str, Field(min_length=1, max_length=256)]
     payload: dict[str, Any]
@@ -90,12 +136,8 @@ class Envelope(BaseModel):
 
     def partition_key(self) -> str:
         """Key that keeps one user's (else session's, else device's) events in order."""
-        if self.context is not None:
-            for name in CONTEXT_IDENTITY_KEYS:
-                value = getattr(self.context, name)
-                if value:
-                    return f"{name}:{value}"
-        return f"event_id:{self.event_id}"
+        context = None if self.context is None else vars(self.context)
+        return identity_key(context, None) or f"event_id:{self.event_id}"
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,18 @@ consumed its partitions. The price: a static member's ``close()`` does not leave
 when an instance is stopped for good (scaled down) its partitions wait out the session
 timeout before the others take them over. Two instances running at once in one group need
 different ids; a second one with the same id fences the first (``FENCED_INSTANCE_ID``).
+
+The ``group.instance.id`` also names the topics a worker reads (a short digest of them): with
+the classic rebalance protocol, a static member that rejoins with another subscription (a
+topic renamed in the settings) is handed its old assignment, of topics it no longer reads,
+and no rebalance follows (KAFKA-12759, open upstream). With the digest the renamed
+subscription joins as a new member, which rebalances; the old one expires after the session
+timeout.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import socket
 from collections import defaultdict
@@ -55,10 +63,19 @@ class WorkerOptions(BaseModel):
     )
     retry: RetrySettings = RetrySettings()
 
-    def consumer_overrides(self, metrics: WorkerMetrics) -> dict[str, Any]:
+    def group_instance_id(self, topics: Sequence[str]) -> str:
+        """``<instance_id>.<digest of the topics>``, the consumer's ``group.instance.id``.
+
+        The same across restarts; another one when the subscription changes (see the module's
+        docstring).
+        """
+        digest = hashlib.sha256(",".join(sorted(set(topics))).encode()).hexdigest()[:8]
+        return f"{self.instance_id}.{digest}"
+
+    def consumer_overrides(self, metrics: WorkerMetrics, topics: Sequence[str]) -> dict[str, Any]:
         """The librdkafka settings of the worker's consumer: static membership and statistics."""
         return {
-            "group.instance.id": self.instance_id,
+            "group.instance.id": self.group_instance_id(topics),
             "statistics.interval.ms": self.stats_interval_ms,
             "stats_cb": metrics.on_stats,
         }

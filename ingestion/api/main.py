@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException
 
 from contract.registry import SchemaRegistry
+from ingestion.api.models import SECURITY_SCHEMES, event_schemas
 from ingestion.api.responses import JSONBytes
 from ingestion.api.routes import events, health
 from ingestion.core import metrics
@@ -50,6 +52,7 @@ def create_app(
         producer_factory: Builds the Kafka producer at start-up (tests pass an in-memory one).
     """
     settings = settings or CollectorSettings()
+    registry = SchemaRegistry.from_directory()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,7 +64,7 @@ def create_app(
             options.linger_ms,
             producer_factory,
         )
-        collector = Collector(settings, SchemaRegistry.from_directory(), bridge)
+        collector = Collector(settings, registry, bridge)
         app.state.settings = settings
         app.state.collector = collector
         app.state.keys = KeyStore(options.api_keys)
@@ -92,6 +95,7 @@ def create_app(
     )
     app.include_router(events.router, tags=["events"])
     app.include_router(health.router, tags=["operations"])
+    app.openapi = _document(app, settings, registry)  # type: ignore[method-assign]
 
     @app.exception_handler(KafkaUnavailable)
     async def kafka_unavailable(request: Request, exc: KafkaUnavailable) -> JSONBytes:
@@ -108,3 +112,34 @@ def create_app(
         return JSONBytes({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     return app
+
+
+def _document(
+    app: FastAPI, settings: CollectorSettings, registry: SchemaRegistry
+) -> Callable[[], dict[str, Any]]:
+    """FastAPI's OpenAPI document plus what the routes cannot declare.
+
+    That is the event schemas (with the registered event types and this collector's limits)
+    and the API keys.
+    """
+    build = app.openapi
+    options = settings.collector
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            rules = options.envelope_rules()
+            limits = (
+                f"Its timestamp lies at most {rules.max_past_skew} in the past and "
+                f"{rules.max_future_skew} in the future (h:mm:ss); it is at most "
+                f"{options.max_event_bytes} bytes and nests at most {settings.max_json_depth} "
+                "levels of arrays and objects."
+            )
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).update(
+                event_schemas([k.uri for k in registry], options.max_batch_events, limits)
+            )
+            components["securitySchemes"] = SECURITY_SCHEMES
+        return app.openapi_schema or {}
+
+    return document

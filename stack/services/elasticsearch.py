@@ -28,13 +28,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import httpx
-
 from resources.settings import SearchEngine
 from stack.errors import StackError
 from stack.fetch import fetch_archive, java_executable
-from stack.provision import provision_search
-from stack.services.base import Service, local_port
+from stack.services.base import local_port
+from stack.services.search_server import SearchServer
 
 SERVICE_USER = "tributary-search"
 # Where the node's files go when the stack runs as root and its state folder is out of the
@@ -81,7 +79,8 @@ def _service_user() -> pwd.struct_passwd:
     return pwd.getpwnam(SERVICE_USER)
 
 
-class ElasticsearchServer(Service):
+class ElasticsearchServer(SearchServer):
+    engine = SearchEngine.ELASTICSEARCH
     name = "elasticsearch"
     description = "Elasticsearch 8 (single node, security off, loopback only)"
 
@@ -197,21 +196,6 @@ class ElasticsearchServer(Service):
                 *command,
             ]
         return command, env
-
-    def in_use(self) -> bool:
-        return self.settings.search.engine is SearchEngine.ELASTICSEARCH
-
-    def healthy(self) -> bool:
-        # /_cluster/health: this distribution does not serve GET /.
-        try:
-            resp = httpx.get(f"{self.url}/_cluster/health", timeout=2)
-        except httpx.HTTPError:
-            return False
-        return resp.status_code == 200 and resp.json().get("status") in ("green", "yellow")
-
-    def provision(self) -> list[str]:
-        created = provision_search(self.settings, SearchEngine.ELASTICSEARCH)
-        return [f"index {i} created for its alias" for i in created] or ["aliases up to date"]
 
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:

@@ -6,15 +6,14 @@ import os
 import re
 import shutil
 
-import httpx
-
 from resources.settings import SearchEngine
 from stack.fetch import fetch_archive, java_executable
-from stack.provision import provision_search
-from stack.services.base import Service, local_port
+from stack.services.base import local_port
+from stack.services.search_server import SearchServer
 
 
-class OpenSearchServer(Service):
+class OpenSearchServer(SearchServer):
+    engine = SearchEngine.OPENSEARCH
     name = "opensearch"
     description = "OpenSearch (single node, no security plugin)"
 
@@ -95,17 +94,3 @@ class OpenSearchServer(Service):
             "OPENSEARCH_JAVA_OPTS": " ".join(java_opts),
         }
         return [str(self.dist / "bin" / "opensearch")], env
-
-    def in_use(self) -> bool:
-        return self.settings.search.engine is SearchEngine.OPENSEARCH
-
-    def healthy(self) -> bool:
-        try:
-            resp = httpx.get(f"{self.url}/_cluster/health", timeout=2)
-        except httpx.HTTPError:
-            return False
-        return resp.status_code == 200 and resp.json().get("status") in ("green", "yellow")
-
-    def provision(self) -> list[str]:
-        created = provision_search(self.settings, SearchEngine.OPENSEARCH)
-        return [f"index {i} created for its alias" for i in created] or ["aliases up to date"]

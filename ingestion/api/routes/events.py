@@ -8,14 +8,22 @@ from fastapi import APIRouter, Request
 
 from contract.failures import FailureType
 from ingestion.api.deps import CollectorDep, ContextDep
-from ingestion.api.models import EVENT_EXAMPLE, ErrorResponse, IngestResponse
+from ingestion.api.models import (
+    EVENT_EXAMPLE,
+    SECURITY,
+    BodyRefused,
+    ErrorResponse,
+    IngestResponse,
+)
 from ingestion.api.responses import JSONBytes
 from ingestion.core import metrics
 from ingestion.core.ingest import BodyRejected, Collector, IngestResult, RequestContext
 
 router = APIRouter()
 
-_JSON_TYPES = ("application/json", "text/plain")
+# Only JSON: text/plain would serve a browser's preflight-free request, but a key in a header
+# makes every browser request preflighted anyway, and the collector answers no CORS.
+JSON_TYPE = "application/json"
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -47,27 +55,52 @@ def _status(result: IngestResult) -> int:
         "kept in the dead-letter topic with their reasons."
     ),
     responses={
-        207: {"model": IngestResponse, "description": "Some events were rejected."},
-        400: {"model": IngestResponse, "description": "Not JSON, or every event rejected."},
-        401: {"model": ErrorResponse, "description": "Missing or invalid API key."},
+        202: {"description": "Every event was accepted."},
+        207: {
+            "model": IngestResponse,
+            "description": "Some events were rejected; each event's status says which and why.",
+        },
+        400: {
+            "model": IngestResponse | BodyRefused,
+            "description": "Every event was rejected (per-event statuses), or the body was "
+            "refused whole: not JSON, nested too deep, not gzip, or an empty batch.",
+        },
+        401: {
+            "model": ErrorResponse,
+            "description": "Missing or invalid API key.",
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+        },
         403: {"model": ErrorResponse, "description": "The key may not send events."},
-        413: {"model": ErrorResponse, "description": "Body, batch or event too large."},
-        415: {"model": ErrorResponse, "description": "Not JSON, or an unknown encoding."},
-        503: {"model": ErrorResponse, "description": "Kafka unavailable; retry after a while."},
+        413: {"model": BodyRefused, "description": "Body, batch or inflated body too large."},
+        415: {
+            "model": BodyRefused,
+            "description": "Not application/json, or an unknown Content-Encoding.",
+        },
+        503: {
+            "model": ErrorResponse,
+            "description": "Kafka unavailable or too slow to confirm; retry after a while.",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
     },
     openapi_extra={
+        "security": SECURITY,
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": {"oneOf": [{"type": "object"}, {"type": "array"}]},
+                JSON_TYPE: {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/Event"},
+                            {"$ref": "#/components/schemas/EventBatch"},
+                        ]
+                    },
                     "examples": {
                         "one": {"summary": "One event", "value": EVENT_EXAMPLE},
                         "batch": {"summary": "A batch", "value": [EVENT_EXAMPLE]},
                     },
                 }
             },
-        }
+        },
     },
 )
 async def post_events(request: Request, collector: CollectorDep, ctx: ContextDep) -> JSONBytes:
@@ -76,7 +109,7 @@ async def post_events(request: Request, collector: CollectorDep, ctx: ContextDep
     # What a refusal keeps: the inflated body once gzip was undone, the bytes as sent before.
     kept = body
     try:
-        if content_type not in _JSON_TYPES:
+        if content_type != JSON_TYPE:
             raise BodyRejected(
                 415,
                 FailureType.MALFORMED,
