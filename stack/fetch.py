@@ -319,13 +319,10 @@ def fetch_archive(
     tar.gz is never on disk whole (it is unpacked as it arrives), a zip only until unpacked.
     Nothing reaches ``target`` before the digest matches.
 
-    ``repository`` is the repository's URL; a value that is no URL (the Maven executable, which
-    callers used to pass) means the default repository.
+    ``repository`` is the repository's URL (``StackOptions.maven_repository``).
     """
     if (target / ".complete").exists():
         return target
-    if "://" not in repository:
-        repository = MAVEN_CENTRAL
     url = artefact_url(repository, coordinate)
     target.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(1, _ATTEMPTS + 1):
