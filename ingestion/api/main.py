@@ -15,7 +15,6 @@ from contract.registry import SchemaRegistry
 from ingestion.api.models import SECURITY_SCHEMES, event_schemas
 from ingestion.api.responses import JSONBytes
 from ingestion.api.routes import events, health
-from ingestion.core import metrics
 from ingestion.core.auth import KeyStore
 from ingestion.core.config import CollectorSettings
 from ingestion.core.delivery import KafkaBridge, KafkaUnavailable, ProducerFactory
@@ -97,19 +96,16 @@ def create_app(
     app.include_router(health.router, tags=["operations"])
     app.openapi = _document(app, settings, registry)  # type: ignore[method-assign]
 
+    # POST /v1/events is answered in front of FastAPI's routing (see EventsEndpoint).
+    app.add_middleware(events.EventsEndpoint)
+
     @app.exception_handler(KafkaUnavailable)
     async def kafka_unavailable(request: Request, exc: KafkaUnavailable) -> JSONBytes:
-        metrics.REQUESTS.labels("rest", 503).inc()
-        return JSONBytes(
-            {"detail": f"events not accepted: {exc}; retry later"},
-            status_code=503,
-            headers={"Retry-After": str(settings.collector.retry_after_s)},
-        )
+        return events.unavailable(exc, settings)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONBytes:
-        metrics.REQUESTS.labels("rest", exc.status_code).inc()
-        return JSONBytes({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return events.http_error(exc)
 
     return app
 
