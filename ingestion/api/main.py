@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from contract.registry import SchemaRegistry
 from ingestion.api.models import SECURITY_SCHEMES, event_schemas
@@ -37,6 +38,27 @@ async def _watch_kafka(collector: Collector) -> None:
             await loop.run_in_executor(None, collector.bridge.probe, topics)
             if collector.bridge.available:
                 log.warning("Kafka reachable again")
+
+
+class CollectorApp(FastAPI):
+    """The collector's FastAPI application, which answers ``POST /v1/events`` first itself.
+
+    That request goes straight to ``events.events_endpoint``; every other request (and that
+    path with another method, or under a root path) goes through FastAPI as usual.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == events.EVENTS_PATH
+            and scope["method"] == "POST"
+            and not self.root_path
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            await events.events_endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -85,7 +107,7 @@ def create_app(
             if left:
                 log.error("%d messages were still undelivered at shutdown", left)
 
-    app = FastAPI(
+    app = CollectorApp(
         title="Tributary collector",
         version="1.0.0",
         description="Receives events over HTTP, checks their envelope, and writes them to "
@@ -95,9 +117,6 @@ def create_app(
     app.include_router(events.router, tags=["events"])
     app.include_router(health.router, tags=["operations"])
     app.openapi = _document(app, settings, registry)  # type: ignore[method-assign]
-
-    # POST /v1/events is answered in front of FastAPI's routing (see EventsEndpoint).
-    app.add_middleware(events.EventsEndpoint)
 
     @app.exception_handler(KafkaUnavailable)
     async def kafka_unavailable(request: Request, exc: KafkaUnavailable) -> JSONBytes:

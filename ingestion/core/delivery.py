@@ -68,13 +68,21 @@ class Deliveries:
         if not self._future.done():
             self._future.set_result(None)
 
+    def _expire(self) -> None:
+        if not self._future.done():
+            self._future.set_exception(TimeoutError())
+
     async def wait(self, timeout: float) -> float:
         """Wait for every report; return the seconds it took, or raise KafkaUnavailable."""
-        try:
-            async with asyncio.timeout(timeout):
+        if not self._future.done():
+            # One timer on the future (cheaper than a timeout scope around the task).
+            timer = self._loop.call_later(timeout, self._expire)
+            try:
                 await self._future
-        except TimeoutError as exc:
-            raise KafkaUnavailable(f"Kafka did not confirm within {timeout:.0f}s") from exc
+            except TimeoutError as exc:
+                raise KafkaUnavailable(f"Kafka did not confirm within {timeout:.0f}s") from exc
+            finally:
+                timer.cancel()
         if self.errors:
             raise KafkaUnavailable(f"Kafka refused {len(self.errors)} message(s): {self.errors[0]}")
         return time.perf_counter() - self.started

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from contract.failures import FailureType
 from ingestion.api.deps import CollectorDep, ContextDep, context_for, principal_for
@@ -108,8 +108,8 @@ def _status(result: IngestResult) -> int:
     },
 )
 async def post_events(request: Request, collector: CollectorDep, ctx: ContextDep) -> JSONBytes:
-    # Served by EventsEndpoint in front of the application; this route documents it (and
-    # answers the same way when the application is called without that handler).
+    # Served by events_endpoint before the application; this route documents it (and answers
+    # the same way when reached through the application, as the tests of both check).
     body = await _read_limited(request, collector.options.max_body_bytes)
     status, content = await answer(
         collector,
@@ -188,7 +188,7 @@ def http_error(exc: HTTPException) -> JSONBytes:
     return JSONBytes({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-# The request headers EventsEndpoint reads (ASGI gives their names in lower case).
+# The request headers events_endpoint reads (ASGI gives their names in lower case).
 _HEADERS = frozenset(
     {
         b"authorization",
@@ -202,84 +202,74 @@ _HEADERS = frozenset(
 )
 
 
-class EventsEndpoint:
-    """``POST /v1/events`` as a bare ASGI handler, in front of the FastAPI application.
+EVENTS_PATH = "/v1/events"
+
+
+async def events_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    """``POST /v1/events`` as a bare ASGI handler, called before the FastAPI application.
 
     The same steps as the route above, in the same order (the key, then the body, then
     ``answer``), and the same answers as the application's exception handlers, without
-    FastAPI's routing, dependency solving and request objects: for one event per request
-    they cost more than the collector's own work. Every other request, and this path
-    with another method, goes on to the application, whose route for this path is what
-    the OpenAPI document describes.
+    FastAPI's telemetry check, middleware, routing, dependency solving and request objects:
+    for one event per request they cost more than the collector's own work. The
+    application (``CollectorApp``) sends only this method on this path here; its route for
+    the path is what the OpenAPI document describes.
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] != "/v1/events"
-            or scope["method"] != "POST"
-            or scope.get("root_path")
-        ):
-            await self.app(scope, receive, send)
-            return
-        state = scope["app"].state
-        collector: Collector = state.collector
-        settings: CollectorSettings = state.settings
-        headers: dict[bytes, str] = {}
-        for name, value in scope["headers"]:
-            if name in _HEADERS and name not in headers:
-                headers[name] = value.decode("latin-1")
-        try:
-            principal = principal_for(
-                settings, state.keys, headers.get(b"authorization"), headers.get(b"x-api-key")
-            )
-        except HTTPException as exc:
-            await http_error(exc)(scope, receive, send)
-            return
-        client = scope.get("client")
-        ctx = context_for(
-            settings,
-            principal,
-            client[0] if client else None,
-            headers.get(b"x-forwarded-for"),
-            headers.get(b"user-agent"),
-            headers.get(b"x-request-id"),
+    state = scope["app"].state
+    collector: Collector = state.collector
+    settings: CollectorSettings = state.settings
+    headers: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in _HEADERS and name not in headers:
+            headers[name] = value.decode("latin-1")
+    try:
+        principal = principal_for(
+            settings, state.keys, headers.get(b"authorization"), headers.get(b"x-api-key")
         )
-        limit = collector.options.max_body_bytes
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return  # the client is gone before its body arrived: no one to answer
-            chunk = message.get("body", b"")
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit or not message.get("more_body", False):
-                break
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        try:
-            status, content = await answer(
-                collector,
-                ctx,
-                body,
-                headers.get(b"content-type"),
-                headers.get(b"content-encoding"),
-            )
-        except KafkaUnavailable as exc:
-            await unavailable(exc, settings)(scope, receive, send)
-            return
-        payload = orjson.dumps(content)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"content-type", b"application/json"),
-                ],
-            }
+    except HTTPException as exc:
+        await http_error(exc)(scope, receive, send)
+        return
+    client = scope.get("client")
+    ctx = context_for(
+        settings,
+        principal,
+        client[0] if client else None,
+        headers.get(b"x-forwarded-for"),
+        headers.get(b"user-agent"),
+        headers.get(b"x-request-id"),
+    )
+    limit = collector.options.max_body_bytes
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return  # the client is gone before its body arrived: no one to answer
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit or not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    try:
+        status, content = await answer(
+            collector,
+            ctx,
+            body,
+            headers.get(b"content-type"),
+            headers.get(b"content-encoding"),
         )
-        await send({"type": "http.response.body", "body": payload})
+    except KafkaUnavailable as exc:
+        await unavailable(exc, settings)(scope, receive, send)
+        return
+    payload = orjson.dumps(content)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-length", str(len(payload)).encode()),
+                (b"content-type", b"application/json"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
