@@ -239,7 +239,7 @@ def check_envelope(
 # timestamp with at most microseconds and an uppercase ``T``). Anything else, valid or not,
 # goes to ``check_envelope``, which alone decides and explains.
 _ENVELOPE_FIELDS = frozenset(Envelope.model_fields)
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_LOWER_HEX_AND_DASH = "0123456789abcdef-"
 _PLAIN_TIMESTAMP = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})"
 )
@@ -276,9 +276,33 @@ def accepted_key(
         or event_type not in event_types
         or not 0 < len(source) <= 256
         or not 0 < len(event_type) <= _EVENT_TYPE_MAX_LENGTH
-        or _CANONICAL_UUID.fullmatch(event_id) is None
-        or _PLAIN_TIMESTAMP.fullmatch(timestamp) is None
+        # A lowercase hyphenated UUID: 8-4-4-4-12 hex digits (strip leaves "" of such text).
+        or len(event_id) != 36
+        or event_id[8] != "-"
+        or event_id[13] != "-"
+        or event_id[18] != "-"
+        or event_id[23] != "-"
+        or event_id.count("-") != 4
+        or event_id.strip(_LOWER_HEX_AND_DASH)
     ):
+        return None
+    # The form rfc3339() writes, as the platform's producers do (milliseconds, then Z or an
+    # offset in hours and minutes), checked by its separators: fromisoformat below takes
+    # only ASCII digits between them. Any other text must match the plain pattern.
+    size = len(timestamp)
+    if not (
+        (
+            (size == 24 and timestamp[23] == "Z")
+            or (size == 29 and timestamp[23] in "+-" and timestamp[26] == ":")
+        )
+        and timestamp[4] == "-"
+        and timestamp[7] == "-"
+        and timestamp[10] == "T"
+        and timestamp[13] == ":"
+        and timestamp[16] == ":"
+        and timestamp[19] == "."
+        and timestamp.isascii()
+    ) and not _PLAIN_TIMESTAMP.fullmatch(timestamp):
         return None
     try:
         when = datetime.fromisoformat(timestamp)

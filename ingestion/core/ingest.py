@@ -196,7 +196,7 @@ class Collector:
         )
         deliveries.seal()
         await deliveries.wait(self.options.delivery_timeout_s)
-        metrics.REJECTED.labels(ctx.path, rejected.failure_type).inc()
+        metrics.rejected(ctx.path, rejected.failure_type).inc()
 
     # -- events ----------------------------------------------------------------------------
 
@@ -230,10 +230,10 @@ class Collector:
         metrics.DELIVERY.observe(await deliveries.wait(self.options.delivery_timeout_s))
         result = IngestResult(outcomes)
         if result.accepted:
-            metrics.ACCEPTED.labels(ctx.path).inc(result.accepted)
+            metrics.accepted(ctx.path).inc(result.accepted)
         for o in outcomes:
             if not o.accepted:
-                metrics.REJECTED.labels(ctx.path, o.failure_type).inc()
+                metrics.rejected(ctx.path, o.failure_type).inc()
         return result
 
     def _route(

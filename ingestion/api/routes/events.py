@@ -149,7 +149,7 @@ async def answer(
         return await _refuse(collector, kept, rejected, ctx)
     result = await collector.ingest(items, ctx)
     status = _status(result)
-    metrics.REQUESTS.labels("rest", status).inc()
+    metrics.requests("rest", status).inc()
     content: dict[str, Any] = {
         "request_id": ctx.request_id,
         "accepted": result.accepted,
@@ -164,7 +164,7 @@ async def _refuse(
     collector: Collector, body: bytes, rejected: BodyRejected, ctx: RequestContext
 ) -> tuple[int, dict[str, Any]]:
     await collector.dead_letter_body(body, rejected, ctx)
-    metrics.REQUESTS.labels("rest", rejected.status).inc()
+    metrics.requests("rest", rejected.status).inc()
     return rejected.status, {
         "detail": rejected.reason,
         "request_id": ctx.request_id,
@@ -174,7 +174,7 @@ async def _refuse(
 
 def unavailable(exc: KafkaUnavailable, settings: CollectorSettings) -> JSONBytes:
     """The 503 of a request whose events Kafka did not confirm."""
-    metrics.REQUESTS.labels("rest", 503).inc()
+    metrics.requests("rest", 503).inc()
     return JSONBytes(
         {"detail": f"events not accepted: {exc}; retry later"},
         status_code=503,
@@ -184,7 +184,7 @@ def unavailable(exc: KafkaUnavailable, settings: CollectorSettings) -> JSONBytes
 
 def http_error(exc: HTTPException) -> JSONBytes:
     """The answer to a request refused before its body is read (401, 403, 404, ...)."""
-    metrics.REQUESTS.labels("rest", exc.status_code).inc()
+    metrics.requests("rest", exc.status_code).inc()
     return JSONBytes({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
