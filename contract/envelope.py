@@ -18,6 +18,7 @@ the event type's schema (``contract.registry``).
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -231,6 +232,98 @@ def check_envelope(
             failure_type=FailureType.UNKNOWN_SCHEMA, errors=[FieldError("/event_type", reason)]
         )
     return EnvelopeCheck(envelope=envelope)
+
+
+# What ``accepted_key`` lets through without pydantic: a subset of what ``check_envelope``
+# accepts, in the form the producers of the platform write (a lowercase hyphenated UUID, a
+# timestamp with at most microseconds and an uppercase ``T``). Anything else, valid or not,
+# goes to ``check_envelope``, which alone decides and explains.
+_ENVELOPE_FIELDS = frozenset(Envelope.model_fields)
+_LOWER_HEX_AND_DASH = "0123456789abcdef-"
+_PLAIN_TIMESTAMP = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})"
+)
+
+
+def accepted_key(
+    data: Any,
+    event_types: Container[str],
+    earliest: datetime,
+    latest: datetime,
+) -> str | None:
+    """The partition key of an event ``check_envelope`` would accept, or None: ask it.
+
+    A fast path for the common case, a plain dict check with no model built: ``data`` has
+    the envelope's fields and no others, each of the type and length the envelope allows,
+    the event type is one of ``event_types`` (the registered ones), and the timestamp lies
+    in ``[earliest, latest]`` (``now - max_past_skew`` to ``now + max_future_skew``). The
+    size limit is the caller's. When it returns a key, ``check_envelope`` accepts the event
+    and ``partition_key()`` gives the same key; when it returns None the event may still be
+    valid, in a form this check leaves to pydantic.
+    """
+    if type(data) is not dict or not data.keys() <= _ENVELOPE_FIELDS:
+        return None
+    event_id = data.get("event_id")
+    event_type = data.get("event_type")
+    timestamp = data.get("event_timestamp")
+    source = data.get("source")
+    if (
+        type(event_id) is not str
+        or type(timestamp) is not str
+        or type(source) is not str
+        or type(data.get("payload")) is not dict
+        or type(event_type) is not str
+        or event_type not in event_types
+        or not 0 < len(source) <= 256
+        or not 0 < len(event_type) <= _EVENT_TYPE_MAX_LENGTH
+        # A lowercase hyphenated UUID: 8-4-4-4-12 hex digits (strip leaves "" of such text).
+        or len(event_id) != 36
+        or event_id[8] != "-"
+        or event_id[13] != "-"
+        or event_id[18] != "-"
+        or event_id[23] != "-"
+        or event_id.count("-") != 4
+        or event_id.strip(_LOWER_HEX_AND_DASH)
+    ):
+        return None
+    # The form rfc3339() writes, as the platform's producers do (milliseconds, then Z or an
+    # offset in hours and minutes), checked by its separators: fromisoformat below takes
+    # only ASCII digits between them. Any other text must match the plain pattern.
+    size = len(timestamp)
+    if not (
+        (
+            (size == 24 and timestamp[23] == "Z")
+            or (size == 29 and timestamp[23] in "+-" and timestamp[26] == ":")
+        )
+        and timestamp[4] == "-"
+        and timestamp[7] == "-"
+        and timestamp[10] == "T"
+        and timestamp[13] == ":"
+        and timestamp[16] == ":"
+        and timestamp[19] == "."
+        and timestamp.isascii()
+    ) and not _PLAIN_TIMESTAMP.fullmatch(timestamp):
+        return None
+    try:
+        when = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return None
+    if not earliest <= when <= latest:
+        return None
+    key = None
+    context = data.get("context")
+    if context is not None:
+        if type(context) is not dict:
+            return None
+        for name in CONTEXT_IDENTITY_KEYS:
+            value = context.get(name)
+            if value is None:
+                continue
+            if type(value) is not str or not 0 < len(value) <= _IDENTITY_MAX_LENGTH:
+                return None
+            if key is None:
+                key = f"{name}:{value}"
+    return key or f"event_id:{event_id}"
 
 
 def _json_type(value: Any) -> str:

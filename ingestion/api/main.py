@@ -10,12 +10,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from contract.registry import SchemaRegistry
 from ingestion.api.models import SECURITY_SCHEMES, event_schemas
 from ingestion.api.responses import JSONBytes
 from ingestion.api.routes import events, health
-from ingestion.core import metrics
 from ingestion.core.auth import KeyStore
 from ingestion.core.config import CollectorSettings
 from ingestion.core.delivery import KafkaBridge, KafkaUnavailable, ProducerFactory
@@ -38,6 +38,27 @@ async def _watch_kafka(collector: Collector) -> None:
             await loop.run_in_executor(None, collector.bridge.probe, topics)
             if collector.bridge.available:
                 log.warning("Kafka reachable again")
+
+
+class CollectorApp(FastAPI):
+    """The collector's FastAPI application, which answers ``POST /v1/events`` first itself.
+
+    That request goes straight to ``events.events_endpoint``; every other request (and that
+    path with another method, or under a root path) goes through FastAPI as usual.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == events.EVENTS_PATH
+            and scope["method"] == "POST"
+            and not self.root_path
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            await events.events_endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -86,7 +107,7 @@ def create_app(
             if left:
                 log.error("%d messages were still undelivered at shutdown", left)
 
-    app = FastAPI(
+    app = CollectorApp(
         title="Tributary collector",
         version="1.0.0",
         description="Receives events over HTTP, checks their envelope, and writes them to "
@@ -99,17 +120,11 @@ def create_app(
 
     @app.exception_handler(KafkaUnavailable)
     async def kafka_unavailable(request: Request, exc: KafkaUnavailable) -> JSONBytes:
-        metrics.REQUESTS.labels("rest", 503).inc()
-        return JSONBytes(
-            {"detail": f"events not accepted: {exc}; retry later"},
-            status_code=503,
-            headers={"Retry-After": str(settings.collector.retry_after_s)},
-        )
+        return events.unavailable(exc, settings)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONBytes:
-        metrics.REQUESTS.labels("rest", exc.status_code).inc()
-        return JSONBytes({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return events.http_error(exc)
 
     return app
 
