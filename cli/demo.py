@@ -4,12 +4,15 @@
    with ``TRIBUTARY_SEARCH__ENGINE=elasticsearch``, Trino, Superset), topics and buckets;
 2. start the stream processes: enrichment API, enricher, real-time loader, batch loader and
    the collector (with a fresh API key);
-3. push synthetic clickstream events over REST and IoT readings over gRPC, a share of them
-   deliberately broken (some refused by the collector, some by the enricher's schemas);
+3. push synthetic clickstream events over REST and IoT readings over gRPC, their event times
+   spread over the last few days (``--days``), a share of them deliberately broken (some
+   refused by the collector, some by the enricher's schemas);
 4. wait until every accepted event has reached each of its destinations, then print the
    reconciliation by ``event_id``: sent, accepted, collector dead letters by reason, enriched,
-   enriched dead letters by reason, documents in the search store, rows in the lake;
-5. curate the lake for the event dates written and print the day's KPIs read back.
+   enriched dead letters by reason, documents in the search store (events, and the dead
+   letters of both stages), rows in the lake; and the latency from the collector to the
+   search index, with what it means while the demo's own backlog drains;
+5. curate the lake for the event dates written and print each day's KPIs read back.
 
 With ``--json`` the figures, what each should be, the problems, the KPIs and the verdict are
 one JSON document on stdout (:func:`reconciliation_document`); the rest goes to stderr.
@@ -24,7 +27,9 @@ import sys
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -61,6 +66,14 @@ DAGSTER_HOME = local_folder("dagster")
 # Unless configured otherwise, the demo's batch loader flushes within seconds, not a minute.
 DEMO_FLUSH_AGE_S = 5.0
 
+# Days of event time the synthetic events are spread over, by default: the trend charts then
+# have a trend. At most the collector's max_past_skew_s (7 days by default).
+DEMO_DAYS = 3
+
+# Events whose latency tells what an event takes through a stream without a queue: the first
+# ones the collector received, before the demo's own backlog built up.
+FIRST_ARRIVALS = 200
+
 
 def _pipeline_settings(key_hash: str) -> PipelineSettings:
     """The environment's settings, plus the demo's API key and a quick batch-loader flush."""
@@ -87,6 +100,13 @@ def demo(
     iot_events: int = typer.Option(5_000, help="IoT readings to send over gRPC."),
     bad_share: float = typer.Option(0.05, help="Share of deliberately broken events."),
     seed: int = typer.Option(7, help="Seed of the generators."),
+    days: int = typer.Option(
+        DEMO_DAYS,
+        min=1,
+        help="Days of event time the events are spread over: today and the days before it, "
+        "from midnight UTC (at most the collector's TRIBUTARY_COLLECTOR__MAX_PAST_SKEW_S, "
+        "7 days by default).",
+    ),
     settle_timeout: float = typer.Option(
         600, help="Seconds to wait for every event to reach the search store and the lake."
     ),
@@ -100,17 +120,36 @@ def demo(
     """Run the platform on this machine and reconcile every event sent, stage by stage."""
     # Every console writes to whatever sys.stdout is when it prints: stderr, with --json.
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-        document = _run(events, iot_events, bad_share, seed, settle_timeout)
+        document = _run(events, iot_events, bad_share, seed, days, settle_timeout)
     if as_json:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     if document["problems"]:
         raise typer.Exit(ExitCode.FAILED)
 
 
+def event_window(days: int, now: datetime, max_past_skew_s: float) -> tuple[datetime, datetime]:
+    """The event times of a demo over ``days`` days: midnight UTC ``days - 1`` days ago to now.
+
+    Exit 2 when the collector would refuse the oldest of them.
+    """
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    start = midnight - timedelta(days=days - 1)
+    if now - start > timedelta(seconds=max_past_skew_s):
+        console.print(
+            f"[red]error:[/red] --days {days} reaches back to {start:%Y-%m-%d}, but the "
+            f"collector refuses events older than {max_past_skew_s / 86400:g} days "
+            "(TRIBUTARY_COLLECTOR__MAX_PAST_SKEW_S); ask for fewer days"
+        )
+        raise typer.Exit(ExitCode.USAGE)
+    return start, now
+
+
 def _run(
-    events: int, iot_events: int, bad_share: float, seed: int, settle_timeout: float
+    events: int, iot_events: int, bad_share: float, seed: int, days: int, settle_timeout: float
 ) -> dict[str, Any]:
     """The demo; returns its JSON document (the human output is printed on the way)."""
+    # Refused before anything starts; checked again when the events are made.
+    event_window(days, datetime.now(UTC), PipelineSettings().collector.max_past_skew_s)
     stack = Stack(StackSettings())
     console.print(stack.folders())
     stack.up(report=console.print)
@@ -126,7 +165,16 @@ def _run(
             f"(gRPC {pipeline.grpc_target}), enrichment API {pipeline.enrichment_url}, "
             "enricher, real-time loader, batch loader"
         )
-        stats = _produce(pipeline, key, work, events, iot_events, bad_share, seed)
+        start, until = event_window(
+            days, datetime.now(UTC), pipeline.settings.collector.max_past_skew_s
+        )
+        console.print(
+            f"event times spread over {days} day{'s' if days > 1 else ''}: "
+            f"{start:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC"
+        )
+        stats = _produce(
+            pipeline, key, work, events, iot_events, bad_share, seed, start=start, until=until
+        )
         title = ENGINE_TITLES[pipeline.settings.search.engine]
         with console.status(f"waiting for every event to reach {title} and the lake"):
             settled = reconciler.settle(settle_timeout, poll=2, exited=pipeline.exited)
@@ -135,13 +183,19 @@ def _run(
                 f"[red]error:[/red] {', '.join(settled.exited)} exited; see {work / 'logs'}"
             )
         console.print(f"settled {settled.seconds:.1f} s after the last event was sent")
+        times = [
+            IngestTime(received, indexed)
+            for received, indexed in (reconciler.ingest_times() if settled.result.settled else [])
+        ]
     finally:
         pipeline.stop()
         reconciler.close()
     result = settled.result
     document = reconciliation_document(stats, result)
+    document["latency"] = latency_summary(times)
     document["kpis"] = []
     _report(document, pipeline.settings)
+    _report_latency(document["latency"])
     if document["problems"]:
         return document
     document["kpis"], failed = _curate(pipeline.settings, result.lake_dates)
@@ -154,13 +208,31 @@ def _run(
 
 
 def _produce(
-    pipeline: Pipeline, key: str, work: Path, events: int, iot_events: int, bad: float, seed: int
+    pipeline: Pipeline,
+    key: str,
+    work: Path,
+    events: int,
+    iot_events: int,
+    bad: float,
+    seed: int,
+    *,
+    start: datetime,
+    until: datetime,
 ) -> dict[str, EmitterStats]:
     common = {"rate": None, "batch_size": 100, "api_key": key, "max_retries": 5}
+    span = until - start
+    devices = 20
     return {
         "clickstream (REST)": produce_events(
             "clickstream (REST)",
-            ClickstreamSource(users=max(1, events // 20), seed=seed, bad_share=bad),
+            ClickstreamSource(
+                users=max(1, events // 20),
+                seed=seed,
+                bad_share=bad,
+                start=start,
+                until=until,
+                sessions_per_s=ClickstreamSource.sessions_per_s_for(max(1, events), span),
+            ),
             events,
             transport=TransportName.REST,
             url=pipeline.collector_url,
@@ -171,7 +243,14 @@ def _produce(
         ),
         "iot (gRPC)": produce_events(
             "iot (gRPC)",
-            IoTSource(devices=20, seed=seed, bad_share=bad),
+            IoTSource(
+                devices=devices,
+                seed=seed,
+                bad_share=bad,
+                start=start,
+                until=until,
+                interval_s=IoTSource.interval_s_for(max(1, iot_events), devices, span),
+            ),
             iot_events,
             transport=TransportName.GRPC,
             url=None,
@@ -181,6 +260,102 @@ def _produce(
             **common,  # type: ignore[arg-type]
         ),
     }
+
+
+@dataclass(frozen=True)
+class IngestTime:
+    """When the collector received an event and when the search store had it indexed."""
+
+    received_at: datetime
+    indexed_at: datetime
+
+    @property
+    def latency_s(self) -> float:
+        return (self.indexed_at - self.received_at).total_seconds()
+
+
+def _percentile(sorted_values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile of already sorted values."""
+    rank = max(1, -(-len(sorted_values) * share // 1))
+    return sorted_values[int(rank) - 1]
+
+
+def latency_summary(times: Sequence[IngestTime]) -> dict[str, Any]:
+    """The latency from the collector to the search index of the run's events, and more.
+
+    The figures that tell what it measures: how fast the events came, how fast the stream
+    drained them, and what the first events (which found no queue) took. Empty when no event
+    was indexed.
+    """
+    if not times:
+        return {}
+    latencies = sorted(t.latency_s for t in times)
+    by_arrival = sorted(times, key=lambda t: t.received_at)
+    first = sorted(t.latency_s for t in by_arrival[:FIRST_ARRIVALS])
+    received = by_arrival[-1].received_at - by_arrival[0].received_at
+    drained = max(t.indexed_at for t in times) - by_arrival[0].received_at
+    received_s, drained_s = received.total_seconds(), drained.total_seconds()
+    return {
+        "events": len(times),
+        "p50_s": round(_percentile(latencies, 0.5), 3),
+        "p95_s": round(_percentile(latencies, 0.95), 3),
+        "max_s": round(latencies[-1], 3),
+        "received_over_s": round(received_s, 1),
+        "received_per_s": round(len(times) / received_s) if received_s > 0 else None,
+        "indexed_within_s": round(drained_s, 1),
+        "indexed_per_s": round(len(times) / drained_s) if drained_s > 0 else None,
+        "first_events": len(first),
+        "first_events_p50_s": round(_percentile(first, 0.5), 3),
+    }
+
+
+def backlogged(summary: Mapping[str, Any]) -> bool:
+    """Whether the events queued up in Kafka.
+
+    They did when the stream took longer to index them than the collector took to receive
+    them, by more than twice what the first events took.
+    """
+    slack = 2 * summary["first_events_p50_s"]
+    return bool(summary["indexed_within_s"] - summary["received_over_s"] > slack)
+
+
+def latency_lines(summary: Mapping[str, Any]) -> list[str]:
+    """What the demo says about its latency figures (empty without figures)."""
+    if not summary:
+        return []
+    lines = [
+        f"Latency from the collector to the search index, this run's {summary['events']} "
+        f"events: p50 {summary['p50_s']:.1f} s, p95 {summary['p95_s']:.1f} s, "
+        f"max {summary['max_s']:.1f} s."
+    ]
+    came, went = summary["received_per_s"], summary["indexed_per_s"]
+    if came and went:
+        rates = (
+            f"The collector received them within {summary['received_over_s']:g} s ({came}/s); "
+            f"the stream had indexed them all {summary['indexed_within_s']:g} s after the first "
+            f"arrived ({went}/s)."
+        )
+        if backlogged(summary):
+            lines.append(
+                f"  {rates} Sent faster than the stream drains them, each event waited in "
+                "Kafka behind those sent before it: these figures, and the Live operations "
+                "latency chart (which rises with the time of arrival), measure the demo's own "
+                "backlog draining, not what an event takes through a stream that keeps up "
+                "with its load."
+            )
+        else:
+            lines.append(f"  {rates} The stream kept up: no backlog built up.")
+    lines.append(
+        f"  For comparison, the first {summary['first_events']} events the collector received "
+        f"(before a queue could form, on a stream just started): "
+        f"p50 {summary['first_events_p50_s']:.1f} s."
+    )
+    return lines
+
+
+def _report_latency(summary: Mapping[str, Any]) -> None:
+    for line in latency_lines(summary):
+        console.print(line)
 
 
 ACCOUNTED = "every event is accounted for"
@@ -223,6 +398,7 @@ def reconciliation_document(
             ),
             "indexed_events": sum(result.indexed_events.values()),
             "indexed_dead_letters": sum(result.indexed_dead_letters.values()),
+            "indexed_collector_dead_letters": sum(result.indexed_collector_dead_letters.values()),
             "loader_dead_letters": result.ours(result.loader_dead_letters),
             "lake_rows": sum(result.lake_rows.values()),
             "lake_objects": result.lake_objects,
@@ -234,6 +410,7 @@ def reconciliation_document(
             "enriched_plus_dead_letters": accepted,
             "indexed_events": enriched,
             "indexed_dead_letters": dead,
+            "indexed_collector_dead_letters": len(result.collector_dead_letter_ids),
             "loader_dead_letters": 0,
             "lake_rows": enriched,
         },
@@ -276,9 +453,14 @@ def _report(document: dict[str, Any], settings: PipelineSettings) -> None:
         f"{want['indexed_events']} (enriched)",
     )
     table.add_row(
-        f"indexed in {store}: dead letters",
+        f"indexed in {store}: enricher dead letters",
         str(got["indexed_dead_letters"]),
-        f"{want['indexed_dead_letters']} (dead letters)",
+        f"{want['indexed_dead_letters']} (enricher dead letters)",
+    )
+    table.add_row(
+        f"indexed in {store}: collector dead letters",
+        str(got["indexed_collector_dead_letters"]),
+        f"{want['indexed_collector_dead_letters']} (collector dead letters)",
     )
     table.add_row(
         f"loader dead letters → {topics.loader_dlq}",

@@ -4,10 +4,14 @@ Every generator is an iterable of events in the envelope format (``docs/event-co
 dicts, or ``bytes`` for an event that is deliberately not JSON at all (the emitter sends
 those bytes as they are).
 
-Generators (``ClickstreamSource``, ``IoTSource``) are deterministic: the same seed and start
-give the same bytes, and each ``iter()`` starts over. Event ids come from a random generator
-seeded with the seed *and* the start time, so a second run with ``start=None`` (anchored at
-the current time) does not reuse the ids of the first. With ``bad_share`` > 0 that share of
+Generators (``ClickstreamSource``, ``IoTSource``) are deterministic: the same seed, start and
+``until`` give the same bytes, and each ``iter()`` starts over. Event ids come from a random
+generator seeded with the generator's kind, the seed *and* the time window, so a second run
+with ``start=None`` (anchored at the current time), or with ``until`` at the current time,
+does not reuse the ids of the first. ``until`` bounds the generated time: a session that
+would end after it is moved back so that it ends there (with ``start=None`` the bound is the
+current time). To spread ``n`` events over a window, ``ClickstreamSource.sessions_per_s_for``
+and ``IoTSource.interval_s_for`` give the rates. With ``bad_share`` > 0 that share of
 events is broken on purpose; ``flaws`` counts them by kind (``COLLECTOR_FLAWS`` are refused
 by the collector, the payload flaws by the enricher's schema check).
 
@@ -92,21 +96,36 @@ class _Generator:
     source: str
     payload_flaws: tuple[str, ...] = ()
 
-    def __init__(self, seed: int, bad_share: float, start: datetime | None) -> None:
+    def __init__(
+        self, seed: int, bad_share: float, start: datetime | None, until: datetime | None = None
+    ) -> None:
         if not 0.0 <= bad_share <= 1.0:
             raise ValueError(f"bad_share must be between 0 and 1, not {bad_share}")
-        if start is not None and start.tzinfo is None:
-            raise ValueError("start must be timezone-aware")
+        for name, moment in (("start", start), ("until", until)):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError(f"{name} must be timezone-aware")
+        if start is not None and until is not None and until <= start:
+            raise ValueError("until must be after start")
         self.seed = seed
         self.bad_share = bad_share
         self.live = start is None
         self.start = start if start is not None else datetime.now(UTC) - DEFAULT_LOOKBACK
+        self.until = until
         self.flaws: Counter[str] = Counter()
         self._reset()
 
+    def _limit(self) -> datetime | None:
+        """The latest time an event may carry (now, when anchored at the current time)."""
+        return self.until if self.until is not None or not self.live else datetime.now(UTC)
+
     def _reset(self) -> None:
         self.rng = random.Random(self.seed)
-        self.ids = random.Random(f"{self.seed}/{self.start.isoformat()}")
+        window = self.start.isoformat()
+        if self.until is not None:
+            window += f"/{self.until.isoformat()}"
+        # The generator's kind too: a shop and sensors of one seed and window, as the demo
+        # runs them, must not draw the same event ids.
+        self.ids = random.Random(f"{type(self).__name__}/{self.seed}/{window}")
         self.flaw_rng = random.Random(f"{self.seed}/flaws")
         self.flaws = Counter()
 
@@ -216,13 +235,15 @@ class ClickstreamSource(_Generator):
     crawl pages. About a third of users never log in (their events carry a session id only).
     Simulated time advances ``1 / sessions_per_s`` seconds per new session on average and
     seconds to a minute between the events of a session; with ``start=None`` it starts an
-    hour ago and is held back so that no event lies in the future.
+    hour ago and is held back so that no event lies in the future (or after ``until``).
 
     Args:
         users: How many distinct users (desktop, mobile and a few bots).
         seed: Seed of every random choice.
         bad_share: Share of events broken on purpose (0 to 1).
         start: Time of the first session (timezone-aware); default an hour ago.
+        until: No event after this time (timezone-aware); default: now if ``start`` is None,
+            else no bound.
         concurrency: Sessions in progress at once (their events interleave).
         sessions_per_s: Simulated arrival rate of sessions.
         source: The envelope's ``source``.
@@ -237,18 +258,41 @@ class ClickstreamSource(_Generator):
         bad_share: float = 0.0,
         start: datetime | None = None,
         *,
+        until: datetime | None = None,
         concurrency: int = 20,
         sessions_per_s: float = 5.0,
         source: str = "web-shop",
     ) -> None:
         if users < 1:
             raise ValueError("users must be at least 1")
+        if sessions_per_s <= 0:
+            raise ValueError("sessions_per_s must be positive")
         self.users = users
         self.concurrency = max(1, min(concurrency, users // 2))
         self.sessions_per_s = sessions_per_s
         self.source = source
         self.products = catalogue()
-        super().__init__(seed, bad_share, start)
+        super().__init__(seed, bad_share, start, until)
+
+    @classmethod
+    def events_per_session(cls, seed: int = 0, sessions: int = 2000) -> float:
+        """The mean number of events in a session of the simulated shop (a pilot sample)."""
+        pilot = cls(users=sessions, seed=seed, start=datetime(2026, 1, 1, tzinfo=UTC))
+        users = pilot._make_users()
+        return sum(len(pilot._session(user, pilot.start)) for user in users) / len(users)
+
+    @classmethod
+    def sessions_per_s_for(cls, events: int, span: timedelta, fill: float = 0.99) -> float:
+        """The arrival rate at which ``events`` events fill ``fill`` of ``span`` of time.
+
+        At the default rate, 50,000 events cover about 20 minutes. ``fill`` leaves room for
+        the estimate's error (the mean session length is a pilot's); a session that would
+        still run past ``until`` is moved back to end there.
+        """
+        if events < 1 or span <= timedelta(0):
+            raise ValueError("events and span must be positive")
+        sessions = events / cls.events_per_session()
+        return sessions / (span.total_seconds() * fill)
 
     def _make_users(self) -> list[_User]:
         rng = self.rng
@@ -439,9 +483,11 @@ class ClickstreamSource(_Generator):
         for gap, _, _ in steps:
             ts += timedelta(seconds=gap)
             times.append(ts)
-        if self.live:
-            # Never in the future: shift a session that would end after now back in time.
-            excess = times[-1] - datetime.now(UTC)
+        limit = self._limit()
+        if limit is not None:
+            # Never in the future (or after until): shift a session that would end after it
+            # back in time.
+            excess = times[-1] - limit
             if excess > timedelta(0):
                 times = [t - excess for t in times]
         return [
@@ -484,6 +530,9 @@ class _Device:
 class IoTSource(_Generator):
     """Readings of ``devices`` sensors, each reporting every ``interval_s`` seconds.
 
+    With ``start=None`` the readings begin an hour ago and none lies in the future; with
+    ``until``, none lies after it.
+
     Values follow a random walk around a typical level per sensor type; battery-powered
     devices drain slowly, mains-powered ones report no battery level.
     """
@@ -497,15 +546,25 @@ class IoTSource(_Generator):
         bad_share: float = 0.0,
         start: datetime | None = None,
         *,
+        until: datetime | None = None,
         interval_s: float = 60.0,
         source: str = "iot-gateway",
     ) -> None:
         if devices < 1:
             raise ValueError("devices must be at least 1")
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
         self.devices = devices
         self.interval_s = interval_s
         self.source = source
-        super().__init__(seed, bad_share, start)
+        super().__init__(seed, bad_share, start, until)
+
+    @staticmethod
+    def interval_s_for(readings: int, devices: int, span: timedelta) -> float:
+        """The reporting interval at which ``devices`` devices send ``readings`` over ``span``."""
+        if readings < 1 or devices < 1 or span <= timedelta(0):
+            raise ValueError("readings, devices and span must be positive")
+        return span.total_seconds() * devices / readings
 
     def __iter__(self) -> Iterator[SourceItem]:
         self._reset()
@@ -532,7 +591,8 @@ class IoTSource(_Generator):
         while True:
             for device in fleet:
                 clock += step * rng.uniform(0.5, 1.5)
-                ts = min(clock, datetime.now(UTC)) if self.live else clock
+                limit = self._limit()
+                ts = clock if limit is None else min(clock, limit)
                 _, level, walk, _ = SENSORS[device.sensor]
                 # A random walk pulled back towards the typical level.
                 device.value += rng.gauss(0, walk) + (level - device.value) * 0.05

@@ -905,8 +905,12 @@ def synthetic_partition(cfg: SyntheticConfig) -> SyntheticPartition:
     )
 
 
-def write_raw_zone(cfg: SyntheticConfig, root: Path) -> SyntheticTruth:
-    """Write the rows as the batch loader lays them out: ``event_date=/event_hour=`` folders."""
+def write_raw_zone(cfg: SyntheticConfig, root: Path, name: str = "chunk") -> SyntheticTruth:
+    """Write the rows as the batch loader lays them out: ``event_date=/event_hour=`` folders.
+
+    The files are ``<name>-<chunk>.parquet``: raw zones of several days written under one root
+    (each day's lookback lies in the day before) need a name each.
+    """
     chunks, truth = synthetic_chunks(cfg)
     for k, chunk in enumerate(chunks):
         keyed = chunk.with_columns(
@@ -916,7 +920,7 @@ def write_raw_zone(cfg: SyntheticConfig, root: Path) -> SyntheticTruth:
             folder = root / f"event_date={d}" / f"event_hour={hour:02d}"
             folder.mkdir(parents=True, exist_ok=True)
             part.drop("_date", "_hour").write_parquet(
-                folder / f"chunk-{k:04d}.parquet", compression="zstd"
+                folder / f"{name}-{k:04d}.parquet", compression="zstd"
             )
     return truth
 

@@ -1,11 +1,12 @@
-"""The real-time loader: enriched events and their dead letters from Kafka into the search store.
+"""The real-time loader: enriched events and the dead letters from Kafka into the search store.
 
-One consumer group reads the enriched topic and the enriched dead-letter topic
-(``read_committed``), in batches. Each batch is written with one bulk request to daily indices
-(:mod:`contract.search`), with the document ``_id`` derived from the record, so a
-replay overwrites and never duplicates. The store is OpenSearch or Elasticsearch
-(:mod:`resources.search`). Offsets are committed only after the batch is in the store and the
-documents it refused are on the loader dead-letter topic:
+One consumer group reads the enriched topic, the enricher's dead-letter topic and the
+collector's (``read_committed``), in batches; the dead letters of both stages share the
+dead-letter indices, told apart by their ``stage``. Each batch is written with one bulk request
+to daily indices (:mod:`contract.search`), with the document ``_id`` derived from the record
+(:func:`deadletter_id`), so a replay overwrites and never duplicates. The store is OpenSearch
+or Elasticsearch (:mod:`resources.search`). Offsets are committed only after the batch is in
+the store and the documents it refused are on the loader dead-letter topic:
 
 1. consume a batch (up to ``batch_size`` records, or what came within ``max_wait_s``);
 2. bulk-index it; on connection errors, 429 or 5xx pause the partitions and retry the same
@@ -20,7 +21,6 @@ delivery, made exactly-once in the index by the deterministic ``_id``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -41,7 +41,7 @@ from contract.failures import (
     Stage,
 )
 from contract.records import EnrichedEvent
-from contract.search import DEADLETTERS, EVENTS
+from contract.search import DEADLETTERS, EVENTS, record_id
 from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.search import SearchStore, SearchUnavailable, make_search_store
 from resources.search_indices import IndexLayout, apply_retention, ensure_templates
@@ -135,9 +135,21 @@ def _msg_coords(msg: Message) -> tuple[str, int, int]:
     return topic, partition, offset
 
 
-def record_id(topic: str, partition: int, offset: int) -> str:
-    """Return the deterministic id of a record that has no event id."""
-    return hashlib.sha1(f"{topic}/{partition}/{offset}".encode()).hexdigest()
+def deadletter_id(
+    failed: FailedEvent, topic: str, partition: int, offset: int, collector_dlq: str
+) -> str:
+    """The ``_id`` of a dead letter's document: the same whenever its record is read again.
+
+    The enricher's dead letters are of accepted events, whose ``event_id`` the collector
+    checked: that id, so a resend of the same event overwrites its document (a dead letter
+    without one: its record's coordinates). The collector's dead letters are of what it
+    refused, whose ``event_id`` (if any) is unchecked producer input: missing, malformed, too
+    long for an ``_id``, shared by several refused events, or the id of an event accepted
+    later. Each of its records is one document, named by the record's coordinates.
+    """
+    if topic == collector_dlq or not failed.event_id:
+        return record_id(topic, partition, offset)
+    return failed.event_id
 
 
 def _utc_day(value: str | datetime) -> date:
@@ -198,7 +210,8 @@ class RealtimeLoader:
             total_fields_limit=self.options.total_fields_limit,
             refresh_interval=self.options.index_refresh_interval,
         )
-        self.topics = [settings.topics.enriched, settings.topics.enriched_dlq]
+        topics = settings.topics
+        self.topics = [topics.enriched, topics.enriched_dlq, topics.collector_dlq]
         self.stats = LoaderStats()
         self.metrics = WorkerMetrics("realtime-loader")
         self.outage = Outage(self.store.title, log, self._retried)
@@ -310,7 +323,9 @@ class RealtimeLoader:
                 failed = FailedEvent.model_validate_json(raw)
                 doc.event_id, doc.event_type = failed.event_id, failed.event_type
                 doc.index = self.layout.deadletters_index(_utc_day(failed.failed_at))
-                doc.doc_id = failed.event_id or record_id(topic, partition, offset)
+                doc.doc_id = deadletter_id(
+                    failed, topic, partition, offset, self.settings.topics.collector_dlq
+                )
                 doc.source = failed.model_dump(mode="json")
         except (ValidationError, ValueError) as exc:
             doc.error = f"invalid record on {topic}: {exc}".strip()[:4000]
@@ -509,6 +524,7 @@ __all__ = [
     "RealtimeLoader",
     "RealtimeLoaderOptions",
     "RealtimeLoaderSettings",
+    "deadletter_id",
     "event_document",
     "record_id",
     "run",

@@ -3,8 +3,9 @@
 A :class:`Reconciler` notes where every topic ends when it is created, then reads what each
 stage wrote after that: the events the collector accepted (raw topic) and refused (collector
 dead letters), what the enricher wrote (enriched topic, ``read_committed``, and its dead
-letters), what the real-time loader indexed or refused (search-store documents by ``_id``, the
-loader dead letters) and what the batch loader wrote (Parquet rows of the raw zone, found
+letters), what the real-time loader indexed or refused (search-store documents by ``_id``: the
+events, the enricher's dead letters by event id and the collector's by record; the loader dead
+letters) and what the batch loader wrote (Parquet rows of the raw zone, found
 through the manifests written since the start). :meth:`Reconciler.collect` returns a
 :class:`Reconciliation` whose :meth:`~Reconciliation.problems` names every event that is
 missing or duplicated anywhere. :meth:`Reconciler.settle` collects until nothing is missing
@@ -27,7 +28,7 @@ from typing import Protocol
 import pyarrow.parquet as pq
 
 from contract.raw_zone import Manifest, manifests_prefix, manifests_since, parse_object_name
-from contract.search import DEADLETTERS, EVENTS, index_pattern
+from contract.search import DEADLETTERS, EVENTS, index_pattern, record_id
 from resources.kafka import TopicReader
 from resources.s3 import make_s3_client
 from resources.search import SearchStore, make_search_store
@@ -43,12 +44,14 @@ class Reconciliation:
 
     accepted: Counter[str] = field(default_factory=Counter)
     collector_dead_letters: Counter[str] = field(default_factory=Counter)  # by failure type
+    collector_dead_letter_ids: set[str] = field(default_factory=set)  # documents' _id
     enriched: Counter[str] = field(default_factory=Counter)
     enriched_dead_letters: Counter[str] = field(default_factory=Counter)
     enriched_dead_letter_types: dict[str, str] = field(default_factory=dict)  # by event id
     loader_dead_letters: Counter[str] = field(default_factory=Counter)
     indexed_events: Counter[str] = field(default_factory=Counter)
     indexed_dead_letters: Counter[str] = field(default_factory=Counter)
+    indexed_collector_dead_letters: Counter[str] = field(default_factory=Counter)
     lake_rows: Counter[str] = field(default_factory=Counter)
     lake_objects: int = 0
     lake_dates: set[str] = field(default_factory=set)  # event dates the objects belong to
@@ -92,6 +95,10 @@ class Reconciliation:
         report("indexed twice", (i for i in enriched if self.indexed_events[i] > 1))
         report("dead letters not indexed", dead - set(self.indexed_dead_letters))
         report("dead letters indexed twice", (i for i in dead if self.indexed_dead_letters[i] > 1))
+        collector = self.collector_dead_letter_ids
+        indexed = self.indexed_collector_dead_letters
+        report("collector dead letters not indexed", collector - set(indexed))
+        report("collector dead letters indexed twice", (i for i in collector if indexed[i] > 1))
         report("enriched but not in the lake", enriched - set(self.lake_rows))
         report("in the lake twice", (i for i in enriched if self.lake_rows[i] > 1))
         for a, b in self.overlapping_objects:
@@ -150,6 +157,11 @@ class Settled:
     exited: list[str] = field(default_factory=list)  # processes of the stream that exited
 
 
+def _utc(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _event_id(value: bytes | None) -> str | None:
     try:
         data = json.loads(value or b"")
@@ -202,6 +214,9 @@ class Reconciler:
                 state.accepted[event_id] += 1
         for msg in self._readers["collector_dlq"].read():
             state.collector_dead_letters[json.loads(msg.value() or b"{}").get("failure_type")] += 1
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            assert topic is not None and partition is not None and offset is not None
+            state.collector_dead_letter_ids.add(record_id(topic, partition, offset))
         for msg in self._readers["enriched"].read():
             if event_id := _event_id(msg.value()):
                 state.enriched[event_id] += 1
@@ -228,6 +243,30 @@ class Reconciler:
             )
             counts.update(hit["_id"] for hit in answer["hits"]["hits"])
         return counts
+
+    def ingest_times(self) -> list[tuple[datetime, datetime]]:
+        """When the collector received each of this run's indexed events, and when it was indexed.
+
+        ``collector.received_at`` and ``loader.indexed_at`` of the events' documents.
+        """
+        state = self._state
+        ids = sorted(i for i in state.indexed_events if i in state.accepted)
+        pattern = index_pattern(self.settings.search.index_prefix, EVENTS)
+        fields = ["collector.received_at", "loader.indexed_at"]
+        times = []
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            answer = self._search.search(
+                pattern,
+                {"query": {"ids": {"values": chunk}}, "_source": fields, "size": 2 * len(chunk)},
+            )
+            for hit in answer["hits"]["hits"]:
+                source = hit["_source"]
+                received = source.get("collector", {}).get("received_at")
+                indexed = source.get("loader", {}).get("indexed_at")
+                if received and indexed:
+                    times.append((_utc(received), _utc(indexed)))
+        return times
 
     def _read_lake(self) -> None:
         bucket = self.settings.s3.raw_bucket
@@ -296,6 +335,9 @@ class Reconciler:
         )
         state.indexed_dead_letters = self._count_indexed(
             DEADLETTERS, sorted(i for i in state.enriched_dead_letters if i in accepted)
+        )
+        state.indexed_collector_dead_letters = self._count_indexed(
+            DEADLETTERS, sorted(state.collector_dead_letter_ids)
         )
         self._read_lake()
         state.lake_rows = Counter(

@@ -7,8 +7,11 @@ Two kinds:
   (explicit ``cast(... as double)`` before a division, ``round`` on money, ``row_number``
   with a total order), so ``tributary query`` answers alike on either engine.
 - **live views** over the real-time indices (Trino's ``opensearch`` catalog, the loader's
-  aliases): events per minute by type, dead letters by reason, collector-to-index latency,
-  over the last ``LIVE_WINDOW_HOURS``. Trino only: DuckDB has no way to the search store.
+  aliases): events per minute by type, dead letters (of the collector and the enricher) by
+  stage and reason, and each event's latency from the collector to the index, over the last
+  ``LIVE_WINDOW_HOURS``. Trino only: DuckDB has no way to the search store. Event types come
+  with their short name as well (``event_name``: ``page_view`` for
+  ``iglu:com.tributary.shop/page_view/jsonschema/1-0-1``), for legends.
 
 A view's SQL is a template: ``{marts}`` is the marts' schema as the engine names it
 (``iceberg.marts`` on Trino, ``marts`` in DuckDB), ``{events}`` and ``{deadletters}`` the
@@ -36,6 +39,11 @@ def _minute(column: str) -> str:
     # The search store's times are UTC without a zone, in milliseconds; an Iceberg view's
     # columns must be Iceberg types, whose timestamps are microseconds.
     return f"cast(date_trunc('minute', {column}) as timestamp(6))"
+
+
+def _event_name(column: str) -> str:
+    """An event type's name (``page_view``); the event type itself if it is no Iglu URI."""
+    return f"coalesce(regexp_extract({column}, '^iglu:[^/]+/([^/]+)/', 1), {column})"
 
 
 @dataclass(frozen=True)
@@ -130,12 +138,13 @@ from {marts}.agg_daily_kpis
 
 LIVE_EVENTS_PER_MINUTE = ReportingView(
     "live_events_per_minute",
-    f"Events indexed in the real-time store per minute and event type, last "
-    f"{LIVE_WINDOW_HOURS} hours (by event time, UTC).",
+    f"Events indexed in the real-time store per minute and event type (with its short name), "
+    f"last {LIVE_WINDOW_HOURS} hours (by event time, UTC).",
     f"""
 select
   {_minute("event_timestamp")} as minute,
   event_type,
+  {_event_name("event_type")} as event_name,
   count(*) as events
 from {{events}}
 where event_timestamp >= {_LIVE_SINCE}
@@ -145,7 +154,8 @@ group by 1, 2
 
 LIVE_DEAD_LETTERS = ReportingView(
     "live_dead_letters_by_reason",
-    f"Dead letters per minute, stage and reason, last {LIVE_WINDOW_HOURS} hours (UTC).",
+    f"Dead letters per minute, stage (collector, enricher) and reason, last "
+    f"{LIVE_WINDOW_HOURS} hours (UTC).",
     f"""
 select
   {_minute("failed_at")} as minute,
@@ -160,25 +170,17 @@ group by 1, 2, 3
 
 LIVE_INGEST_LATENCY = ReportingView(
     "live_ingest_latency",
-    f"Per minute of arrival: from the collector's receipt to the search index, in "
-    f"milliseconds (mean, p50, p95, max), last {LIVE_WINDOW_HOURS} hours (UTC).",
+    f"One row per event indexed: when the collector received it, its type, and its latency "
+    f"from the collector's receipt to the search index in milliseconds, last "
+    f"{LIVE_WINDOW_HOURS} hours (UTC). Per event, so that percentiles can be taken over any "
+    f"time bucket (a percentile of percentiles is none).",
     f"""
-with timed as (
-  select
-    collector.received_at as received_at,
-    to_milliseconds(loader.indexed_at - collector.received_at) as latency_ms
-  from {{events}}
-  where collector.received_at >= {_LIVE_SINCE}
-)
 select
-  {_minute("received_at")} as minute,
-  count(*) as events,
-  round(avg(latency_ms), 1) as mean_ms,
-  approx_percentile(latency_ms, 0.5) as p50_ms,
-  approx_percentile(latency_ms, 0.95) as p95_ms,
-  max(latency_ms) as max_ms
-from timed
-group by 1
+  cast(collector.received_at as timestamp(6)) as received_at,
+  {_event_name("event_type")} as event_name,
+  to_milliseconds(loader.indexed_at - collector.received_at) as latency_ms
+from {{events}}
+where collector.received_at >= {_LIVE_SINCE}
 """,
 )
 

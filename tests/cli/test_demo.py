@@ -5,10 +5,12 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from cli.demo import DEMO_DAYS
 from resources.search import ENGINE_TITLES
 from resources.settings import PlatformSettings
 from resources.superset import SupersetClient
@@ -73,9 +75,22 @@ def test_demo_accounts_for_every_event(
     assert enriched + dead == got["accepted"]
     assert got["indexed_events"] == enriched
     assert got["indexed_dead_letters"] == dead
+    # The collector's refusals reached the search store too, one document per dead letter.
+    assert got["indexed_collector_dead_letters"] == got["collector_dead_letters"]
+    assert want["indexed_collector_dead_letters"] == got["collector_dead_letters"]
     assert got["lake_rows"] == enriched
     assert got["loader_dead_letters"] == 0
     assert sum(got["enriched_dead_letters_by_reason"].values()) == dead
+
+    # The event times were spread over the last DEMO_DAYS days (from midnight UTC), so the
+    # lake has several event dates; the latency of every indexed event was measured.
+    dates = [date.fromisoformat(d) for d in document["lake_dates"]]
+    today = datetime.now(UTC).date()
+    assert len(dates) >= 2 and min(dates) >= today - timedelta(days=DEMO_DAYS - 1), dates
+    latency = document["latency"]
+    assert latency["events"] == got["indexed_events"]
+    assert latency["first_events_p50_s"] >= 0 and latency["p50_s"] <= latency["max_s"]
+    assert "Latency from the collector to the search index" in result.stderr
 
     # Then the curated lake was materialised for every event date the batch loader wrote,
     # every check green, and the KPIs read back through Trino's reporting views.

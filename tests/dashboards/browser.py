@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,28 @@ class DashboardView:
     failed_answers: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     screenshot: Path | None = None
+
+
+def _rison(value: object) -> str:
+    """``value`` (dicts and strings) in Rison, the notation of Superset's URL parameters."""
+    if isinstance(value, Mapping):
+        return "(" + ",".join(f"{_rison(k)}:{_rison(v)}" for k, v in value.items()) + ")"
+    text = str(value).replace("!", "!!").replace("'", "!'")
+    return f"'{text}'"
+
+
+def with_native_filter(url: str, filter_id: str, extra_form_data: Mapping[str, str]) -> str:
+    """The dashboard's address with a native filter set, as a shared link carries it."""
+    value = extra_form_data.get("time_range", "")
+    mask = {
+        filter_id: {
+            "id": filter_id,
+            "extraFormData": dict(extra_form_data),
+            "filterState": {"value": value},
+            "ownState": {},
+        }
+    }
+    return f"{url}?native_filters={urllib.parse.quote(_rison(mask))}"
 
 
 @contextmanager

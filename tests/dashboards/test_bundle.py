@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections import Counter
 from typing import Any
@@ -40,6 +41,11 @@ def _chart_uuids(position: dict[str, Any]) -> list[str]:
     ]
 
 
+# An identifier in a SQL metric that is not a function call, a keyword or a number.
+_IDENTIFIER = re.compile(r"\b([a-z_][a-z0-9_]*)\b(?!\s*\()", re.IGNORECASE)
+_SQL_WORDS = {"distinct", "case", "when", "then", "else", "end", "and", "or", "not", "null"}
+
+
 def _columns_used(params: dict[str, Any]) -> set[str]:
     """Dataset columns a chart's form data refers to (axes, dimensions, metrics, filters)."""
     used: set[str] = set()
@@ -51,6 +57,9 @@ def _columns_used(params: dict[str, Any]) -> set[str]:
     for metric in metrics:
         if isinstance(metric, dict) and metric.get("expressionType") == "SIMPLE":
             used.add(metric["column"]["column_name"])
+        elif isinstance(metric, dict) and metric.get("expressionType") == "SQL":
+            words = set(_IDENTIFIER.findall(metric["sqlExpression"]))
+            used |= {w for w in words if w.lower() not in _SQL_WORDS}
     for key in ("groupby", "columns", "all_columns"):
         used |= {c for c in params.get(key, []) if isinstance(c, str)}
     if isinstance(params.get("x_axis"), str):
@@ -92,6 +101,77 @@ def test_charts_use_only_columns_their_dataset_declares() -> None:
         declared = {c["column_name"] for c in dataset["columns"]}
         missing = _columns_used(chart["params"]) - declared
         assert not missing, f"{name} uses {missing}, not in {dataset['table_name']}"
+
+
+def test_a_sql_metric_names_its_columns() -> None:
+    # The check above reads the columns of a SQL metric from its expression.
+    params = {
+        "metrics": [
+            {"expressionType": "SQL", "sqlExpression": "approx_percentile(latency_ms, 0.95)"},
+            {"expressionType": "SQL", "sqlExpression": "count(distinct event_name)"},
+        ]
+    }
+    assert _columns_used(params) == {"latency_ms", "event_name"}
+
+
+def test_legends_show_event_names_not_schema_uris() -> None:
+    # A chart split by event type shows the short name (page_view), never the Iglu URI.
+    for name, chart in _of("charts").items():
+        assert "event_type" not in chart["params"].get("groupby", []), name
+
+
+def test_latency_is_a_line_over_time_of_percentiles_per_bucket() -> None:
+    chart = FILES["charts/live_ingest_latency.yaml"]
+    params = chart["params"]
+    assert chart["viz_type"] == "echarts_timeseries_line"
+    assert [m["label"] for m in params["metrics"]] == ["p50 (ms)", "p95 (ms)", "max (ms)"]
+    # Percentiles are taken of the events in each bucket: the view has one row per event.
+    dataset = next(d for d in _of("datasets").values() if d["uuid"] == chart["dataset_uuid"])
+    assert {c["column_name"] for c in dataset["columns"]} == {
+        "received_at",
+        "event_name",
+        "latency_ms",
+    }
+    assert all(m["expressionType"] == "SQL" for m in params["metrics"])
+    # Its buckets times the rows of the live views' window fit in its row limit.
+    assert params["time_grain_sqla"] == "PT5S" and params["row_limit"] >= 24 * 3600 // 5
+
+
+def _temporal_filters(params: dict[str, Any]) -> list[str]:
+    return [
+        f["subject"]
+        for f in params.get("adhoc_filters", [])
+        if f.get("operator") == "TEMPORAL_RANGE"
+    ]
+
+
+def test_each_dashboard_has_a_time_range_filter_over_every_chart() -> None:
+    charts = {c["uuid"]: c for c in _of("charts").values()}
+    datasets = {c["uuid"]: c for c in _of("datasets").values()}
+    for name, dashboard in _of("dashboards").items():
+        filters = dashboard["metadata"]["native_filter_configuration"]
+        [time_range] = [f for f in filters if f["filterType"] == "filter_time"]
+        assert time_range["scope"] == {"rootPath": ["ROOT_ID"], "excluded": []}, name
+        assert time_range["targets"] == [{}], name
+        assert time_range["id"].startswith("NATIVE_FILTER-"), name
+        # No default: the whole of the data until a person narrows it.
+        assert time_range["defaultDataMask"]["filterState"] == {}, name
+        # The filter reaches a chart through the chart's time-range filter on a temporal
+        # column of its dataset: every chart has one.
+        for uuid in _chart_uuids(dashboard["position"]):
+            chart = charts[uuid]
+            dataset = datasets[chart["dataset_uuid"]]
+            temporal = {c["column_name"] for c in dataset["columns"] if c["is_dttm"]}
+            subjects = _temporal_filters(chart["params"])
+            assert len(subjects) == 1 and subjects[0] in temporal, (name, chart["slice_name"])
+
+
+def test_layout_titles_are_the_charts_titles() -> None:
+    titles = {c["uuid"]: c["slice_name"] for c in _of("charts").values()}
+    for name, dashboard in _of("dashboards").items():
+        for node in dashboard["position"].values():
+            if isinstance(node, dict) and node.get("type") == "CHART":
+                assert node["meta"]["sliceName"] == titles[node["meta"]["uuid"]], name
 
 
 def test_dashboards_have_stable_unique_slugs() -> None:

@@ -1,16 +1,20 @@
 """Both dashboards on real servers show the data underneath them, and a browser sees it.
 
-A curated lake of the module's own (``lake_on_stack``: Dagster assets into the REST catalog,
-mounted in Trino as a catalog of its own) and a stream run (``pipeline_rig``: events over HTTP
-into indices of its own) feed the reporting views, which ``reporting_views_job`` creates. The
-bundle is then provisioned with connections to that catalog, and:
+A curated lake of the module's own (``lake_on_stack``: several days, Dagster assets into the
+REST catalog, mounted in Trino as a catalog of its own) and a stream run (``pipeline_rig``:
+events over HTTP into indices of its own) feed the reporting views, which
+``reporting_views_job`` creates. The bundle is then provisioned with connections to that
+catalog, and:
 
 - for every chart, ``GET /api/v1/chart/<id>/data/`` (the saved query context) returns the
   values Trino returns for the chart's question asked directly of the views;
 - the totals agree with what the lake and the stream did (revenue of the marts, events and
   dead letters the reconciliation counted);
 - headless Chromium logs in, opens each dashboard, finds no chart in error and every chart
-  drawn with data, and saves a screenshot under ``test-artefacts/dashboards/``.
+  drawn with data, and saves a screenshot under ``test-artefacts/dashboards/`` (the README's
+  pictures: ``docs/images``);
+- each dashboard's time-range filter reaches every chart: opened with a range that holds no
+  data, every chart asks for that range and shows nothing.
 
 The Superset connections are restored to the platform's settings at the end.
 """
@@ -35,14 +39,16 @@ from resources.trino import run_trino
 from stack.dashboards import BundleAssets, dashboard_urls, load_bundle, provision_dashboards
 from streaming.reconcile import Reconciler
 from tests.chromium import ARTEFACTS as TEST_ARTEFACTS
-from tests.dashboards.browser import logged_in, open_dashboard
+from tests.dashboards.browser import logged_in, open_dashboard, with_native_filter
 from tests.pipeline_rig import Feed, settle, start_rig
 from tests.platform_assets.lake_on_stack import CuratedLake, curated_lake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-LAKE_EVENTS = 20_000
+LAKE_EVENTS = 6_000  # a day, on each of LAKE_DAYS days
+LAKE_DAYS = 5
 STREAM_EVENTS = 600
+STREAM_RATE = 20.0  # events/s: arrivals over half a minute, several of the latency's buckets
 ARTEFACTS = TEST_ARTEFACTS / "dashboards"
 
 
@@ -53,19 +59,19 @@ class Reporting:
     lake: CuratedLake
     events: int
     """Events the reconciliation found enriched (and so in the real-time index)."""
-    dead_letters: dict[str, int]
-    """Dead letters of the enricher, by reason."""
+    dead_letters: dict[tuple[str, str], int]
+    """Dead letters of the collector and the enricher, by stage and reason."""
 
 
 @pytest.fixture(scope="module")
 def reporting(
     kafka: PlatformSettings, superset: PlatformSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Reporting]:
-    with curated_lake(superset, LAKE_EVENTS) as lake:
+    with curated_lake(superset, LAKE_EVENTS, days=LAKE_DAYS) as lake:
         rig = start_rig(kafka, lake.settings, tmp_path_factory.mktemp("rig"))
         try:
             with Reconciler(rig.settings) as reconciler:
-                stats = Feed(rig, STREAM_EVENTS, None, seed=23).start().join()
+                stats = Feed(rig, STREAM_EVENTS, STREAM_RATE, seed=23).start().join()
                 result = settle(reconciler, rig, producers=[stats])
         finally:
             rig.pipeline.stop()
@@ -73,6 +79,11 @@ def reporting(
         enriched = set(result.enriched) & set(result.accepted)
         dead = set(result.enriched_dead_letters) & set(result.accepted)
         assert enriched and dead, "the feed should yield events and dead letters"
+        assert result.collector_dead_letters, "the feed should break some envelopes"
+        letters = {
+            **{("enricher", str(k)): v for k, v in result.enriched_dead_letter_reasons.items()},
+            **{("collector", str(k)): v for k, v in result.collector_dead_letters.items()},
+        }
         settings = lake.settings.model_copy(
             update={
                 "search": lake.settings.search.model_copy(
@@ -85,12 +96,7 @@ def reporting(
         assert views.success
         provision_dashboards(settings)
         try:
-            yield Reporting(
-                settings,
-                lake,
-                len(enriched),
-                {str(k): int(v) for k, v in result.enriched_dead_letter_reasons.items()},
-            )
+            yield Reporting(settings, lake, len(enriched), letters)
         finally:
             provision_dashboards(superset)
 
@@ -119,6 +125,11 @@ def _rows_equal(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]]) -> bool
         for g, w in zip(sorted(got, key=repr), sorted(want, key=repr), strict=True)
     )
 
+
+# Five-second buckets of arrival, as Trino's time grain PT5S in Superset makes them.
+_FIVE_SECONDS = (
+    "date_trunc('second', received_at) - interval '1' second * (second(received_at) % 5)"
+)
 
 # Each chart's question asked of the views directly. "series" charts (time series, pivoted by
 # Superset) are compared as (x, series, value) triples; "rows" charts row by row, columns in the
@@ -156,21 +167,23 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "live_events_total": ("rows", "select sum(events) from reporting.live_events_per_minute"),
     "live_events_per_minute": (
         "series",
-        "select minute, event_type, sum(events) from reporting.live_events_per_minute "
+        "select minute, event_name, sum(events) from reporting.live_events_per_minute "
         "group by 1, 2",
     ),
     "live_dead_letters_by_reason": (
-        "rows",
-        "select reason, sum(dead_letters) from reporting.live_dead_letters_by_reason group by 1",
+        "series",
+        "select reason, stage, sum(dead_letters) from reporting.live_dead_letters_by_reason "
+        "group by 1, 2",
     ),
     "live_ingest_latency": (
         "series",
         " union all ".join(
-            f"select minute, '{label}', max({column}) from reporting.live_ingest_latency group by 1"
-            for label, column in (
-                ("p50 (ms)", "p50_ms"),
-                ("p95 (ms)", "p95_ms"),
-                ("max (ms)", "max_ms"),
+            f"select {_FIVE_SECONDS}, '{label}', {aggregate} "
+            "from reporting.live_ingest_latency group by 1"
+            for label, aggregate in (
+                ("p50 (ms)", "approx_percentile(latency_ms, 0.5)"),
+                ("p95 (ms)", "approx_percentile(latency_ms, 0.95)"),
+                ("max (ms)", "max(latency_ms)"),
             )
         ),
     ),
@@ -242,10 +255,15 @@ def test_the_charts_totals_are_what_the_lake_and_the_stream_hold(reporting: Repo
         assert math.isclose(single("total_revenue"), kpis["revenue_eur"].sum(), abs_tol=0.01)
         assert single("live_events_total") == reporting.events
         [letters] = client.chart_data(charts["live_dead_letters_by_reason"])
-        by_reason = {row["reason"]: row["Dead letters"] for row in letters["data"]}
+        by_reason = {(stage, reason): n for reason, stage, n in _as_series(letters)}
+        # The collector's refusals too, as many as it wrote to its dead-letter topic.
         assert by_reason == reporting.dead_letters
         [sessions] = client.chart_data(charts["daily_sessions"])
-        assert len(sessions["data"]) == len(reporting.lake.days)
+        assert len(sessions["data"]) == len(reporting.lake.days) == LAKE_DAYS
+        [events] = client.chart_data(charts["live_events_per_minute"])
+        # Legends name the event (page_view), not its schema's URI.
+        _minute, *series = events["colnames"]
+        assert series and not [name for name in series if "iglu:" in name], series
     # The views the charts read are the ones Dagster created, all of them.
     listed = run_trino(
         reporting.settings.trino,
@@ -280,3 +298,42 @@ def test_chromium_opens_each_dashboard_without_errors_and_with_data(
             assert view.empty == 0, title
             assert view.drawn == view.charts, (title, view.drawn, view.charts)
             assert view.screenshot is not None and view.screenshot.stat().st_size > 20_000
+
+
+# A time range that holds no data: the lake's days are in 2026, the stream's minutes are now.
+EMPTY_RANGE = "2001-01-01T00:00:00 : 2001-01-02T00:00:00"
+
+
+def _time_ranges(requests: list[dict[str, Any]]) -> list[str | None]:
+    """The time range each chart-data request asks for (one per request, or None)."""
+    found = []
+    for request in requests:
+        ranges = {query.get("time_range") for query in request["queries"]}
+        found.append(ranges.pop() if len(ranges) == 1 else None)
+    return found
+
+
+def test_each_dashboards_time_range_filter_reaches_every_chart(reporting: Reporting) -> None:
+    files = load_bundle()
+    dashboards = {c["slug"]: c for n, c in files.items() if n.startswith("dashboards/")}
+    slugs = {title: slug for slug, title in BundleAssets.read().dashboards.items()}
+    with logged_in(reporting.settings.superset) as page:
+        for title, url in dashboard_urls(reporting.settings).items():
+            dashboard = dashboards[slugs[title]]
+            [time_range] = [
+                f
+                for f in dashboard["metadata"]["native_filter_configuration"]
+                if f["filterType"] == "filter_time"
+            ]
+            address = with_native_filter(url, time_range["id"], {"time_range": EMPTY_RANGE})
+            view = open_dashboard(page, address, ARTEFACTS / f"{slugs[title]}-empty-range.png")
+            assert view.errors == [] and view.failed_answers == [], title
+            assert len(view.requests) == view.charts, (title, len(view.requests))
+            # Every chart asked for the filter's range, Superset applied it to the chart's
+            # time column, and found nothing in it.
+            assert _time_ranges(view.requests) == [EMPTY_RANGE] * view.charts, title
+            for answer in view.data_answers:
+                for result in answer["result"]:
+                    assert result["applied_filters"] and not result["rejected_filters"], title
+                    values = [v for row in result["data"] for v in row.values()]
+                    assert all(v is None for v in values), (title, result["data"][:3])

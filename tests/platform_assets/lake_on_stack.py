@@ -1,8 +1,10 @@
 """A curated lake of its own on the real stack: REST catalog, Dagster assets, a Trino catalog.
 
 ``curated_lake`` writes a synthetic raw zone (the batch loader's layout) to S3 under a prefix
-of its own, materialises the curated chain for two event dates with the ``stack`` profile's
-resources into a fresh warehouse (an S3 table bucket of its own, served by SeaweedFS's REST
+of its own, materialises the curated chain for its event dates (by default a day and the
+tail of the day before; with ``days``, that many whole days of their own seeds and a shared
+user pool, so that users return) with the ``stack`` profile's resources into a fresh
+warehouse (an S3 table bucket of its own, served by SeaweedFS's REST
 catalog), and mounts that warehouse in Trino as a catalog of its own (``CREATE CATALOG``), so
 the test never touches the platform's lake and Trino reads exactly what Dagster wrote. Its
 search indices (a prefix of its own, empty) are provisioned as the stack provisions them.
@@ -53,8 +55,16 @@ def _quoted(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+# Each day's volume in a lake of several days: a week's ups and downs, so trends have a shape.
+DAILY_VOLUME = (0.8, 1.0, 0.9, 1.15, 1.3, 0.7, 0.6)
+
+
 @contextmanager
-def curated_lake(servers: PlatformSettings, events: int, day: date = DAY) -> Iterator[CuratedLake]:
+def curated_lake(
+    servers: PlatformSettings, events: int, day: date = DAY, days: int | None = None
+) -> Iterator[CuratedLake]:
+    """A curated lake ending on ``day``: ``events`` on it and the tail of the day before, or,
+    with ``days``, about ``events`` on each of ``days`` days (varied by ``DAILY_VOLUME``)."""
     tag = uuid.uuid4().hex[:8]
     catalog = f"lake_{tag}"
     settings = servers.model_copy(
@@ -70,11 +80,26 @@ def curated_lake(servers: PlatformSettings, events: int, day: date = DAY) -> Ite
     )
     ensure_buckets(settings.s3)
     provision_search(settings)  # as the stack does: the live views name the aliases
+    if days is None:
+        partitions = [day - timedelta(days=1), day]
+        configs = [SyntheticConfig(day=day, events=events, seed=5)]
+    else:
+        partitions = [day - timedelta(days=n) for n in reversed(range(days))]
+        users = max(50, events // 12)  # one pool: users come back on the days after
+        configs = [
+            SyntheticConfig(
+                day=d,
+                events=round(events * DAILY_VOLUME[n % len(DAILY_VOLUME)]),
+                seed=5 + n,
+                users=users,
+            )
+            for n, d in enumerate(partitions)
+        ]
     with tempfile.TemporaryDirectory() as tmp:
-        write_raw_zone(SyntheticConfig(day=day, events=events, seed=5), Path(tmp))
+        for config in configs:
+            write_raw_zone(config, Path(tmp), name=f"day-{config.day}")
         upload_raw_zone(Path(tmp), settings.s3)
-    days = [day - timedelta(days=1), day]
-    for partition in days:
+    for partition in partitions:
         result = dg.materialize(
             CURATED_ASSETS,
             partition_key=partition.isoformat(),
@@ -86,6 +111,6 @@ def curated_lake(servers: PlatformSettings, events: int, day: date = DAY) -> Ite
     with_clause = ", ".join(f'"{k}" = {_quoted(v)}' for k, v in properties.items())
     run_trino(settings.trino, f"create catalog {catalog} using iceberg with ({with_clause})")
     try:
-        yield CuratedLake(settings, days)
+        yield CuratedLake(settings, partitions)
     finally:
         run_trino(settings.trino, f"drop catalog if exists {catalog}")

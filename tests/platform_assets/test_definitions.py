@@ -47,9 +47,11 @@ def test_topics_are_external_assets_in_data_flow_order() -> None:
     enriched = dg.AssetKey(["kafka", "events_enriched"])
     loader_dlq = dg.AssetKey(["kafka", "events_loader_dlq"])
     assert graph.get(enriched).parent_keys == {raw}
+    # The real-time loader may refuse what it loads: events, and both stages' dead letters.
     assert graph.get(loader_dlq).parent_keys == {
         enriched,
         dg.AssetKey(["kafka", "events_enriched_dlq"]),
+        dg.AssetKey(["kafka", "events_raw_dlq"]),
     }
     assert graph.get(raw).metadata["topic"] == settings.topics.raw
     assert not graph.get(raw).is_materializable, "topics are written by the stream workers"

@@ -48,6 +48,7 @@ def test_one_flow_from_ingestion_to_the_marts(webserver: DagsterServer) -> None:
         assert upstream in nodes[downstream]["deps"], (downstream, nodes[downstream]["deps"])
     assert "kafka/events_enriched" in nodes["opensearch/events"]["deps"]
     assert "kafka/events_enriched_dlq" in nodes["opensearch/deadletters"]["deps"]
+    assert "kafka/events_raw_dlq" in nodes["opensearch/deadletters"]["deps"]
     for name in ("fct_events", "fct_sessions", "fct_order_lines", "dim_users", "dim_products"):
         assert "iceberg/staging/stg_events" in nodes[f"iceberg/marts/{name}"]["deps"]
     # What the stream writes is external; what Dagster computes is materializable.

@@ -6,7 +6,13 @@ import dagster as dg
 import pytest
 from dagster._core.definitions.observe import observe
 
-from platform_assets.assets.streaming.topics import ENRICHED, ENRICHED_DLQ, RAW, topic_assets
+from platform_assets.assets.streaming.topics import (
+    ENRICHED,
+    ENRICHED_DLQ,
+    RAW,
+    RAW_DLQ,
+    topic_assets,
+)
 from resources.settings import TopicNames
 from runtime.metrics import WorkerMetrics, serve_metrics
 from runtime.worker import WorkerEndpoints
@@ -59,3 +65,6 @@ def test_lag_and_dead_letter_rate_are_observed_and_a_down_worker_is_reported() -
     for worker in ("realtime_loader", "batch_loader"):
         status = str(enriched[f"{worker}_status"].value)
         assert status.startswith("down (ConnectError") and str(down) in status
+    # The collector's dead letters: the real-time loader's lag on them (it indexes them).
+    status = str(seen[RAW_DLQ]["realtime_loader_status"].value)
+    assert status.startswith("down (ConnectError") and str(down) in status

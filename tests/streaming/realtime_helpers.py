@@ -102,6 +102,21 @@ def enriched_event(
     )
 
 
+def collector_dead_letter(
+    event_id: str | None, reason: FailureType = FailureType.ENVELOPE_VIOLATION
+) -> FailedEvent:
+    """A refusal as the collector writes it: its ``event_id`` is whatever the producer sent."""
+    return FailedEvent(
+        failure_type=reason,
+        stage=Stage.COLLECTOR,
+        errors=[ErrorDetail(field="/event_id", reason="must be a UUID")],
+        original=OriginalPayload(encoding="json", data={"event_id": event_id, "payload": {}}),
+        event_id=event_id,
+        received_at=datetime.now(UTC),
+        metadata={"producer": "web-shop", "request_id": str(uuid.uuid4())},
+    )
+
+
 def failed_event(event_id: str | None, when: datetime | None = None) -> FailedEvent:
     return FailedEvent(
         failure_type=FailureType.SCHEMA_VIOLATION,
@@ -142,7 +157,7 @@ def unique_settings(base: RealtimeLoaderSettings | Any, **loader: Any) -> Realti
     specs = [
         s
         for s in platform_topics(settings.topics, settings.kafka)
-        if s.name in (names.enriched, names.enriched_dlq, names.loader_dlq)
+        if s.name in (names.enriched, names.enriched_dlq, names.collector_dlq, names.loader_dlq)
     ]
     ensure_topics(make_kafka_admin(settings.kafka), specs)
     return settings
@@ -151,7 +166,8 @@ def unique_settings(base: RealtimeLoaderSettings | Any, **loader: Any) -> Realti
 def drop_topics(settings: RealtimeLoaderSettings) -> None:
     t = settings.topics
     admin = make_kafka_admin(settings.kafka)
-    for future in admin.delete_topics([t.enriched, t.enriched_dlq, t.loader_dlq]).values():
+    topics = [t.enriched, t.enriched_dlq, t.collector_dlq, t.loader_dlq]
+    for future in admin.delete_topics(topics).values():
         with suppress(Exception):
             future.result()
 
@@ -182,7 +198,8 @@ def produced(settings: RealtimeLoaderSettings, topic: str) -> int:
 def caught_up(settings: RealtimeLoaderSettings) -> bool:
     t = settings.topics
     return all(
-        committed(settings, x) == produced(settings, x) for x in (t.enriched, t.enriched_dlq)
+        committed(settings, x) == produced(settings, x)
+        for x in (t.enriched, t.enriched_dlq, t.collector_dlq)
     )
 
 

@@ -13,17 +13,18 @@ import orjson
 import pytest
 
 from contract.failures import FailedEvent, FailureType, Stage
-from contract.search import DEADLETTERS, EVENTS, index_name
+from contract.search import DEADLETTERS, EVENTS, index_name, record_id
 from resources.search import SearchStore, make_search_store
 from resources.settings import PlatformSettings
 from stack.config import StackSettings
 from stack.manager import Stack
 from stack.private import private_stack_settings
-from streaming.realtime_loader import RealtimeLoaderSettings, record_id
+from streaming.realtime_loader import RealtimeLoaderSettings, deadletter_id
 from tests.kafka_helpers import read_since
 from tests.streaming.realtime_helpers import (
     all_docs,
     caught_up,
+    collector_dead_letter,
     committed,
     drop_indices,
     drop_topics,
@@ -57,6 +58,22 @@ def client(loader_settings: RealtimeLoaderSettings) -> Iterator[SearchStore]:
 @pytest.mark.unit
 def test_record_ids_follow_the_record() -> None:
     assert record_id("t", 1, 2) == record_id("t", 1, 2) != record_id("t", 1, 3)
+    assert record_id("t", 1, 2) != record_id("u", 1, 2)
+
+
+@pytest.mark.unit
+def test_a_dead_letter_is_named_by_its_event_only_when_the_enricher_wrote_it() -> None:
+    event_id = str(uuid.uuid4())
+    enricher = failed_event(event_id)
+    assert deadletter_id(enricher, "t.enriched.dlq", 0, 7, "t.raw.dlq") == event_id
+    assert deadletter_id(failed_event(None), "t.enriched.dlq", 0, 7, "t.raw.dlq") == record_id(
+        "t.enriched.dlq", 0, 7
+    )
+    # The collector's: by the record, whatever event id the producer sent.
+    for refused in (collector_dead_letter(event_id), collector_dead_letter(None)):
+        assert deadletter_id(refused, "t.raw.dlq", 2, 9, "t.raw.dlq") == record_id(
+            "t.raw.dlq", 2, 9
+        )
 
 
 @pytest.mark.integration
@@ -80,8 +97,23 @@ def test_events_and_dead_letters_indexed_exactly_once(
     letters = [failed_event(str(uuid.uuid4())) for _ in range(6)] + [
         failed_event(None) for _ in range(4)
     ]
+    # The collector's refusals: without an event id, with a malformed one, the same id twice
+    # (two refused events, two documents), the id of one of the enricher's dead letters.
+    refused = [
+        collector_dead_letter(None, FailureType.MALFORMED),
+        collector_dead_letter("evt-12345678"),
+        collector_dead_letter("evt-12345678"),
+        collector_dead_letter(letters[0].event_id, FailureType.UNKNOWN_SCHEMA),
+        collector_dead_letter("x" * 2000),
+    ]
     produce(settings, settings.topics.enriched, events)
     produce(settings, settings.topics.enriched_dlq, letters)
+    produce(settings, settings.topics.collector_dlq, refused)
+    refused_ids = {
+        record_id(m.topic() or "", m.partition() or 0, m.offset() or 0)
+        for m in read_since(settings.kafka, settings.topics.collector_dlq, {}, expect=5)
+    }
+    assert len(refused_ids) == 5
 
     with loader_thread(settings) as loader:
         wait_for(lambda: caught_up(settings), 90, "the loader to commit every offset")
@@ -124,12 +156,23 @@ def test_events_and_dead_letters_indexed_exactly_once(
     by_source = client.count(f"{prefix}-events-*", {"term": {"source": source}})
     assert by_source == 250
 
-    dead = all_docs(client, f"{prefix}-deadletters-*")
+    docs = all_docs(client, f"{prefix}-deadletters-*")
+    dead = [d for d in docs if d["_source"]["stage"] == Stage.ENRICHER]
     assert len(dead) == 10
     with_id = {f.event_id for f in letters if f.event_id}
     assert with_id <= {d["_id"] for d in dead}
     assert sum(1 for d in dead if d["_id"] not in with_id) == 4
     assert all(d["_source"]["failure_type"] == "schema_violation" for d in dead)
+    # Every refusal of the collector is one document of its own, stage "collector".
+    collector = [d for d in docs if d["_source"]["stage"] == Stage.COLLECTOR]
+    assert len(docs) == len(dead) + len(collector)
+    assert {d["_id"] for d in collector} == refused_ids
+    assert sorted(d["_source"]["failure_type"] for d in collector) == sorted(
+        f.failure_type for f in refused
+    )
+    assert (
+        sum(1 for d in docs if d["_source"]["event_id"] == letters[0].event_id) == 2
+    )  # the enricher's and the collector's, apart
     dl_index = index_name(prefix, DEADLETTERS, today.date())
     dl_props = client.mapping(dl_index)[dl_index]["properties"]
     assert dl_props["original"] == {"type": "object", "enabled": False}
@@ -138,6 +181,7 @@ def test_events_and_dead_letters_indexed_exactly_once(
     # Committed offsets match what was produced; nothing went to the loader DLQ.
     assert committed(settings, settings.topics.enriched) == len(events)
     assert committed(settings, settings.topics.enriched_dlq) == len(letters)
+    assert committed(settings, settings.topics.collector_dlq) == len(refused)
     assert produced(settings, settings.topics.loader_dlq) == 0
 
     # A replay from the start (a second group) overwrites: no duplicates.
@@ -153,7 +197,7 @@ def test_events_and_dead_letters_indexed_exactly_once(
     again = all_docs(client, f"{prefix}-events-*")
     assert len(again) == 250 and {d["_id"] for d in again} == expected
     assert min(d["_version"] for d in again) >= 2
-    assert len(all_docs(client, f"{prefix}-deadletters-*")) == 10
+    assert len(all_docs(client, f"{prefix}-deadletters-*")) == 10 + len(refused)
 
 
 @pytest.mark.integration

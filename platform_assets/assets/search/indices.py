@@ -12,11 +12,11 @@ def index_assets(settings: SearchSettings) -> list[dg.AssetSpec]:
     """The index families, keyed and kinded by the engine in use (``["elasticsearch", ...]``)."""
     engine = settings.engine.value
 
-    def spec(family: str, description: str, source: str) -> dg.AssetSpec:
+    def spec(family: str, description: str, *sources: str) -> dg.AssetSpec:
         return dg.AssetSpec(
             key=[engine, family],
             description=description,
-            deps=[["kafka", source]],
+            deps=[["kafka", source] for source in sources],
             group_name="realtime",
             kinds={engine},
             metadata={"index_pattern": index_pattern(settings.index_prefix, family)},
@@ -31,8 +31,9 @@ def index_assets(settings: SearchSettings) -> list[dg.AssetSpec]:
         ),
         spec(
             DEADLETTERS,
-            "The enricher's dead letters, one daily index by failure time, with reason, "
-            "errors and the original payload.",
+            "The dead letters of the collector and of the enricher (field stage), one daily "
+            "index by failure time, with reason, errors and the original payload.",
+            "events_raw_dlq",
             "events_enriched_dlq",
         ),
     ]

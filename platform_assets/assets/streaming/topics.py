@@ -1,9 +1,9 @@
 """The Kafka topics the stream workers read and write, as external assets.
 
 They are not materialised by Dagster; declaring them puts the streaming half of the
-platform in the lineage graph, upstream of the lake and the curated tables. The four topics
-the workers consume or dead-letter into are observable: ``stream_observation_job`` scrapes
-the workers' ``/metrics`` and records each topic's consumer lag and dead-letter rate.
+platform in the lineage graph, upstream of the lake and the curated tables. The topics the
+workers consume or dead-letter into are observable: ``stream_observation_job`` scrapes the
+workers' ``/metrics`` and records each topic's consumer lag and dead-letter rate.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ RAW = dg.AssetKey(["kafka", "events_raw"])
 ENRICHED = dg.AssetKey(["kafka", "events_enriched"])
 ENRICHED_DLQ = dg.AssetKey(["kafka", "events_enriched_dlq"])
 LOADER_DLQ = dg.AssetKey(["kafka", "events_loader_dlq"])
-OBSERVED = [RAW, ENRICHED, ENRICHED_DLQ, LOADER_DLQ]
+RAW_DLQ = dg.AssetKey(["kafka", "events_raw_dlq"])
+OBSERVED = [RAW, ENRICHED, ENRICHED_DLQ, LOADER_DLQ, RAW_DLQ]
 
 
 def _spec(key: str, topic: str, description: str, deps: list[str]) -> dg.AssetSpec:
@@ -70,7 +71,15 @@ def topic_assets(
             names.loader_dlq,
             "Documents the search store rejected, with its error. Observed: the loaders' dead "
             "letters and their share of their input.",
-            ["events_enriched", "events_enriched_dlq"],
+            ["events_enriched", "events_enriched_dlq", "events_raw_dlq"],
+        ),
+        _spec(
+            "events_raw_dlq",
+            names.collector_dlq,
+            "Requests and events the collector refused (size, malformed JSON, envelope, "
+            "unknown event type), with the original bytes and the reasons. Observed: the "
+            "real-time loader group's lag (it indexes them with the enricher's dead letters).",
+            [],
         ),
     ]
 
@@ -93,20 +102,14 @@ def topic_assets(
         )
         yield dg.ObserveResult(asset_key=ENRICHED_DLQ, metadata=dead_letter_metadata(enricher))
         yield dg.ObserveResult(
+            asset_key=RAW_DLQ, metadata=lag_metadata(realtime, names.collector_dlq)
+        )
+        yield dg.ObserveResult(
             asset_key=LOADER_DLQ,
             metadata={**dead_letter_metadata(realtime), **dead_letter_metadata(batch)},
         )
 
-    return [
-        stream_workers,
-        _spec(
-            "events_raw_dlq",
-            names.collector_dlq,
-            "Requests and events the collector refused (size, malformed JSON, envelope, "
-            "unknown event type), with the original bytes and the reasons.",
-            [],
-        ),
-    ]
+    return [stream_workers]
 
 
 stream_observation_job = dg.define_asset_job(
