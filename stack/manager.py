@@ -63,6 +63,14 @@ class Stack:
         self._installs: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
 
+    def folders(self) -> str:
+        """One line: where the servers keep their state and where the downloads are cached."""
+        cache = self.settings.stack.cache_dir.expanduser().resolve()
+        return (
+            f"state folder: {self.state_dir} (TRIBUTARY_STACK__STATE_DIR); download cache: "
+            f"{cache} (servers, Superset's virtualenv; TRIBUTARY_STACK__CACHE_DIR)"
+        )
+
     def select(self, names: Iterable[str] | None) -> list[Service]:
         """The named services, every one for ``None``, none for an empty list."""
         if names is None:

@@ -14,8 +14,10 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from stack import fetch
 from stack.errors import StackError
 
 
@@ -56,6 +58,8 @@ def _build(venv: Path, requirements: list[str], what: str) -> None:
         [*uv, "venv", "--quiet", "--python", python, str(venv)],
         [*uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *requirements],
     ]
+    fetch.report(f"{what}: building its virtualenv with uv (its locked packages from PyPI, once)")
+    began = time.monotonic()
     for step in steps:
         proc = subprocess.run(step, capture_output=True, text=True, env=env, check=False)
         if proc.returncode != 0:
@@ -65,4 +69,10 @@ def _build(venv: Path, requirements: list[str], what: str) -> None:
                 f"could not build {what}'s virtualenv ({' '.join(step[len(uv) :][:2])}); "
                 f"check that PyPI is reachable.\n{tail}"
             )
+    took = time.monotonic() - began
+    size = sum(f.stat().st_size for f in venv.rglob("*") if f.is_file() and not f.is_symlink())
+    fetch.report(
+        f"{what}: virtualenv of {fetch.megabytes(size)} built in {took:.1f} s "
+        f"({fetch.megabytes(size / max(took, 1e-6))}/s) in {venv}"
+    )
     (venv / ".complete").touch()

@@ -340,10 +340,13 @@ class _Loader:
             failure_type=FailureType.LOADER_REJECTION,
             stage=Stage.BATCH_LOADER,
             errors=[ErrorDetail(field="/", reason=str(error)[:2000])],
-            original=OriginalPayload.from_bytes(value),
+            original=OriginalPayload.from_bytes(value, self.settings.max_json_depth),
             metadata={"topic": self.topic, "partition": msg.partition(), "offset": msg.offset()},
         )
-        self.producer.produce(self.dlq_topic, value=failed.model_dump_json().encode())
+        # Keyed like the record it stands for: user, session, device or event.
+        self.producer.produce(
+            self.dlq_topic, value=failed.model_dump_json().encode(), key=msg.key()
+        )
         self.dlq_pending = True
         self.stats.dead_letters += 1
         self.metrics.records_out.labels(self.dlq_topic).inc()

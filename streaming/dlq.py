@@ -138,7 +138,7 @@ def replay(
                 producer.produce(
                     report.target,
                     value=failed.original.to_bytes(),
-                    key=failed.event_id,
+                    key=msg.key(),  # the key the record had before it failed
                     headers=[(REPLAY_COUNT_HEADER, str(count + 1).encode())],
                 )
                 report.moved[failed.failure_type] += 1

@@ -45,6 +45,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from pydantic import Field
 
 from contract.enrichment import MODEL_VERSION_HEADER, NDJSON
+from contract.envelope import event_identity
 from contract.failures import (
     ErrorDetail,
     FailedEvent,
@@ -53,6 +54,7 @@ from contract.failures import (
     Stage,
     replay_count_of,
 )
+from contract.jsontext import DEFAULT_MAX_DEPTH, JsonRefused, check_depth
 from contract.registry import SchemaKey, SchemaRegistry
 from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings
@@ -249,28 +251,23 @@ class BatchOutcome:
         self.reasons[failed.failure_type] = self.reasons.get(failed.failure_type, 0) + 1
 
 
-def _failed(msg: Message, failure_type: FailureType, errors: list[ErrorDetail]) -> FailedEvent:
-    raw = msg.value() or b""
-    try:
-        record = orjson.loads(raw)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        record = None
-    original = (
-        OriginalPayload(encoding="json", data=record)
-        if record is not None
-        else OriginalPayload.from_bytes(raw)
-    )
-    received = record.get("collector", {}).get("received_at") if record else None
+def _failed(
+    msg: Message, failure_type: FailureType, errors: list[ErrorDetail], max_depth: int
+) -> FailedEvent:
+    original = OriginalPayload.from_bytes(msg.value() or b"", max_depth)
+    record = original.data if isinstance(original.data, dict) else None
+    # A record on the raw topic may come from anywhere: keep only what is well formed.
+    event_id, event_type = event_identity(record)
+    stamp = record.get("collector") if record else None
+    received = _timestamp(stamp.get("received_at")) if isinstance(stamp, dict) else None
     replays = replay_count_of(msg.headers())
     return FailedEvent(
         failure_type=failure_type,
         stage=Stage.ENRICHER,
         errors=errors,
         original=original,
-        event_id=record.get("event_id") if record else None,
-        event_type=record.get("event_type") if record else None,
+        event_id=event_id,
+        event_type=event_type,
         received_at=received,
         replay_count=replays,
         metadata={
@@ -282,21 +279,33 @@ def _failed(msg: Message, failure_type: FailureType, errors: list[ErrorDetail]) 
     )
 
 
+def _timestamp(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 Valid = tuple[Message, RawRecord, SchemaKey]
 
 
 def validate(
-    messages: Sequence[Message], registry: SchemaRegistry
+    messages: Sequence[Message], registry: SchemaRegistry, max_depth: int = DEFAULT_MAX_DEPTH
 ) -> tuple[list[Valid], BatchOutcome]:
-    """Split a batch into records whose payload passed its schema, and dead letters."""
+    """Split a batch into records whose payload passed its schema, and dead letters.
+
+    ``max_depth``: ``PlatformSettings.max_json_depth``; a deeper record is malformed.
+    """
     valid = []
     outcome = BatchOutcome()
     for msg in messages:
+        value = msg.value() or b""
         try:
-            record = read_raw_record(msg.value() or b"")
-        except msgspec.DecodeError as exc:  # not JSON, or not a JSON object
+            check_depth(value, max_depth)
+            record = read_raw_record(value)
+        except (JsonRefused, msgspec.DecodeError) as exc:  # too deep, not JSON, not an object
             detail = [ErrorDetail(field="/", reason=str(exc))]
-            outcome.dead_letter(msg.key(), _failed(msg, FailureType.MALFORMED, detail))
+            outcome.dead_letter(msg.key(), _failed(msg, FailureType.MALFORMED, detail, max_depth))
             continue
         event_type = record.event_type
         compiled = registry.lookup(event_type) if isinstance(event_type, str) else None
@@ -308,6 +317,7 @@ def validate(
                     msg,
                     FailureType.UNKNOWN_SCHEMA,
                     [ErrorDetail(field="/event_type", reason=reason)],
+                    max_depth,
                 ),
             )
             continue
@@ -319,6 +329,7 @@ def validate(
                     msg,
                     FailureType.SCHEMA_VIOLATION,
                     [ErrorDetail(field=e.field, reason=e.reason) for e in errors],
+                    max_depth,
                 ),
             )
             continue
@@ -489,7 +500,7 @@ class Enricher:
             return None
         for topic, n in Counter(m.topic() or "" for m in messages).items():
             self.metrics.records_in.labels(topic).inc(n)
-        valid, outcome = validate(messages, self.registry)
+        valid, outcome = validate(messages, self.registry, self.settings.max_json_depth)
         # Counted after consuming: librdkafka drops from a consume() the messages of
         # partitions revoked during it, so this batch belongs to the current assignment.
         batch = Batch(messages, valid, outcome, self.revocations)
@@ -559,6 +570,7 @@ class Enricher:
                                     msg,
                                     FailureType.ENRICHMENT_FAILED,
                                     [ErrorDetail(field="/", reason=reason)],
+                                    self.settings.max_json_depth,
                                 ),
                             )
                         return [None] * len(values), None

@@ -379,7 +379,9 @@ class RealtimeLoader:
                 failure_type=FailureType.LOADER_REJECTION,
                 stage=Stage.REALTIME_LOADER,
                 errors=[ErrorDetail(field="/", reason=d.error)],
-                original=OriginalPayload.from_bytes(d.msg.value() or b""),
+                original=OriginalPayload.from_bytes(
+                    d.msg.value() or b"", self.settings.max_json_depth
+                ),
                 event_id=d.event_id,
                 event_type=d.event_type,
                 metadata={
@@ -389,13 +391,12 @@ class RealtimeLoader:
                     "index": d.index,
                 },
             )
-            key = d.event_id.encode() if d.event_id else d.msg.key()
             while True:
                 try:
                     producer.produce(
                         self.settings.topics.loader_dlq,
                         value=failed.model_dump_json().encode(),
-                        key=key,
+                        key=d.msg.key(),  # the record's own key: user, session, device or event
                         on_delivery=delivered,
                     )
                     break

@@ -31,14 +31,17 @@ CollectorDep = Annotated[Collector, Depends(get_collector)]
 SettingsDep = Annotated[CollectorSettings, Depends(get_settings)]
 
 
-async def authenticate(request: Request, settings: SettingsDep) -> Principal:
+def principal_for(
+    settings: CollectorSettings, keys: KeyStore, authorization: str | None, api_key: str | None
+) -> Principal:
+    """Who sends a request, from its ``Authorization`` or ``X-API-Key`` header.
+
+    Raises:
+        HTTPException: 401 without a valid key, 403 for a key that may not send events.
+    """
     if settings.collector.auth_disabled:
         return ANONYMOUS
-    keys: KeyStore = request.app.state.keys
-    presented = bearer_token(request.headers.get("authorization")) or request.headers.get(
-        "x-api-key"
-    )
-    principal = keys.authenticate(presented)
+    principal = keys.authenticate(bearer_token(authorization) or api_key)
     if principal is None:
         raise HTTPException(
             401,
@@ -48,6 +51,15 @@ async def authenticate(request: Request, settings: SettingsDep) -> Principal:
     if not principal.can_write:
         raise HTTPException(403, detail=f"producer '{principal.producer}' may not send events")
     return principal
+
+
+async def authenticate(request: Request, settings: SettingsDep) -> Principal:
+    return principal_for(
+        settings,
+        request.app.state.keys,
+        request.headers.get("authorization"),
+        request.headers.get("x-api-key"),
+    )
 
 
 ProducerDep = Annotated[Principal, Depends(authenticate)]
@@ -84,21 +96,36 @@ def client_ip(
     return peer
 
 
-async def request_context(
-    request: Request, principal: ProducerDep, settings: SettingsDep
+def context_for(
+    settings: CollectorSettings,
+    principal: Principal,
+    peer: str | None,
+    forwarded_for: str | None,
+    user_agent: str | None,
+    supplied_id: str | None,
 ) -> RequestContext:
-    supplied = request.headers.get("x-request-id", "")
+    """A REST request's context: the caller, its address and agent, the request id."""
+    supplied = supplied_id or ""
     request_id = supplied[:128] if supplied.isprintable() and supplied else str(uuid.uuid4())
     return RequestContext(
         producer=principal.producer,
-        client_ip=client_ip(
-            request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
-            settings,
-        ),
-        user_agent=request.headers.get("user-agent"),
+        client_ip=client_ip(peer, forwarded_for, settings),
+        user_agent=user_agent,
         request_id=request_id,
         path="rest",
+    )
+
+
+async def request_context(
+    request: Request, principal: ProducerDep, settings: SettingsDep
+) -> RequestContext:
+    return context_for(
+        settings,
+        principal,
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        request.headers.get("user-agent"),
+        request.headers.get("x-request-id"),
     )
 
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from contract.registry import SchemaRegistry
+from ingestion.api.models import SECURITY_SCHEMES, event_schemas
 from ingestion.api.responses import JSONBytes
 from ingestion.api.routes import events, health
-from ingestion.core import metrics
 from ingestion.core.auth import KeyStore
 from ingestion.core.config import CollectorSettings
 from ingestion.core.delivery import KafkaBridge, KafkaUnavailable, ProducerFactory
@@ -38,6 +40,27 @@ async def _watch_kafka(collector: Collector) -> None:
                 log.warning("Kafka reachable again")
 
 
+class CollectorApp(FastAPI):
+    """The collector's FastAPI application, which answers ``POST /v1/events`` first itself.
+
+    That request goes straight to ``events.events_endpoint``; every other request (and that
+    path with another method, or under a root path) goes through FastAPI as usual.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == events.EVENTS_PATH
+            and scope["method"] == "POST"
+            and not self.root_path
+            and not scope.get("root_path")
+        ):
+            scope["app"] = self
+            await events.events_endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: CollectorSettings | None = None,
     *,
@@ -50,6 +73,7 @@ def create_app(
         producer_factory: Builds the Kafka producer at start-up (tests pass an in-memory one).
     """
     settings = settings or CollectorSettings()
+    registry = SchemaRegistry.from_directory()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,7 +85,7 @@ def create_app(
             options.linger_ms,
             producer_factory,
         )
-        collector = Collector(settings, SchemaRegistry.from_directory(), bridge)
+        collector = Collector(settings, registry, bridge)
         app.state.settings = settings
         app.state.collector = collector
         app.state.keys = KeyStore(options.api_keys)
@@ -83,7 +107,7 @@ def create_app(
             if left:
                 log.error("%d messages were still undelivered at shutdown", left)
 
-    app = FastAPI(
+    app = CollectorApp(
         title="Tributary collector",
         version="1.0.0",
         description="Receives events over HTTP, checks their envelope, and writes them to "
@@ -92,19 +116,45 @@ def create_app(
     )
     app.include_router(events.router, tags=["events"])
     app.include_router(health.router, tags=["operations"])
+    app.openapi = _document(app, settings, registry)  # type: ignore[method-assign]
 
     @app.exception_handler(KafkaUnavailable)
     async def kafka_unavailable(request: Request, exc: KafkaUnavailable) -> JSONBytes:
-        metrics.REQUESTS.labels("rest", 503).inc()
-        return JSONBytes(
-            {"detail": f"events not accepted: {exc}; retry later"},
-            status_code=503,
-            headers={"Retry-After": str(settings.collector.retry_after_s)},
-        )
+        return events.unavailable(exc, settings)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONBytes:
-        metrics.REQUESTS.labels("rest", exc.status_code).inc()
-        return JSONBytes({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        return events.http_error(exc)
 
     return app
+
+
+def _document(
+    app: FastAPI, settings: CollectorSettings, registry: SchemaRegistry
+) -> Callable[[], dict[str, Any]]:
+    """FastAPI's OpenAPI document plus what the routes cannot declare.
+
+    That is the event schemas (with the registered event types and this collector's limits)
+    and the API keys.
+    """
+    build = app.openapi
+    options = settings.collector
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            rules = options.envelope_rules()
+            limits = (
+                f"Its timestamp lies at most {rules.max_past_skew} in the past and "
+                f"{rules.max_future_skew} in the future (h:mm:ss); it is at most "
+                f"{options.max_event_bytes} bytes and nests at most {settings.max_json_depth} "
+                "levels of arrays and objects."
+            )
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).update(
+                event_schemas([k.uri for k in registry], options.max_batch_events, limits)
+            )
+            components["securitySchemes"] = SECURITY_SCHEMES
+        return app.openapi_schema or {}
+
+    return document

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
+
+from contract.envelope import Envelope
 
 
 class FieldErrorPublic(BaseModel):
@@ -60,10 +64,62 @@ class IngestResponse(BaseModel):
     }
 
 
+class BodyRefused(BaseModel):
+    """A body refused as a whole; its bytes are kept in the dead-letter topic all the same."""
+
+    detail: str = Field(description="Why, in words.")
+    reason: str = Field(
+        description="The dead letter's failure type: malformed, size_violation or "
+        "envelope_violation."
+    )
+    request_id: str
+
+
 class ErrorResponse(BaseModel):
     detail: str
-    request_id: str | None = None
-    reason: str | None = Field(None, description="Failure type when the body was dead-lettered.")
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready or unavailable")
+    kafka: str = Field(description="reachable, or why not")
+    topics: dict[str, bool] | None = Field(None, description="Whether each topic exists.")
+
+
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "A producer's API key."},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+
+
+def event_schemas(
+    event_types: list[str], max_batch_events: int, limits: str
+) -> dict[str, dict[str, Any]]:
+    """The request body's schemas: the envelope, and a batch of such events.
+
+    The envelope is ``contract.envelope.Envelope``'s, naming the registered event types.
+
+    ``limits`` says in words what JSON Schema cannot: the time skew, the size and the depth.
+    """
+    event = Envelope.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas: dict[str, dict[str, Any]] = event.pop("$defs")
+    event["title"] = "Event"
+    event["description"] = f"One event. {limits}"
+    event["properties"]["event_type"] = {
+        "type": "string",
+        "enum": sorted(event_types),
+        "description": "A registered schema's URI; the enricher checks the payload against it.",
+    }
+    schemas["Event"] = event
+    schemas["EventBatch"] = {
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/Event"},
+        # An empty batch says nothing and is refused (400): a producer sending one has a bug.
+        "minItems": 1,
+        "maxItems": max_batch_events,
+        "description": "A batch; each event is checked on its own (see 207).",
+    }
+    return schemas
 
 
 EVENT_EXAMPLE = {

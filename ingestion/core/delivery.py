@@ -31,50 +31,58 @@ class QueueFull(KafkaUnavailable):
 
 
 class Deliveries:
-    """Delivery reports of one request's messages."""
+    """Delivery reports of one request's messages.
+
+    Two counters, each written by one thread only, so that no lock is taken per message:
+    ``produced`` by the event loop (``KafkaBridge.produce``), ``reported`` by the thread that
+    serves the producer's callbacks (the bridge's poll thread, or ``flush`` at close once that
+    thread has stopped). Whichever of ``seal`` and the last report comes second resolves.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._lock = threading.Lock()
-        self._pending = 0
+        self.produced = 0
+        self.reported = 0
         self._sealed = False
         self._future: asyncio.Future[None] = loop.create_future()
         self.errors: list[KafkaError] = []
         self.started = time.perf_counter()
-
-    def add(self) -> None:
-        with self._lock:
-            self._pending += 1
+        # One bound method for every message of the request (``on_delivery``).
+        self.report = self.on_delivery
 
     def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         # Runs on the poll thread.
-        with self._lock:
-            if err is not None:
-                self.errors.append(err)
-            self._pending -= 1
-            done = self._sealed and self._pending == 0
-        if done:
+        if err is not None:
+            self.errors.append(err)
+        self.reported += 1
+        if self._sealed and self.reported == self.produced:
             self._loop.call_soon_threadsafe(self._resolve)
 
     def seal(self) -> None:
         """No more messages will be added; resolve once the outstanding ones are reported."""
-        with self._lock:
-            self._sealed = True
-            done = self._pending == 0
-        if done:
+        self._sealed = True
+        if self.reported == self.produced:
             self._resolve()
 
     def _resolve(self) -> None:
         if not self._future.done():
             self._future.set_result(None)
 
+    def _expire(self) -> None:
+        if not self._future.done():
+            self._future.set_exception(TimeoutError())
+
     async def wait(self, timeout: float) -> float:
         """Wait for every report; return the seconds it took, or raise KafkaUnavailable."""
-        try:
-            async with asyncio.timeout(timeout):
+        if not self._future.done():
+            # One timer on the future (cheaper than a timeout scope around the task).
+            timer = self._loop.call_later(timeout, self._expire)
+            try:
                 await self._future
-        except TimeoutError as exc:
-            raise KafkaUnavailable(f"Kafka did not confirm within {timeout:.0f}s") from exc
+            except TimeoutError as exc:
+                raise KafkaUnavailable(f"Kafka did not confirm within {timeout:.0f}s") from exc
+            finally:
+                timer.cancel()
         if self.errors:
             raise KafkaUnavailable(f"Kafka refused {len(self.errors)} message(s): {self.errors[0]}")
         return time.perf_counter() - self.started
@@ -134,15 +142,13 @@ class KafkaBridge:
     ) -> None:
         if not self.available:
             raise KafkaUnavailable("Kafka is unreachable")
-        deliveries.add()
         try:
-            self.producer.produce(topic, value=value, key=key, on_delivery=deliveries.on_delivery)
+            self.producer.produce(topic, value=value, key=key, on_delivery=deliveries.report)
         except BufferError as exc:
-            deliveries.on_delivery(None, None)  # type: ignore[arg-type]
             raise QueueFull("the producer queue is full") from exc
         except KafkaException as exc:
-            deliveries.on_delivery(None, None)  # type: ignore[arg-type]
             raise KafkaUnavailable(str(exc)) from exc
+        deliveries.produced += 1
 
     def probe(self, topics: list[str], timeout: float = 2) -> dict[str, bool]:
         """Ask the cluster for metadata; mark Kafka available again when it answers."""
@@ -156,7 +162,7 @@ class KafkaBridge:
 
     def close(self, timeout: float) -> int:
         """Deliver what is queued (up to ``timeout``); return how many were left undelivered."""
-        remaining = int(self.producer.flush(timeout))
+        # The poll thread stops first: from then on only flush serves delivery reports.
         self._running = False
         self._thread.join(2)
-        return remaining
+        return int(self.producer.flush(timeout))

@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 import orjson
 
-from contract.envelope import check_envelope
+from contract.envelope import accepted_key, check_envelope, event_identity, event_key
 from contract.failures import ErrorDetail, FailedEvent, FailureType, OriginalPayload, Stage
+from contract.jsontext import JsonRefused, loads_events
 from contract.registry import FieldError, SchemaRegistry
 from ingestion.core import metrics
 from ingestion.core.config import CollectorSettings
@@ -49,7 +50,7 @@ class RequestContext:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
     index: int
     event_id: str | None
@@ -92,16 +93,14 @@ class BodyRejected(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Item:
-    """One event as received: decoded JSON, or the bytes that failed to decode."""
+    """One event as received: decoded JSON, or the bytes that failed to decode and why."""
 
     data: Any = None
     size: int = 0
-    raw: bytes | None = None  # set only when the bytes were not JSON
-
-
-_NOT_JSON = "not valid JSON"
+    raw: bytes | None = None  # set only when the bytes were not JSON (or too deep)
+    refused: str = "not valid JSON"
 
 
 class Collector:
@@ -113,7 +112,9 @@ class Collector:
         self.rules = settings.collector.envelope_rules()
         self.registry = registry
         self.bridge = bridge
+        self.max_depth = settings.max_json_depth
         self.raw_topic = settings.topics.raw
+        self.event_types = frozenset(key.uri for key in registry)
         self.dlq_topic = settings.topics.collector_dlq
 
     # -- whole bodies (REST) -------------------------------------------------------------
@@ -150,9 +151,9 @@ class Collector:
                 f"body is {len(body)} bytes, the limit is {self.options.max_body_bytes}",
             )
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BodyRejected(400, FailureType.MALFORMED, f"body is {_NOT_JSON}: {exc}") from exc
+            data = loads_events(body, self.max_depth)
+        except JsonRefused as exc:
+            raise BodyRejected(400, FailureType.MALFORMED, f"body is {exc.reason}") from exc
         if isinstance(data, list):
             if not data:
                 raise BodyRejected(400, FailureType.ENVELOPE_VIOLATION, "the batch is empty")
@@ -178,7 +179,7 @@ class Collector:
             failure_type=rejected.failure_type,
             stage=Stage.COLLECTOR,
             errors=[ErrorDetail(field="/", reason=rejected.reason)],
-            original=OriginalPayload.from_bytes(kept),
+            original=OriginalPayload.from_bytes(kept, self.max_depth),
             received_at=ctx.received_at,
             metadata={
                 **ctx.metadata(self.options.instance_id),
@@ -187,10 +188,15 @@ class Collector:
             },
         )
         deliveries = Deliveries(asyncio.get_running_loop())
-        self.bridge.produce(deliveries, self.dlq_topic, failed.model_dump_json().encode())
+        self.bridge.produce(
+            deliveries,
+            self.dlq_topic,
+            failed.model_dump_json().encode(),
+            key=self._request_key(ctx),
+        )
         deliveries.seal()
         await deliveries.wait(self.options.delivery_timeout_s)
-        metrics.REJECTED.labels(ctx.path, rejected.failure_type).inc()
+        metrics.rejected(ctx.path, rejected.failure_type).inc()
 
     # -- events ----------------------------------------------------------------------------
 
@@ -199,18 +205,35 @@ class Collector:
         meta = ctx.metadata(self.options.instance_id)
         deliveries = Deliveries(asyncio.get_running_loop())
         outcomes = []
+        # The fast path: an event the plain check accepts goes straight to the raw topic;
+        # any other is checked (and explained) by check_envelope in _route.
+        event_types = self.event_types
+        earliest = ctx.received_at - self.rules.max_past_skew
+        latest = ctx.received_at + self.rules.max_future_skew
+        max_bytes = self.rules.max_event_bytes
+        produce, raw_topic, dumps = self.bridge.produce, self.raw_topic, orjson.dumps
         try:
             for index, item in enumerate(items):
-                outcomes.append(self._route(index, item, meta, ctx, deliveries))
+                data = item.data
+                key = (
+                    accepted_key(data, event_types, earliest, latest)
+                    if item.raw is None and item.size <= max_bytes
+                    else None
+                )
+                if key is None:
+                    outcomes.append(self._route(index, item, meta, ctx, deliveries))
+                    continue
+                produce(deliveries, raw_topic, dumps({**data, "collector": meta}), key=key)
+                outcomes.append(Outcome(index, data["event_id"], True))
         finally:
             deliveries.seal()
         metrics.DELIVERY.observe(await deliveries.wait(self.options.delivery_timeout_s))
         result = IngestResult(outcomes)
         if result.accepted:
-            metrics.ACCEPTED.labels(ctx.path).inc(result.accepted)
+            metrics.accepted(ctx.path).inc(result.accepted)
         for o in outcomes:
             if not o.accepted:
-                metrics.REJECTED.labels(ctx.path, o.failure_type).inc()
+                metrics.rejected(ctx.path, o.failure_type).inc()
         return result
 
     def _route(
@@ -223,7 +246,7 @@ class Collector:
     ) -> Outcome:
         if item.raw is not None:
             failure_type = FailureType.MALFORMED
-            errors: list[FieldError] = [FieldError("/", f"the event is {_NOT_JSON}")]
+            errors: list[FieldError] = [FieldError("/", f"the event is {item.refused}")]
             if len(item.raw) > self.options.max_event_bytes:
                 failure_type = FailureType.SIZE_VIOLATION
                 errors = [
@@ -233,8 +256,12 @@ class Collector:
                         f"{self.options.max_event_bytes}",
                     )
                 ]
-            original = OriginalPayload.from_bytes(item.raw[: self.options.max_event_bytes])
-            return self._reject(index, None, None, failure_type, errors, original, ctx, deliveries)
+            original = OriginalPayload.from_bytes(
+                item.raw[: self.options.max_event_bytes], self.max_depth
+            )
+            return self._reject(
+                index, None, None, None, failure_type, errors, original, ctx, deliveries
+            )
 
         check = check_envelope(
             item.data, self.registry, self.rules, size_bytes=item.size, now=ctx.received_at
@@ -250,19 +277,21 @@ class Collector:
             return Outcome(index, item.data["event_id"], True)
 
         data = item.data
-        event_id = data.get("event_id") if isinstance(data, dict) else None
-        event_type = data.get("event_type") if isinstance(data, dict) else None
+        event_id, event_type = event_identity(data)
         too_big = check.failure_type is FailureType.SIZE_VIOLATION
         original = (
-            OriginalPayload.from_bytes(orjson.dumps(data)[: self.options.max_event_bytes])
+            OriginalPayload.from_bytes(
+                orjson.dumps(data)[: self.options.max_event_bytes], self.max_depth
+            )
             if too_big
             else OriginalPayload(encoding="json", data=data)
         )
         assert check.failure_type is not None
         return self._reject(
             index,
-            event_id if isinstance(event_id, str) else None,
-            event_type if isinstance(event_type, str) else None,
+            event_id,
+            event_type,
+            event_key(data),
             check.failure_type,
             check.errors,
             original,
@@ -275,12 +304,14 @@ class Collector:
         index: int,
         event_id: str | None,
         event_type: str | None,
+        key: str | None,
         failure_type: FailureType,
         errors: list[FieldError],
         original: OriginalPayload,
         ctx: RequestContext,
         deliveries: Deliveries,
     ) -> Outcome:
+        """Dead-letter one event, keyed as the raw topic would key it (else by its request)."""
         failed = FailedEvent(
             failure_type=failure_type,
             stage=Stage.COLLECTOR,
@@ -292,6 +323,14 @@ class Collector:
             metadata=ctx.metadata(self.options.instance_id),
         )
         self.bridge.produce(
-            deliveries, self.dlq_topic, failed.model_dump_json().encode(), key=event_id
+            deliveries,
+            self.dlq_topic,
+            failed.model_dump_json().encode(),
+            key=key or self._request_key(ctx),
         )
         return Outcome(index, event_id, False, failure_type, tuple(errors))
+
+    @staticmethod
+    def _request_key(ctx: RequestContext) -> str:
+        """The key of a dead letter that names no event (user, session, device or event id)."""
+        return f"request_id:{ctx.request_id}"

@@ -6,9 +6,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import grpc
-import orjson
 
 from contract.failures import FailureType
+from contract.jsontext import JsonRefused, loads
 from ingestion.core.auth import ANONYMOUS, KeyStore, Principal
 from ingestion.core.config import CollectorSettings
 from ingestion.core.delivery import KafkaUnavailable
@@ -90,9 +90,9 @@ class CollectorService(pb_grpc.CollectorServicer):
                 items.append(Item(raw=raw))
                 continue
             try:
-                items.append(Item(orjson.loads(raw), len(raw)))
-            except orjson.JSONDecodeError:
-                items.append(Item(raw=raw))
+                items.append(Item(loads(raw, self.collector.max_depth), len(raw)))
+            except JsonRefused as exc:
+                items.append(Item(raw=raw, refused=exc.reason))
         return items
 
     async def _ingest(self, events: list[bytes], ctx: RequestContext, context: Ctx) -> IngestResult:

@@ -103,7 +103,7 @@ class ElasticsearchServer(SearchServer):
 
     def install(self) -> None:
         fetch_archive(
-            self.options.maven,
+            self.options.maven_repository,
             "org.elasticsearch.distribution.integ-test-zip:elasticsearch:"
             f"{self.options.elasticsearch_version}:zip",
             self.dist,
@@ -134,7 +134,7 @@ class ElasticsearchServer(SearchServer):
         return copy
 
     def launch(self) -> tuple[list[str], dict[str, str]]:
-        java = java_executable(self.options.java_home, 17)
+        java = java_executable(self.options.java_home, 17, system_java=self.options.system_java)
         as_root = os.geteuid() == 0
         home = self._node_home(as_root)
         self.home.mkdir(parents=True, exist_ok=True)  # the process's working folder

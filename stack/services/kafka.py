@@ -81,20 +81,26 @@ class Kafka(Service):
     def libs(self):  # type: ignore[no-untyped-def]
         return self.cache / f"kafka-{self.options.kafka_version}" / "libs"
 
+    @property
+    def coordinates(self) -> list[str]:
+        """Kafka and the SLF4J binding its POM leaves out (their runtime deps come along)."""
+        return [
+            f"org.apache.kafka:kafka_2.13:{self.options.kafka_version}",
+            f"org.apache.logging.log4j:log4j-slf4j-impl:{LOG4J_VERSION}",
+            f"org.apache.logging.log4j:log4j-core:{LOG4J_VERSION}",
+        ]
+
     def install(self) -> None:
         fetch_runtime_jars(
+            self.options.maven_repository,
             self.options.maven,
             "kafka",
-            [
-                f"org.apache.kafka:kafka_2.13:{self.options.kafka_version}",
-                f"org.apache.logging.log4j:log4j-slf4j-impl:{LOG4J_VERSION}",
-                f"org.apache.logging.log4j:log4j-core:{LOG4J_VERSION}",
-            ],
+            self.coordinates,
             self.libs,
         )
 
     def launch(self) -> tuple[list[str], dict[str, str]]:
-        java = java_executable(self.options.java_home, 17)
+        java = java_executable(self.options.java_home, 17, system_java=self.options.system_java)
         data, logs = self.home / "data", self.home / "logs"
         data.mkdir(parents=True, exist_ok=True)
         logs.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ class OpenSearchServer(SearchServer):
 
     def install(self) -> None:
         fetch_archive(
-            self.options.maven,
+            self.options.maven_repository,
             "org.opensearch.distribution.integ-test-zip:opensearch:"
             f"{self.options.opensearch_version}:zip",
             self.dist,
@@ -43,10 +43,11 @@ class OpenSearchServer(SearchServer):
     def launch(self) -> tuple[list[str], dict[str, str]]:
         major = int(self.options.opensearch_version.split(".")[0])
         # 2.x runs under a Security Manager, which Java 24 removed; 3.x needs Java 21+.
-        java = (
-            java_executable(self.options.java_home, 21)
-            if major >= 3
-            else java_executable(self.options.java_home, 11, 23)
+        java = java_executable(
+            self.options.java_home,
+            21 if major >= 3 else 11,
+            None if major >= 3 else 23,
+            system_java=self.options.system_java,
         )
         config, data, logs, tmp = (self.home / d for d in ("config", "data", "logs", "tmp"))
         for d in (data, logs, tmp):

@@ -129,7 +129,7 @@ class TrinoServer(Service):
 
     def install(self) -> None:
         fetch_archive(
-            self.options.maven,
+            self.options.maven_repository,
             f"io.trino:trino-server:{self.options.trino_version}:tar.gz",
             self.dist,
             include=_wanted,
@@ -161,7 +161,7 @@ class TrinoServer(Service):
         }
 
     def launch(self) -> tuple[list[str], dict[str, str]]:
-        java = java_executable(self.options.java_home, 24)
+        java = java_executable(self.options.java_home, 24, system_java=self.options.system_java)
         etc, data = self.home / "etc", self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
         # Written afresh at every start: the settings are the one source of the configuration.

@@ -47,6 +47,11 @@ def test_demo_accounts_for_every_event(
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    # Where the state and the downloads live: said once, before the stream starts.
+    said = result.stderr.splitlines()
+    folders = [i for i, line in enumerate(said) if line.startswith("state folder: ")]
+    stream = next(i for i, line in enumerate(said) if line.startswith("stream processes"))
+    assert len(folders) == 1 and folders[0] < stream and "download cache: " in said[folders[0]]
     document = json.loads(result.stdout)  # stdout holds the JSON document and nothing else
     assert document["problems"] == [], document["problems"]
     assert document["verdict"] == "every event is accounted for"

@@ -246,8 +246,20 @@ def _type_checking_block(node: ast.AST) -> bool:
     )
 
 
+def _optional_import(node: ast.AST) -> bool:
+    """``try: import x`` with ``except ImportError``: the code runs without the package."""
+    return isinstance(node, ast.Try) and any(
+        isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+        for h in node.handlers
+    )
+
+
 def runtime_imports(path: Path) -> set[str]:
-    """Top-level module names a file imports when it runs (``if TYPE_CHECKING:`` left out)."""
+    """Top-level module names a file needs when it runs.
+
+    Left out: ``if TYPE_CHECKING:`` blocks, and imports guarded by ``except ImportError``
+    (optional packages, such as the local stack's JDK wheel, which the image does without).
+    """
     names: set[str] = set()
 
     def visit(node: ast.AST) -> None:
@@ -255,6 +267,12 @@ def runtime_imports(path: Path) -> set[str]:
             assert isinstance(node, ast.If)
             for statement in node.orelse:
                 visit(statement)
+            return
+        if _optional_import(node):
+            assert isinstance(node, ast.Try)
+            rest: list[ast.AST] = [*node.handlers, *node.orelse, *node.finalbody]
+            for part in rest:
+                visit(part)
             return
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)

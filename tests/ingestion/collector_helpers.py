@@ -66,10 +66,12 @@ class Topics:
         return read_since(self.settings.kafka, self.settings.topics.raw, self.raw_start, expect)
 
     def dlq(self, expect: int) -> list[dict[str, Any]]:
-        msgs = read_since(
+        return [orjson.loads(m.value() or b"") for m in self.dlq_messages(expect)]
+
+    def dlq_messages(self, expect: int) -> list[Any]:
+        return read_since(
             self.settings.kafka, self.settings.topics.collector_dlq, self.dlq_start, expect
         )
-        return [orjson.loads(m.value() or b"") for m in msgs]
 
 
 @dataclass

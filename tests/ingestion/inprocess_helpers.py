@@ -9,6 +9,7 @@ each delivery from ``poll()``, on the bridge's poll thread, as librdkafka does.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +20,7 @@ import httpx
 import orjson
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+from fastapi import FastAPI
 
 from contract.failures import FailedEvent
 from ingestion.api.main import create_app
@@ -153,13 +155,21 @@ class InProcessCollector:
 
 @contextlib.asynccontextmanager
 async def in_process_collector(
-    settings: CollectorSettings, client: tuple[str, int] = ("198.51.100.20", 40000)
+    settings: CollectorSettings,
+    client: tuple[str, int] = ("198.51.100.20", 40000),
+    *,
+    through_fastapi: bool = False,
 ) -> AsyncIterator[InProcessCollector]:
-    """``create_app`` started through its lifespan, as uvicorn starts it, and a client to it."""
+    """``create_app`` started through its lifespan, as uvicorn starts it, and a client to it.
+
+    ``through_fastapi`` sends every request through FastAPI's own handling, ``POST
+    /v1/events`` included, which the application otherwise answers before FastAPI.
+    """
     fake = FakeProducer({settings.topics.raw, settings.topics.collector_dlq})
     # The fake answers the producer calls the bridge makes; it is no confluent Producer.
     app = create_app(settings, producer_factory=cast(ProducerFactory, fake.factory))
+    asgi: Any = functools.partial(FastAPI.__call__, app) if through_fastapi else app
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=client)
+        transport = httpx.ASGITransport(app=asgi, client=client)
         async with httpx.AsyncClient(transport=transport, base_url="http://collector") as http:
             yield InProcessCollector(settings, fake, http)

@@ -93,3 +93,24 @@ def test_limits(collector: CollectorProcess, topics: Topics) -> None:
         )
     assert many.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert topics.dlq(1)[0]["failure_type"] == "size_violation"
+
+
+def test_deeply_nested_events_are_rejected_alone_as_malformed(
+    collector: CollectorProcess, topics: Topics
+) -> None:
+    good = event()
+    deep = [
+        b"[" * levels + b"]" * levels for levels in (300, 5_000)
+    ] + [  # a valid event whose payload nests one level too deep for the limit (32)
+        orjson.dumps(event(payload="@")).replace(b'"@"', b'{"a":' * 31 + b"{}" + b"}" * 31)
+    ]
+    request = pb.SendEventsRequest(events=[orjson.dumps(good), *deep])
+    response = stub(collector).SendEvents(request, metadata=AUTH, timeout=30)
+    assert (response.accepted, response.rejected) == (1, 3)
+    for status in response.events[1:]:
+        assert status.reason == "malformed"
+        assert status.errors[0].reason == "the event is nested more than 32 levels deep (the limit)"
+    assert [r["event_id"] for r in topics.raw(1)] == [good["event_id"]]
+    dead = topics.dlq(3)
+    assert [d["failure_type"] for d in dead] == ["malformed"] * 3
+    assert all(d["original"]["encoding"] == "base64" for d in dead)

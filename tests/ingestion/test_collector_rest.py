@@ -240,3 +240,19 @@ def test_a_gzip_body_that_is_not_json_is_dead_lettered_inflated(
     assert resp.status_code == 400
     [dead] = topics.dlq(1)
     assert base64.b64decode(dead["original"]["data"]) == b"{broken json"
+
+
+@pytest.mark.parametrize("levels", [300, 10_000])
+def test_a_deeply_nested_body_is_400_malformed_and_dead_lettered(
+    collector: CollectorProcess, topics: Topics, levels: int
+) -> None:
+    body = b'{"a":' * levels + b"1" + b"}" * levels
+    resp = _post_raw(collector, body, **{"x-request-id": f"deep-{levels}"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["reason"] == "malformed"
+    assert "nested more than 32 levels deep" in resp.json()["detail"]
+    [message] = topics.dlq_messages(1)
+    assert message.key() == f"request_id:deep-{levels}".encode()
+    dead = orjson.loads(message.value() or b"")
+    assert dead["failure_type"] == "malformed"
+    assert base64.b64decode(dead["original"]["data"]) == body[: 64 * 1024]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -165,6 +166,10 @@ def test_an_unreachable_store_is_unavailable_not_a_client_error(engine: SearchEn
 def test_the_old_opensearch_names_still_configure_the_store(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    for name in [
+        n for n in os.environ if n.startswith(("TRIBUTARY_SEARCH", "TRIBUTARY_OPENSEARCH"))
+    ]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("TRIBUTARY_OPENSEARCH__URL", "http://127.0.0.1:9999")
     monkeypatch.setenv("TRIBUTARY_OPENSEARCH__INDEX_PREFIX", "old")
     monkeypatch.setenv("TRIBUTARY_SEARCH__OPENSEARCH__USERNAME", "new")
@@ -201,3 +206,31 @@ def test_the_minimal_elasticsearch_still_lacks_what_the_seam_works_around(
     # No SQL endpoint (Superset's Elasticsearch driver needs one).
     sql = httpx.post(f"{url}/_sql", json={"query": "select 1"}, timeout=10)
     assert sql.status_code == 405
+
+
+@pytest.mark.unit
+def test_only_the_seam_imports_a_search_client() -> None:
+    """Every caller goes through SearchStore: no other module of the platform imports a client."""
+    import ast
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    packages = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["hatch"]["build"][
+        "targets"
+    ]["wheel"]["packages"]
+    clients = {"opensearchpy", "elasticsearch", "elastic_transport"}
+    importers = set()
+    for package in packages:
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                if any(n.split(".")[0] in clients for n in names):
+                    importers.add(path.relative_to(root).as_posix())
+    assert importers == {"resources/search.py"}

@@ -172,22 +172,38 @@ def test_too_old_java_is_explained(state: Path, tmp_path: Path) -> None:
     assert "Java 11" in result.stderr and "Java 17+ is required" in result.stderr
 
 
+# A Kafka version without a lock in stack/locks is resolved by Maven (here a stand-in that
+# fails as Maven does on a version the repository lacks: Maven is not installed by bootstrap).
+_UNLOCKED = {"TRIBUTARY_STACK__KAFKA_VERSION": "0.0.1-does-not-exist"}
+_FAILING_MAVEN = """#!/bin/sh
+echo "[ERROR] Failed to execute goal on project kafka-runtime: Could not resolve dependencies"
+echo "[ERROR] org.apache.kafka:kafka_2.13:jar:0.0.1-does-not-exist was not found"
+exit 1
+"""
+
+
 @pytest.mark.parametrize(
-    ("setting", "value", "message"),
+    ("settings", "message"),
     [
-        ("TRIBUTARY_STACK__MAVEN", "no-such-mvn", "Maven ('no-such-mvn') is not installed"),
         (
-            "TRIBUTARY_STACK__KAFKA_VERSION",
-            "0.0.1-does-not-exist",
+            {**_UNLOCKED, "TRIBUTARY_STACK__MAVEN": "no-such-mvn"},
+            "Maven ('no-such-mvn') is not installed",
+        ),
+        (
+            {**_UNLOCKED, "TRIBUTARY_STACK__MAVEN": "{failing}"},
             "could not download org.apache.kafka:kafka_2.13:0.0.1-does-not-exist",
         ),
     ],
 )
 def test_fetch_failures_are_explained(
-    state: Path, tmp_path: Path, setting: str, value: str, message: str
+    state: Path, tmp_path: Path, settings: dict[str, str], message: str
 ) -> None:
     cache = tmp_path / "empty-cache"
-    result = run(state, "up", "kafka", TRIBUTARY_STACK__CACHE_DIR=str(cache), **{setting: value})
+    failing = tmp_path / "mvn"
+    failing.write_text(_FAILING_MAVEN)
+    failing.chmod(0o755)
+    settings = {k: v.format(failing=failing) for k, v in settings.items()}
+    result = run(state, "up", "kafka", TRIBUTARY_STACK__CACHE_DIR=str(cache), **settings)
     assert result.returncode == ExitCode.STACK
     assert message in result.stderr
     assert not list(cache.glob("kafka-*/libs")), "a failed fetch left a partial download"

@@ -6,8 +6,10 @@ import asyncio
 
 from confluent_kafka import KafkaException
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 
 from ingestion.api.deps import CollectorDep
+from ingestion.api.models import Readiness
 from ingestion.api.responses import JSONBytes
 from resources.metrics import render_metrics
 
@@ -19,7 +21,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Kafka is reachable and the topics exist")
+@router.get(
+    "/readyz",
+    summary="Kafka is reachable and the topics exist",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Kafka or a topic is missing."}},
+)
 async def readyz(collector: CollectorDep) -> JSONBytes:
     topics = [collector.raw_topic, collector.dlq_topic]
     try:
@@ -35,7 +42,12 @@ async def readyz(collector: CollectorDep) -> JSONBytes:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"description": "The Prometheus text exposition format."}},
+)
 async def prometheus() -> Response:
     body, content_type = render_metrics()
     return Response(body, media_type=content_type)
