@@ -25,11 +25,10 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from bench_enricher import private_stack, say, stoppable
 
 from contract.search import EVENTS, index_name
-from resources.search import SearchStore, make_search_store
+from resources.search import SearchStore, index_body, make_search_store
 from resources.search_indices import IndexLayout, ensure_templates
 from resources.settings import SearchEngine
 from simulator.world import COUNTRIES, catalogue
@@ -85,11 +84,8 @@ def documents(n: int) -> list[dict[str, Any]]:
 
 def seam_bulk(store: SearchStore, index: str, docs: list[dict[str, Any]], batch: int) -> None:
     for start in range(0, len(docs), batch):
-        lines = []
-        for doc in docs[start : start + batch]:
-            lines.append(orjson.dumps({"index": {"_index": index, "_id": doc["event_id"]}}))
-            lines.append(orjson.dumps(doc))
-        items = store.bulk(b"\n".join([*lines, b""]))
+        chunk = docs[start : start + batch]
+        items = store.bulk(index_body((index, d["event_id"], d) for d in chunk))
         assert all(i.ok for i in items), next(i.error for i in items if not i.ok)
 
 

@@ -19,7 +19,7 @@ Elasticsearch's client is pinned to 8.x: the 9.x client refuses an 8.x server.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +98,25 @@ class _Engine:
         raise NotImplementedError
 
 
+def index_body(documents: Iterable[tuple[str, str, Mapping[str, Any] | bytes]]) -> bytes:
+    """A bulk request's NDJSON indexing ``(index, _id, source)`` each, serialised with orjson.
+
+    A source given as bytes is sent as it is (already JSON).
+    """
+    lines = []
+    for index, doc_id, source in documents:
+        lines.append(orjson.dumps({"index": {"_index": index, "_id": doc_id}}))
+        lines.append(source if isinstance(source, bytes) else orjson.dumps(source))
+    lines.append(b"")
+    return b"\n".join(lines)
+
+
+def _basic_auth(conn: SearchConnection) -> tuple[str, str] | None:
+    if conn.username and conn.password:
+        return conn.username, conn.password.get_secret_value()
+    return None
+
+
 def _body(answer: Any) -> Any:
     """A response's JSON: opensearch-py answers it, elasticsearch-py wraps it in ``.body``."""
     return getattr(answer, "body", answer)
@@ -121,12 +140,9 @@ class _OpenSearch(_Engine):
     def connect(self, conn: SearchConnection) -> Any:
         from opensearchpy import OpenSearch
 
-        auth = None
-        if conn.username and conn.password:
-            auth = (conn.username, conn.password.get_secret_value())
         return OpenSearch(
             hosts=[conn.url],
-            http_auth=auth,
+            http_auth=_basic_auth(conn),
             verify_certs=conn.verify_certs,
             ca_certs=str(conn.ca_certs) if conn.ca_certs else None,
             timeout=30,
@@ -152,13 +168,10 @@ class _Elasticsearch(_Engine):
     def connect(self, conn: SearchConnection) -> Any:
         from elasticsearch import Elasticsearch
 
-        auth = None
-        if conn.username and conn.password:
-            auth = (conn.username, conn.password.get_secret_value())
         tls: dict[str, Any] = {"ca_certs": str(conn.ca_certs)} if conn.ca_certs else {}
         return Elasticsearch(
             conn.url,
-            basic_auth=auth,
+            basic_auth=_basic_auth(conn),
             verify_certs=conn.verify_certs,
             request_timeout=30,
             retry_on_timeout=True,
@@ -405,6 +418,7 @@ __all__ = [
     "SearchRejected",
     "SearchStore",
     "SearchUnavailable",
+    "index_body",
     "item_error",
     "make_search_store",
 ]

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from pydantic import Field, ValidationError
 
@@ -43,7 +42,7 @@ from contract.failures import (
 from contract.records import EnrichedEvent
 from contract.search import DEADLETTERS, EVENTS, record_id
 from resources.kafka import make_kafka_consumer, make_kafka_producer
-from resources.search import SearchStore, SearchUnavailable, make_search_store
+from resources.search import SearchStore, SearchUnavailable, index_body, make_search_store
 from resources.search_indices import IndexLayout, apply_retention, ensure_templates
 from resources.settings import PlatformSettings
 from runtime.metrics import WorkerMetrics, serve_metrics
@@ -179,14 +178,8 @@ def _loader_fields(msg: Message) -> dict[str, Any]:
 
 
 def bulk_body(docs: list[_Doc]) -> bytes:
-    """The bulk request's NDJSON, serialised with orjson (the clients would use ``json``)."""
-    lines = []
-    for d in docs:
-        assert d.source is not None
-        lines.append(orjson.dumps({"index": {"_index": d.index, "_id": d.doc_id}}))
-        lines.append(orjson.dumps(d.source))
-    lines.append(b"")
-    return b"\n".join(lines)
+    """The bulk request's NDJSON of ``docs`` (their index, ``_id`` and source)."""
+    return index_body((d.index or "", d.doc_id or "", d.source or {}) for d in docs)
 
 
 class RealtimeLoader:

@@ -13,30 +13,13 @@ from hypothesis import strategies as st
 from contract.envelope import EnvelopeRules, check_envelope
 from contract.failures import FailureType
 from contract.registry import SchemaRegistry
+from tests.contract.envelope_helpers import event
 
 pytestmark = pytest.mark.unit
 
 REGISTRY = SchemaRegistry.from_directory()
 RULES = EnvelopeRules()
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-PAGE_VIEW = "iglu:com.tributary.shop/page_view/jsonschema/1-0-0"
-
-
-def event(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "event_id": "5b4c8a8e-2b7e-4c7e-9d1a-2f0b0f3c4a11",
-        "event_type": PAGE_VIEW,
-        "event_timestamp": "2026-06-01T13:59:00+02:00",
-        "source": "web-shop",
-        "payload": {"page_url": "https://shop.example.com/"},
-        "context": {"user_id": "u-1", "session_id": "s-1"},
-    }
-    for key, value in changes.items():
-        if value is ...:
-            base.pop(key)
-        else:
-            base[key] = value
-    return base
 
 
 def test_a_valid_event_passes() -> None:

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from contract.envelope import EnvelopeRules, accepted_key, check_envelope
 from contract.registry import SchemaRegistry
+from tests.contract.envelope_helpers import UUID
+from tests.contract.envelope_helpers import event as envelope_event
 
 pytestmark = pytest.mark.unit
 
@@ -24,25 +26,11 @@ RULES = EnvelopeRules()
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 EARLIEST, LATEST = NOW - RULES.max_past_skew, NOW + RULES.max_future_skew
 EVENT_TYPES = frozenset(key.uri for key in REGISTRY)
-PAGE_VIEW = "iglu:com.tributary.shop/page_view/jsonschema/1-0-0"
-UUID = "5b4c8a8e-2b7e-4c7e-9d1a-2f0b0f3c4a11"
 
 
 def event(**changes: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "event_id": UUID,
-        "event_type": PAGE_VIEW,
-        "event_timestamp": "2026-06-01T13:59:00.123+02:00",
-        "source": "web-shop",
-        "payload": {"page_url": "https://shop.example.com/"},
-        "context": {"user_id": "u-1", "session_id": "s-1"},
-    }
-    for key, value in changes.items():
-        if value is ...:
-            base.pop(key)
-        else:
-            base[key] = value
-    return base
+    """As the platform's producers write it: milliseconds in the timestamp."""
+    return envelope_event("2026-06-01T13:59:00.123+02:00", **changes)
 
 
 def fast(data: Any) -> str | None:

@@ -6,14 +6,13 @@ import uuid
 from datetime import UTC, date, datetime
 
 import dagster as dg
-import orjson
 import pytest
 
 from contract.search import DEADLETTERS, index_name
 from platform_assets.assets.lake.curated import dead_letters_by_reason
 from platform_assets.definitions import build_definitions
 from platform_assets.resources import resources_for
-from resources.search import make_search_store
+from resources.search import index_body, make_search_store
 from resources.search_indices import IndexLayout, ensure_templates
 from resources.settings import PlatformSettings, SearchEngine
 from tests.streaming.realtime_helpers import drop_indices, failed_event
@@ -48,11 +47,10 @@ def test_the_kpis_dead_letters_come_from_the_engine_in_use(search: PlatformSetti
     with make_search_store(settings.search) as store:
         try:
             ensure_templates(store, IndexLayout(prefix))
-            lines = []
-            for letter in letters:
-                lines.append(orjson.dumps({"index": {"_index": index, "_id": letter.event_id}}))
-                lines.append(letter.model_dump_json().encode())
-            assert all(i.ok for i in store.bulk(b"\n".join([*lines, b""])))
+            body = index_body(
+                (index, str(f.event_id), f.model_dump_json().encode()) for f in letters
+            )
+            assert all(i.ok for i in store.bulk(body))
             store.refresh(index)
             frame = dead_letters_by_reason(resources_for(settings)["search"], day)
             assert frame.to_dicts() == [{"reason": "schema_violation", "count": 3}]

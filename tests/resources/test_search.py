@@ -8,7 +8,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from resources.dagster_resources import SearchResource
@@ -17,7 +16,7 @@ from resources.search import (
     SearchRejected,
     SearchStore,
     SearchUnavailable,
-    make_search_store,
+    index_body,
 )
 from resources.settings import PlatformSettings, SearchEngine, SearchSettings
 
@@ -35,19 +34,7 @@ MAPPING = {
 
 
 def _bulk(docs: Sequence[Mapping[str, Any]], index: str) -> bytes:
-    lines = []
-    for doc in docs:
-        lines += [
-            orjson.dumps({"index": {"_index": index, "_id": doc["event_id"]}}),
-            orjson.dumps(doc),
-        ]
-    return b"\n".join([*lines, b""])
-
-
-@pytest.fixture()
-def store(search: PlatformSettings) -> Iterator[SearchStore]:
-    with make_search_store(search.search) as store:
-        yield store
+    return index_body((index, str(doc["event_id"]), doc) for doc in docs)
 
 
 @pytest.fixture()

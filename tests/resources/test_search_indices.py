@@ -9,30 +9,23 @@ from datetime import date, timedelta
 import pytest
 
 from contract.search import DEADLETTERS, EVENTS, FAMILIES, alias_name, index_name
-from resources.search import SearchStore, make_search_store
+from resources.search import SearchStore
 from resources.search_indices import (
     IndexLayout,
     apply_retention,
     ensure_templates,
     provision_indices,
 )
-from resources.settings import PlatformSettings
 from tests.streaming.realtime_helpers import drop_indices
 
 DAY = date(2026, 11, 28)
 
 
 @pytest.fixture()
-def client(search: PlatformSettings) -> Iterator[SearchStore]:
-    with make_search_store(search.search) as store:
-        yield store
-
-
-@pytest.fixture()
-def prefix(client: SearchStore) -> Iterator[str]:
+def prefix(store: SearchStore) -> Iterator[str]:
     prefix = f"idx-{uuid.uuid4().hex[:10]}"
     yield prefix
-    drop_indices(client, prefix)
+    drop_indices(store, prefix)
 
 
 @pytest.mark.unit
@@ -52,37 +45,37 @@ def test_one_template_per_family_with_its_pattern_alias_and_settings() -> None:
 
 @pytest.mark.integration
 def test_provisioning_makes_every_alias_resolve_before_any_document(
-    client: SearchStore, prefix: str
+    store: SearchStore, prefix: str
 ) -> None:
     layout = IndexLayout(prefix)
-    made = provision_indices(client, layout, DAY)
+    made = provision_indices(store, layout, DAY)
     assert made == [index_name(prefix, family, DAY) for family in FAMILIES]
     for family in FAMILIES:
         alias = alias_name(prefix, family)
-        assert client.alias_exists(alias)
-        assert list(client.mapping(alias)) == [index_name(prefix, family, DAY)]
-        assert client.count(alias) == 0
+        assert store.alias_exists(alias)
+        assert list(store.mapping(alias)) == [index_name(prefix, family, DAY)]
+        assert store.count(alias) == 0
         # Made from the family's template: its mapping, with the hints Trino reads.
-        mapping = client.mapping(alias)[index_name(prefix, family, DAY)]
+        mapping = store.mapping(alias)[index_name(prefix, family, DAY)]
         template = layout.templates()[f"{prefix}-{family}"]["template"]["mappings"]
         assert mapping["_meta"] == template["_meta"]
         assert set(mapping["properties"]) == set(template["properties"])
     # Twice changes nothing.
-    assert provision_indices(client, layout, DAY + timedelta(days=1)) == []
-    assert client.indices(index_name(prefix, EVENTS, DAY + timedelta(days=1))) == []
+    assert provision_indices(store, layout, DAY + timedelta(days=1)) == []
+    assert store.indices(index_name(prefix, EVENTS, DAY + timedelta(days=1))) == []
 
 
 @pytest.mark.integration
-def test_provisioning_keeps_the_loader_s_templates(client: SearchStore, prefix: str) -> None:
-    ensure_templates(client, IndexLayout(prefix, refresh_interval="5s"))
-    provision_indices(client, IndexLayout(prefix), DAY)
+def test_provisioning_keeps_the_loader_s_templates(store: SearchStore, prefix: str) -> None:
+    ensure_templates(store, IndexLayout(prefix, refresh_interval="5s"))
+    provision_indices(store, IndexLayout(prefix), DAY)
     todays = index_name(prefix, EVENTS, DAY)
-    index = client.index_settings(todays)[todays]
+    index = store.index_settings(todays)[todays]
     assert index["refresh_interval"] == "5s", "provisioning replaced the loader's template"
 
 
 @pytest.mark.integration
-def test_retention_deletes_old_indices_and_keeps_new(client: SearchStore, prefix: str) -> None:
+def test_retention_deletes_old_indices_and_keeps_new(store: SearchStore, prefix: str) -> None:
     today = DAY
     old_event = index_name(prefix, EVENTS, today - timedelta(days=31))
     edge_event = index_name(prefix, EVENTS, today - timedelta(days=30))
@@ -91,11 +84,11 @@ def test_retention_deletes_old_indices_and_keeps_new(client: SearchStore, prefix
     kept_dead = index_name(prefix, DEADLETTERS, today - timedelta(days=60))
     unrelated = f"{prefix}-events-archive"
     for name in (old_event, edge_event, new_event, old_dead, kept_dead, unrelated):
-        client.create_index(name, {"settings": {"number_of_replicas": 0}})
-    deleted = apply_retention(client, prefix, {EVENTS: 30, DEADLETTERS: 90}, today)
+        store.create_index(name, {"settings": {"number_of_replicas": 0}})
+    deleted = apply_retention(store, prefix, {EVENTS: 30, DEADLETTERS: 90}, today)
     assert sorted(deleted) == sorted([old_event, old_dead])
     for name in (edge_event, new_event, kept_dead, unrelated):
-        assert client.indices(name) == [name], name
+        assert store.indices(name) == [name], name
     for name in (old_event, old_dead):
-        assert client.indices(name) == [], name
-    assert apply_retention(client, prefix, {EVENTS: 30, DEADLETTERS: 90}, today) == []
+        assert store.indices(name) == [], name
+    assert apply_retention(store, prefix, {EVENTS: 30, DEADLETTERS: 90}, today) == []
