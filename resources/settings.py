@@ -273,6 +273,17 @@ class SupersetSettings(BaseModel):
         return value.get_secret_value()
 
 
+class PrivacySettings(BaseModel):
+    """Personal data: who a person is in the events, for erasure (``TRIBUTARY_PRIVACY__*``)."""
+
+    identity_fields: list[str] = Field(
+        default_factory=lambda: ["user_id"],
+        min_length=1,
+        description="Keys of an event's `context` that identify a person; `tributary forget` "
+        "erases by any of them (`--user-id` is `user_id`).",
+    )
+
+
 class PlatformSettings(BaseSettings):
     """Connection settings shared by every process of the platform."""
 
@@ -305,6 +316,7 @@ class PlatformSettings(BaseSettings):
     lake: LakeSettings = LakeSettings()
     alerts: AlertSettings = AlertSettings()
     superset: SupersetSettings = SupersetSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @property
     def lake_catalog(self) -> LakeCatalog:
