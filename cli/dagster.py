@@ -17,6 +17,7 @@ import httpx
 from pydantic import BaseModel
 
 from cli.processes import PlatformProcess, child_env
+from resources.settings import local_folder
 from stack.errors import StackError
 from stack.private import free_port
 
@@ -25,6 +26,18 @@ BIN = Path(sys.executable).parent
 # The instance settings of the demo, `make dagster` and the tests: no usage statistics, and
 # no newsletter dialog over the UI (it would cover the lineage screenshot).
 INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+# The Dagster instance the demo's and `tributary forget`'s runs go to, and `make dagster` serves.
+DAGSTER_HOME = local_folder("dagster")
+
+
+def instance_home() -> Path:
+    """``$DAGSTER_HOME`` (set to ``DAGSTER_HOME`` when unset), created with the instance file."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(DAGSTER_HOME.resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    instance_yaml = home / "dagster.yaml"
+    if not instance_yaml.exists() or not instance_yaml.read_text().strip():
+        instance_yaml.write_text(INSTANCE_YAML)
+    return home
 
 
 class DagsterServer:

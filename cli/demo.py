@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import tempfile
 import warnings
@@ -38,7 +37,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.dagster import INSTANCE_YAML
+from cli.dagster import instance_home
 from cli.errors import ExitCode
 from cli.processes import Pipeline, PipelineSettings
 from cli.produce import TransportName, produce_events
@@ -50,7 +49,6 @@ from resources.settings import (
     LOCAL_SUPERSET_ADMIN_PASSWORD,
     LakeCatalog,
     PlatformSettings,
-    local_folder,
 )
 from simulator.events import ClickstreamSource, IoTSource
 from stack.config import StackSettings
@@ -59,9 +57,6 @@ from stack.manager import Stack
 from streaming.reconcile import ProducerFigures, Reconciler, Reconciliation, producer_problems
 
 console = Console(highlight=False, soft_wrap=True)
-
-# The Dagster instance the demo's runs go to, and `make dagster` serves.
-DAGSTER_HOME = local_folder("dagster")
 
 # Unless configured otherwise, the demo's batch loader flushes within seconds, not a minute.
 DEMO_FLUSH_AGE_S = 5.0
@@ -493,11 +488,7 @@ def _curate(settings: PipelineSettings, days: set[str]) -> tuple[list[dict[str, 
     from platform_assets.reporting.engines import Engine, run_query
     from platform_assets.runs import materialize_days, materialize_reporting_views
 
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(DAGSTER_HOME.resolve())))
-    home.mkdir(parents=True, exist_ok=True)
-    instance_yaml = home / "dagster.yaml"
-    if not instance_yaml.exists() or not instance_yaml.read_text().strip():
-        instance_yaml.write_text(INSTANCE_YAML)
+    home = instance_home()
     instance = dg.DagsterInstance.get()
     with console.status(f"materialising the curated lake for {', '.join(sorted(days))}"):
         results = materialize_days(settings, days, instance)

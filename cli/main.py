@@ -49,6 +49,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "query": Subcommand(
         "cli.query:query", "Run one query over the curated lake and print the answer as a table."
     ),
+    "forget": Subcommand(
+        "cli.forget:forget",
+        "Erase a person: search store, raw zone and curated lake; record it in the audit table.",
+    ),
 }
 
 

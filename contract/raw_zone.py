@@ -114,6 +114,18 @@ EVENT_SCHEMA = pa.schema(
 RAW_SCHEMA_VERSION = EVENT_SCHEMA.metadata[b"tributary.schema"].decode()
 
 
+def parquet_bytes(table: pa.Table) -> bytes:
+    """A data object's bytes: ``table`` (under ``EVENT_SCHEMA``) as zstd Parquet.
+
+    The batch loader writes objects so, and so does an erasure that rewrites one.
+    """
+    import pyarrow.parquet as pq
+
+    out = pa.BufferOutputStream()
+    pq.write_table(table.cast(EVENT_SCHEMA), out, compression="zstd")
+    return bytes(out.getvalue())
+
+
 def polars_schema() -> pl.Schema:
     """``EVENT_SCHEMA`` as polars sees it (``scores`` a ``Map``), in the file's column order."""
     import polars as pl  # only the lake's readers and generators need polars

@@ -38,7 +38,7 @@ from resources.lake import (
     public_catalog_properties,
     with_secret,
 )
-from resources.s3 import make_s3_client
+from resources.s3 import make_s3_client, polars_storage_options
 from resources.settings import PlatformSettings, Profile, S3Settings
 
 
@@ -145,13 +145,7 @@ class RawZoneResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         keys = self.object_keys(day)
         if not keys:
             return empty_raw(), []
-        options = {
-            "aws_endpoint_url": self.endpoint_url,
-            "aws_access_key_id": self.access_key_id,
-            "aws_secret_access_key": self._secret(),
-            "aws_region": self.region,
-            "aws_allow_http": "true",
-        }
+        options = polars_storage_options(self._s3())
         frame = scan_raw_zone([f"s3://{self.bucket}/{k}" for k in keys], options).collect()
         return frame, keys
 

@@ -1,6 +1,6 @@
-"""Personal data across every stage: where one event is (``trace``), erasing a person
-(``forget``, with its audit), and keyed pseudonyms of personal fields (``pseudonyms``).
+"""Personal data across every stage: tracing, erasure and pseudonyms.
 
-Below the stages like ``contract/`` and ``resources/``: it imports only those, so the CLI
-and the Dagster code location can both use it.
+``trace`` says where one event is; ``forget`` erases a person, with its audit; ``pseudonyms``
+keys personal fields. Below the stages like ``contract/`` and ``resources/``: it imports only
+those, so the CLI and the Dagster code location can both use it.
 """

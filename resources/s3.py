@@ -61,3 +61,14 @@ def ensure_buckets(settings: S3Settings) -> list[str]:
         tables.create_table_bucket(name=settings.warehouse_bucket)
         created.append(settings.warehouse_bucket)
     return created
+
+
+def polars_storage_options(settings: S3Settings) -> dict[str, str]:
+    """The ``storage_options`` with which polars (object_store) reads these S3 settings."""
+    return {
+        "aws_endpoint_url": settings.endpoint_url,
+        "aws_access_key_id": settings.access_key_id,
+        "aws_secret_access_key": settings.secret_access_key.get_secret_value(),
+        "aws_region": settings.region,
+        "aws_allow_http": "true",
+    }

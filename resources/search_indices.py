@@ -66,6 +66,7 @@ _LOADER_FIELDS: dict[str, Any] = {
         "topic": _keyword(),
         "partition": {"type": "integer"},
         "offset": {"type": "long"},
+        "key": _keyword(),
         "indexed_at": _DATE,
     }
 }

@@ -65,6 +65,14 @@ class KafkaSettings(BaseModel):
     )
     min_insync_replicas: int = Field(1, ge=1, description="min.insync.replicas of the topics.")
     partitions: int = Field(6, ge=1, description="Partitions of each event topic.")
+    # Every topic holds personal data (events and their dead letters carry the context and
+    # the client IP): these say how long Kafka keeps it. `tributary forget` cannot shorten it.
+    events_retention_days: float = Field(
+        7, gt=0, description="retention.ms of the raw and enriched topics, in days."
+    )
+    dead_letter_retention_days: float = Field(
+        30, gt=0, description="retention.ms of the dead-letter topics, in days."
+    )
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -34,14 +34,14 @@ class TopicSpec:
 def platform_topics(names: TopicNames, kafka: KafkaSettings) -> list[TopicSpec]:
     """Declare every topic of the platform with its partitions and configuration."""
 
-    def spec(name: str, partitions: int, retention_days: int, description: str) -> TopicSpec:
+    def spec(name: str, partitions: int, retention_days: float, description: str) -> TopicSpec:
         return TopicSpec(
             name=name,
             partitions=partitions,
             replication_factor=kafka.replication_factor,
             config={
                 "cleanup.policy": "delete",
-                "retention.ms": str(retention_days * DAY_MS),
+                "retention.ms": str(round(retention_days * DAY_MS)),
                 "min.insync.replicas": str(kafka.min_insync_replicas),
                 "compression.type": "producer",
                 "max.message.bytes": str(2 * 1024 * 1024),
@@ -49,15 +49,17 @@ def platform_topics(names: TopicNames, kafka: KafkaSettings) -> list[TopicSpec]:
             description=description,
         )
 
-    # Event topics are kept a week (the lake is the long-term store); dead letters a month,
-    # so there is time to inspect and replay them.
+    # Event topics are kept a week by default (the lake is the long-term store); dead letters
+    # a month, so there is time to inspect and replay them. Both hold personal data: the
+    # retention is how long an erased person's events stay in Kafka (docs/privacy.md).
     dlq_partitions = max(1, kafka.partitions // 2)
+    events, dead = kafka.events_retention_days, kafka.dead_letter_retention_days
     return [
-        spec(names.raw, kafka.partitions, 7, "Events accepted by the collector."),
-        spec(names.collector_dlq, dlq_partitions, 30, "Events the collector rejected."),
-        spec(names.enriched, kafka.partitions, 7, "Validated and enriched events."),
-        spec(names.enriched_dlq, dlq_partitions, 30, "Events failing validation/enrichment."),
-        spec(names.loader_dlq, dlq_partitions, 30, "Documents the search store rejected."),
+        spec(names.raw, kafka.partitions, events, "Events accepted by the collector."),
+        spec(names.collector_dlq, dlq_partitions, dead, "Events the collector rejected."),
+        spec(names.enriched, kafka.partitions, events, "Validated and enriched events."),
+        spec(names.enriched_dlq, dlq_partitions, dead, "Events failing validation/enrichment."),
+        spec(names.loader_dlq, dlq_partitions, dead, "Documents the search store rejected."),
     ]
 
 

@@ -10,7 +10,6 @@ exponential backoff; nothing is committed past an unwritten event. See docs/batc
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import random
@@ -22,7 +21,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 from confluent_kafka import (
     OFFSET_INVALID,
@@ -45,6 +43,7 @@ from contract.raw_zone import (
     manifest_key,
     marker_key,
     object_key,
+    parquet_bytes,
     partition_key,
 )
 from contract.records import EnrichedEvent
@@ -542,10 +541,7 @@ class _Loader:
 
 
 def _parquet(rows: list[dict[str, Any]]) -> bytes:
-    table = pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
-    out = io.BytesIO()
-    pq.write_table(table, out, compression="zstd")
-    return out.getvalue()
+    return parquet_bytes(pa.Table.from_pylist(rows, schema=EVENT_SCHEMA))
 
 
 def run(

@@ -169,10 +169,14 @@ def event_document(event: EnrichedEvent) -> dict[str, Any]:
 
 def _loader_fields(msg: Message) -> dict[str, Any]:
     topic, partition, offset = _msg_coords(msg)
+    key = msg.key()
     return {
         "topic": topic,
         "partition": partition,
         "offset": offset,
+        # The record's key (``user_id:<id>``, ...): how an erasure finds a person's dead
+        # letters, whose original is kept but not indexed.
+        "key": key.decode("utf-8", "replace") if isinstance(key, bytes) else key,
         "indexed_at": datetime.now(UTC).isoformat(),
     }
 
