@@ -23,6 +23,7 @@ from platform_assets.assets.streaming.topics import (
     stream_observation_schedule,
     topic_assets,
 )
+from platform_assets.jobs.privacy import erasure_definitions
 from platform_assets.resources import resources_for
 from platform_assets.sensors.alerts import alert_sensor, stream_alert
 from platform_assets.sensors.raw_zone import raw_zone_sensor
@@ -30,6 +31,7 @@ from resources.settings import PlatformSettings
 
 
 def build_definitions(settings: PlatformSettings) -> dg.Definitions:
+    forget_person, recompute_after_erasure = erasure_definitions(settings)
     return dg.Definitions(
         assets=[
             *topic_assets(settings.topics),
@@ -46,6 +48,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
                 settings.lake.trigger_interval_s,
             ),
             alert_sensor(settings.alerts),
+            recompute_after_erasure,
             dg.AutomationConditionSensorDefinition(
                 "curated_automation",
                 target=dg.AssetSelection.all(),
@@ -56,6 +59,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         jobs=[
             daily_marts_job,
             stream_alert,
+            forget_person,
             freshness_job,
             reporting_views_job,
             stream_observation_job,

@@ -45,6 +45,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.types import (
     DateType,
+    ListType,
     LongType,
     NestedField,
     StringType,
@@ -80,8 +81,13 @@ AUDIT_SCHEMA = Schema(
     NestedField(6, "store", StringType(), required=True),
     NestedField(7, "location", StringType(), required=True),
     NestedField(8, "removed", LongType(), required=True),
-    NestedField(9, "first_event_date", DateType(), required=False),
-    NestedField(10, "last_event_date", DateType(), required=False),
+    NestedField(
+        9,
+        "event_dates",
+        ListType(element_id=10, element_type=DateType(), element_required=True),
+        required=True,
+        doc="The event dates of what was removed (the partitions recomputed).",
+    ),
 )
 # The user-key prefix the curation gives each identity field (platform_assets.curation.sessions).
 USER_KEY_PREFIX = {"user_id": "u:", "device_id": "d:", "session_id": "a:"}
@@ -435,12 +441,17 @@ def record(table: Table, erasure: Erasure) -> None:
             "store": r.store,
             "location": r.location,
             "removed": r.removed,
-            "first_event_date": min(r.dates) if r.dates else None,
-            "last_event_date": max(r.dates) if r.dates else None,
+            "event_dates": sorted(r.dates),
         }
         for r in removals
     ]
     table.append(pa.Table.from_pylist(rows, schema=table.schema().as_arrow()))
+
+
+def recorded_dates(catalog: Catalog, request_id: str) -> list[date]:
+    """The event dates whose curated partitions a recorded request changed."""
+    rows = audit_rows(catalog, request_id)
+    return sorted({d for r in rows if r["store"] != SEARCH for d in r["event_dates"]})
 
 
 def audit_rows(catalog: Catalog, request_id: str) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 import polars as pl
@@ -26,6 +27,7 @@ import pytest
 
 from cli.processes import child_env
 from contract.search import DEADLETTERS, EVENTS, index_pattern
+from platform_assets.definitions import build_definitions
 from platform_assets.runs import materialize_days
 from privacy.forget import (
     LAKE,
@@ -33,6 +35,7 @@ from privacy.forget import (
     SEARCH,
     audit_rows,
     forget,
+    recorded_dates,
     subject_digest,
 )
 from resources.lake import make_catalog
@@ -257,3 +260,54 @@ def test_forget_erases_the_user_everywhere_and_only_them(lake: Lake) -> None:
     assert any("already erased" in line for line in again.lines())
     assert len(audit_rows(make_catalog(settings), again.request_id)) >= 1
     assert raw_rows(settings).height == after_raw.height
+
+
+def test_the_dagster_job_erases_and_its_sensor_recomputes_the_marts_of_the_dates(
+    lake: Lake,
+) -> None:
+    """``forget_person`` launched as the UI does; the sensor asks for the marts it touched."""
+    settings = lake.settings
+    rows = raw_rows(settings)
+    users = (
+        rows.select(user=pl.col("context").str.json_path_match("$.user_id"))
+        .drop_nulls()
+        .filter(pl.col("user") != lake.user)
+        .group_by("user")
+        .len()
+        .sort("len", "user", descending=True)
+    )
+    user = users["user"][0]
+    theirs = of_user(rows, user)
+    assert theirs.height
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("forget_person")
+    instance = dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(
+        run_config={
+            "ops": {"erase_person": {"config": {"value": user, "requested_by": "dpo@example.com"}}}
+        },
+        instance=instance,
+    )
+    assert result.success
+    days = sorted({d.isoformat() for d in theirs["event_timestamp"].dt.date().to_list()})
+    assert [d.isoformat() for d in recorded_dates(make_catalog(settings), result.run_id)] == days
+    assert of_user(raw_rows(settings), user).height == 0
+    assert (
+        table(settings, "staging.stg_events").filter(pl.col("user_key") == f"u:{user}").is_empty()
+    )
+    audit = audit_rows(make_catalog(settings), result.run_id)
+    assert sum(r["removed"] for r in audit if r["store"] == RAW_ZONE) == theirs.height
+
+    sensor = defs.resolve_sensor_def("recompute_after_erasure")
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None
+    context = dg.build_run_status_sensor_context(
+        sensor_name=sensor.name,
+        dagster_event=result.get_run_success_event(),
+        dagster_instance=instance,
+        dagster_run=run,
+    )
+    requests = list(cast(Iterator[dg.RunRequest], sensor(context)))
+    assert [r.partition_key for r in requests] == days
+    assert {r.job_name for r in requests} <= {"daily_marts", None}
+    assert len({r.run_key for r in requests}) == len(days)
