@@ -368,11 +368,16 @@ def _date_column(table: Table) -> str | None:
     return None
 
 
-def erase_lake(catalog: Catalog, subject: Subject, event_ids: set[str]) -> list[Removal]:
+def erase_lake(
+    catalog: Catalog,
+    subject: Subject,
+    event_ids: set[str],
+    namespaces: Iterable[str] = NAMESPACES,
+) -> list[Removal]:
     """Row-level deletes of the person's rows in every curated table, history purged."""
     removals: list[Removal] = []
     tables: list[Table] = []
-    for namespace in NAMESPACES:
+    for namespace in namespaces:
         try:
             identifiers = catalog.list_tables(namespace)
         except NoSuchNamespaceError:  # not created yet: it holds nothing

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,6 +23,9 @@ from resources.settings import PlatformSettings, SearchEngine
 from stack.config import StackSettings
 from stack.manager import Stack
 from tests.layers import layer_problems
+
+if TYPE_CHECKING:
+    from resources.search import SearchStore
 
 _ADDRESS_ENV = {
     "kafka": "TRIBUTARY_KAFKA__BOOTSTRAP_SERVERS",
@@ -180,6 +184,15 @@ def search(request: pytest.FixtureRequest, servers: Servers) -> PlatformSettings
     return servers.settings.model_copy(
         update={"search": servers.settings.search.using(request.param)}
     )
+
+
+@pytest.fixture()
+def store(search: PlatformSettings) -> Iterator[SearchStore]:
+    """A store on each search engine in turn (the ``search`` fixture's)."""
+    from resources.search import make_search_store
+
+    with make_search_store(search.search) as store:
+        yield store
 
 
 @pytest.fixture(scope="session")
