@@ -88,6 +88,7 @@ def forget(
                     ],
                     "earlier_requests": [rid for rid, _ in erasure.earlier],
                     "recomputed_dates": recomputed,
+                    "seconds": erasure.seconds,
                     "kafka_retention_days": erasure.kafka_retention,
                 }
             )
@@ -101,6 +102,11 @@ def forget(
 
 def _recompute(settings: PlatformSettings, days: list[str]) -> list[str]:
     """Materialise the marts of ``days`` on the UI's Dagster instance; return the dates done."""
+    import warnings
+
+    # Preview notices of Dagster and dagster-iceberg, polars' scan-planner hint: not for the
+    # operator (the demo silences the same).
+    warnings.simplefilter("ignore")
     import dagster as dg
 
     from cli.dagster import instance_home

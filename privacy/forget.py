@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -137,6 +138,7 @@ class Erasure:
     removals: list[Removal] = field(default_factory=list)
     earlier: list[tuple[str, datetime]] = field(default_factory=list)
     kafka_retention: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def removed(self) -> int:
@@ -157,8 +159,12 @@ class Erasure:
         ]
         for store in (SEARCH, RAW_ZONE, LAKE):
             places = [r for r in self.removals if r.store == store and r.removed]
-            detail = ", ".join(f"{r.location}: {r.removed}" for r in places) or "nothing"
-            lines.append(f"  {store}: {self.removed_from(store)} removed ({detail})")
+            if store == RAW_ZONE and places:
+                detail = f"{len(places)} objects rewritten"
+            else:
+                detail = ", ".join(f"{r.location}: {r.removed}" for r in places) or "nothing"
+            took = f" in {self.seconds[store]:.1f} s" if store in self.seconds else ""
+            lines.append(f"  {store}: {self.removed_from(store)} removed{took} ({detail})")
         if not self.removed:
             if self.earlier:
                 first = ", ".join(f"{rid} at {at.isoformat()}" for rid, at in self.earlier)
@@ -512,15 +518,30 @@ def forget(
         kafka_retention=_retention(settings),
     )
     say = progress or (lambda _line: None)
-    say("search store")
-    erasure.removals += erase_search(
-        store or make_search_store(settings.search), settings.search.index_prefix, subject
-    )
-    say("raw zone")
-    raw, event_ids = erase_raw_zone(s3_client or make_s3_client(settings.s3), settings, subject)
-    erasure.removals += raw
-    say("curated lake")
-    erasure.removals += erase_lake(catalog, subject, event_ids)
+    event_ids: set[str] = set()
+
+    def search() -> list[Removal]:
+        if store is not None:
+            return erase_search(store, settings.search.index_prefix, subject)
+        with make_search_store(settings.search) as own:
+            return erase_search(own, settings.search.index_prefix, subject)
+
+    def raw_zone() -> list[Removal]:
+        client = s3_client or make_s3_client(settings.s3)
+        removals, found = erase_raw_zone(client, settings, subject)
+        event_ids.update(found)
+        return removals
+
+    stages: list[tuple[str, str, Callable[[], list[Removal]]]] = [
+        (SEARCH, "search store", search),
+        (RAW_ZONE, "raw zone", raw_zone),
+        (LAKE, "curated lake", lambda: erase_lake(catalog, subject, event_ids)),
+    ]
+    for name, title, erase in stages:
+        say(title)
+        started = time.perf_counter()
+        erasure.removals += erase()
+        erasure.seconds[name] = time.perf_counter() - started
     record(audit, erasure)
     return erasure
 
