@@ -34,7 +34,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
     forget_person, recompute_after_erasure = erasure_definitions(settings)
     return dg.Definitions(
         assets=[
-            *topic_assets(settings.topics),
+            *topic_assets(settings.topics, settings.kafka),
             *index_assets(settings.search),
             raw_zone_asset(settings.s3),
             *CURATED_ASSETS,

@@ -40,7 +40,9 @@ def test_workspace_loads_and_validates(tmp_path: Path) -> None:
 
 @pytest.mark.unit
 def test_topics_are_external_assets_in_data_flow_order() -> None:
-    settings = PlatformSettings()
+    settings = PlatformSettings(
+        kafka={"events_retention_days": 3, "dead_letter_retention_days": 14}
+    )
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     raw = dg.AssetKey(["kafka", "events_raw"])
@@ -54,6 +56,9 @@ def test_topics_are_external_assets_in_data_flow_order() -> None:
         dg.AssetKey(["kafka", "events_raw_dlq"]),
     }
     assert graph.get(raw).metadata["topic"] == settings.topics.raw
+    # How long each topic keeps personal data, in the UI (docs/privacy.md).
+    assert graph.get(raw).metadata["retention_days"] == 3
+    assert graph.get(loader_dlq).metadata["retention_days"] == 14
     assert not graph.get(raw).is_materializable, "topics are written by the stream workers"
 
 

@@ -44,7 +44,7 @@ def test_lag_and_dead_letter_rate_are_observed_and_a_down_worker_is_reported() -
                 "batch_loader": {"metrics_port": down},
             }
         )
-        assets = topic_assets(names, endpoints)
+        assets = topic_assets(names, endpoints=endpoints)
         observable = [a for a in assets if isinstance(a, dg.AssetsDefinition)]
         result = observe(observable)
     assert result.success

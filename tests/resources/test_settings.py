@@ -95,3 +95,26 @@ def test_superset_secrets_have_defaults_only_in_the_local_profile(
     monkeypatch.setenv("TRIBUTARY_SUPERSET__ADMIN_PASSWORD", "a-real-password")
     monkeypatch.setenv("TRIBUTARY_SUPERSET__SECRET_KEY", "a-real-key")
     assert PlatformSettings().superset.secret("admin_password") == "a-real-password"
+
+
+def test_retention_of_the_topics_that_hold_personal_data_comes_from_the_settings() -> None:
+    from resources.topics import platform_topics
+
+    settings = PlatformSettings(
+        kafka={"events_retention_days": 2, "dead_letter_retention_days": 0.5}
+    )
+    retention = {
+        s.name: int(s.config["retention.ms"])
+        for s in platform_topics(settings.topics, settings.kafka)
+    }
+    day = 24 * 3600 * 1000
+    t = settings.topics
+    assert retention == {
+        t.raw: 2 * day,
+        t.enriched: 2 * day,
+        t.collector_dlq: day // 2,
+        t.enriched_dlq: day // 2,
+        t.loader_dlq: day // 2,
+    }
+    with pytest.raises(ValidationError, match="events_retention_days"):
+        PlatformSettings(kafka={"events_retention_days": 0})

@@ -17,7 +17,7 @@ from platform_assets.assets.streaming.observations import (
     lag_metadata,
     scrape_workers,
 )
-from resources.settings import TopicNames
+from resources.settings import KafkaSettings, TopicNames
 from runtime.worker import WorkerEndpoints
 
 RAW = dg.AssetKey(["kafka", "events_raw"])
@@ -28,21 +28,27 @@ RAW_DLQ = dg.AssetKey(["kafka", "events_raw_dlq"])
 OBSERVED = [RAW, ENRICHED, ENRICHED_DLQ, LOADER_DLQ, RAW_DLQ]
 
 
-def _spec(key: str, topic: str, description: str, deps: list[str]) -> dg.AssetSpec:
+def _spec(
+    key: str, topic: str, description: str, deps: list[str], retention_days: float
+) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=["kafka", key],
         description=description,
         deps=[["kafka", d] for d in deps],
         group_name="streaming",
         kinds={"kafka"},
-        metadata={"topic": topic},
+        # Every topic holds personal data (context ids, the client IP) for this long; an
+        # erasure cannot shorten it (docs/privacy.md).
+        metadata={"topic": topic, "retention_days": retention_days},
     )
 
 
 def topic_assets(
-    names: TopicNames, endpoints: WorkerEndpoints | None = None
+    names: TopicNames, kafka: KafkaSettings | None = None, endpoints: WorkerEndpoints | None = None
 ) -> list[dg.AssetSpec | dg.AssetsDefinition]:
     endpoints = endpoints or WorkerEndpoints()
+    kafka = kafka or KafkaSettings()
+    events, dead = kafka.events_retention_days, kafka.dead_letter_retention_days
     observed = [
         _spec(
             "events_raw",
@@ -51,6 +57,7 @@ def topic_assets(
             "added, keyed by user (else session, device, event id). Observed: the enricher "
             "group's lag.",
             [],
+            events,
         ),
         _spec(
             "events_enriched",
@@ -58,6 +65,7 @@ def topic_assets(
             "Events whose payload passed its schema, with their enrichments and lineage. "
             "Observed: the lag of the real-time and the batch loader groups.",
             ["events_raw"],
+            events,
         ),
         _spec(
             "events_enriched_dlq",
@@ -65,6 +73,7 @@ def topic_assets(
             "Events that failed schema validation or enrichment, with a reason code. "
             "Observed: the enricher's dead letters by reason and their share of its input.",
             ["events_raw"],
+            dead,
         ),
         _spec(
             "events_loader_dlq",
@@ -72,6 +81,7 @@ def topic_assets(
             "Documents the search store rejected, with its error. Observed: the loaders' dead "
             "letters and their share of their input.",
             ["events_enriched", "events_enriched_dlq", "events_raw_dlq"],
+            dead,
         ),
         _spec(
             "events_raw_dlq",
@@ -80,6 +90,7 @@ def topic_assets(
             "unknown event type), with the original bytes and the reasons. Observed: the "
             "real-time loader group's lag (it indexes them with the enricher's dead letters).",
             [],
+            dead,
         ),
     ]
 
