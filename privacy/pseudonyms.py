@@ -32,12 +32,19 @@ from typing import Any
 import orjson
 
 from contract.failures import FailedEvent, OriginalPayload
-from resources.settings import PseudonymSettings
+from contract.registry import SchemaKey, SchemaRegistry
+from resources.settings import MissingSetting, PseudonymSettings
 
 PREFIX = "ps"
 _PSEUDONYM = re.compile(r"^ps:([a-z0-9]{1,16}):[0-9a-f]{64}$")
 _IGLU = re.compile(r"^iglu:(?P<vendor>[^/]+)/(?P<name>[^/]+)/jsonschema/(?P<version>[^/]+)$")
 WILDCARD = "*"
+LONGEST = len(f"{PREFIX}:{'v' * 16}:") + 64
+"""The longest pseudonym (a 16-character key version): what a declared field must hold."""
+
+
+class FieldsRefused(MissingSetting):
+    """Declared payload fields that name no field, or a field that cannot hold a pseudonym."""
 
 
 def pseudonym(key: str | bytes, version: str, value: str) -> str:
@@ -238,3 +245,78 @@ class Pseudonymiser:
                 errors.append(error.model_copy(update={"reason": reason}))
         update = {"original": original, "metadata": metadata, "errors": errors}
         return failed.model_copy(update=update)
+
+
+def _subschemas(schema: Any, tokens: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The schemas of the values ``tokens`` reaches from a value of ``schema`` (none: no field)."""
+    nodes = [schema] if isinstance(schema, dict) else []
+    for token in tokens:
+        reached: list[Any] = []
+        for node in nodes:
+            properties = node.get("properties") or {}
+            items, extra = node.get("items"), node.get("additionalProperties")
+            if token == WILDCARD:
+                reached += [*properties.values(), items, extra]
+            elif token in properties:
+                reached.append(properties[token])
+            elif token.isdigit() and isinstance(items, dict):
+                reached.append(items)
+            else:
+                reached.append(extra)
+        nodes = [n for n in reached if isinstance(n, dict)]
+    return nodes
+
+
+def _cannot_hold(schema: dict[str, Any]) -> str | None:
+    """Why a value of ``schema`` cannot be a pseudonym (a string of up to ``LONGEST``)."""
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else types
+    if types and "string" not in types:
+        return f"its type is {'/'.join(types)}"
+    for word in ("enum", "const", "pattern", "format"):
+        if word in schema:
+            return f"its schema has {word}"
+    if schema.get("maxLength", LONGEST) < LONGEST:
+        return f"its maxLength {schema['maxLength']} is below {LONGEST}"
+    return None
+
+
+def schema_problems(settings: PseudonymSettings, registry: SchemaRegistry) -> list[str]:
+    """What is wrong with ``settings.payload_fields`` against the event types' schemas.
+
+    A selector must name a registered event type (or version); each of its pointers must
+    lead to a field of at least one of the versions it selects (another version may lack
+    it), and every field it leads to must accept a pseudonym: curation checks the lake's
+    payloads against the same schemas and would quarantine the event otherwise.
+    """
+    families = registry.families
+    problems = []
+    for selector, pointers in settings.payload_fields.items():
+        vendor, name, *version = selector.split("/")
+        keys = [
+            k
+            for k in families.get((vendor, name), [])
+            if not version or str(k.version) == version[0]
+        ]
+        if not keys:
+            problems.append(f"{selector}: no such event type")
+            continue
+        for pointer in pointers:
+            reached = {k: _subschemas(registry.get(k).schema, parse_pointer(pointer)) for k in keys}
+            if not any(reached.values()):
+                problems.append(f"{selector} {pointer}: no such field in {_versions(keys)}")
+            for key, schemas in reached.items():
+                for why in {w for w in map(_cannot_hold, schemas) if w}:
+                    problems.append(f"{key.uri} {pointer} cannot hold a pseudonym: {why}")
+    return problems
+
+
+def _versions(keys: list[SchemaKey]) -> str:
+    return ", ".join(str(k.version) for k in keys)
+
+
+def check_fields(settings: PseudonymSettings, registry: SchemaRegistry) -> None:
+    """Raise ``FieldsRefused`` naming every problem of :func:`schema_problems`."""
+    problems = schema_problems(settings, registry) if settings.enabled else []
+    if problems:
+        raise FieldsRefused("TRIBUTARY_PRIVACY__PSEUDONYMS__PAYLOAD_FIELDS: " + "; ".join(problems))

@@ -56,7 +56,7 @@ from contract.failures import (
 )
 from contract.jsontext import DEFAULT_MAX_DEPTH, JsonRefused, check_depth
 from contract.registry import SchemaKey, SchemaRegistry
-from privacy.pseudonyms import Pseudonymiser
+from privacy.pseudonyms import Pseudonymiser, check_fields
 from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings
 from runtime.metrics import WorkerMetrics, serve_metrics
@@ -387,6 +387,7 @@ class Enricher:
         self.stop = stop
         self.registry = registry or SchemaRegistry.from_directory()
         self.client = EnrichmentClient(self.options) if self.options.enrichment_enabled else None
+        check_fields(settings.privacy.pseudonyms, self.registry)
         self.pseudonyms = Pseudonymiser.from_settings(settings.privacy.pseudonyms)
         self.metrics = WorkerMetrics("enricher")
         if self.client is not None:

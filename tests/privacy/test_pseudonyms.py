@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
 from contract.failures import ErrorDetail, FailedEvent, FailureType, OriginalPayload, Stage
+from contract.registry import SchemaRegistry
 from privacy.pseudonyms import (
+    LONGEST,
+    FieldsRefused,
     Pseudonymiser,
+    check_fields,
     key_version_of,
     parse_pointer,
     pseudonym,
     pseudonyms_of,
+    schema_problems,
     text_of,
 )
 from resources.settings import (
@@ -24,6 +30,7 @@ from resources.settings import (
     Profile,
     PseudonymSettings,
 )
+from streaming.enricher import Enricher, EnricherSettings
 
 pytestmark = pytest.mark.unit
 
@@ -333,3 +340,67 @@ def test_parse_pointer() -> None:
     assert parse_pointer("/") == ("",)
     with pytest.raises(ValueError, match="not a JSON Pointer"):
         parse_pointer("a")
+
+
+# -- declared fields against the schemas ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def registry() -> SchemaRegistry:
+    return SchemaRegistry.from_directory()
+
+
+def test_fields_that_can_hold_a_pseudonym(registry: SchemaRegistry) -> None:
+    s = settings(
+        payload_fields={
+            "com.tributary.app/log_record": ["/message"],
+            "com.tributary.shop/page_view/1-0-0": ["/page_title", "/referrer_url"],
+            "com.tributary.shop/product_view": ["/product_name"],
+        }
+    )
+    assert schema_problems(s, registry) == []
+    check_fields(s, registry)
+
+
+def test_a_field_of_some_versions_only_is_fine(registry: SchemaRegistry) -> None:
+    # referrer_medium exists in page_view 1-0-1 only; an enum, though: refused there.
+    s = settings(payload_fields={"com.tributary.shop/page_view": ["/referrer_medium"]})
+    assert schema_problems(s, registry) == [
+        f"{PAGE_VIEW_101} /referrer_medium cannot hold a pseudonym: its schema has enum"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"com.tributary.shop/refund": ["/email"]}, "no such event type"),
+        ({"com.tributary.shop/purchase/9-0-0": ["/email"]}, "no such event type"),
+        ({"com.tributary.shop/purchase": ["/email"]}, "no such field in 1-0-0"),
+        ({"com.tributary.shop/page_view/1-0-0": ["/referrer_medium"]}, "no such field in 1-0-0"),
+        ({"com.tributary.shop/purchase": ["/order_id"]}, "its maxLength 64 is below 84"),
+        ({"com.tributary.shop/purchase": ["/total"]}, "its type is number"),
+        ({"com.tributary.shop/purchase": ["/items/*/quantity"]}, "its type is integer"),
+        ({"com.tributary.shop/purchase": ["/items/0/product_id"]}, "maxLength 64"),
+        ({"com.tributary.shop/purchase": ["/currency"]}, "its schema has pattern"),
+        ({"com.tributary.shop/page_view": ["/page_url"]}, "its schema has format"),
+        ({"com.tributary.shop/purchase": ["/order_id/x"]}, "no such field"),
+    ],
+)
+def test_fields_refused(
+    registry: SchemaRegistry, fields: dict[str, list[str]], problem: str
+) -> None:
+    s = settings(payload_fields=fields)
+    problems = schema_problems(s, registry)
+    assert problems and all(problem in p for p in problems), problems
+    with pytest.raises(FieldsRefused, match="TRIBUTARY_PRIVACY__PSEUDONYMS__PAYLOAD_FIELDS"):
+        check_fields(s, registry)
+
+
+def test_longest_pseudonym() -> None:
+    assert len(pseudonym(KEY, "v" * 16, "x")) == LONGEST == 84
+
+
+def test_the_enricher_refuses_to_start_with_a_field_that_cannot_hold_a_pseudonym() -> None:
+    bad = {"enabled": True, "payload_fields": {"com.tributary.shop/purchase": ["/order_id"]}}
+    with pytest.raises(FieldsRefused, match="/order_id cannot hold a pseudonym"):
+        Enricher(EnricherSettings(privacy={"pseudonyms": bad}), threading.Event())
