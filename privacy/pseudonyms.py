@@ -43,6 +43,9 @@ LONGEST = len(f"{PREFIX}:{'v' * 16}:") + 64
 """The longest pseudonym (a 16-character key version): what a declared field must hold."""
 
 
+CACHED_STRINGS = 100_000
+
+
 class FieldsRefused(MissingSetting):
     """Declared payload fields that name no field, or a field that cannot hold a pseudonym."""
 
@@ -50,8 +53,8 @@ class FieldsRefused(MissingSetting):
 def pseudonym(key: str | bytes, version: str, value: str) -> str:
     """The pseudonym of ``value`` under ``key`` (named ``version``): ``ps:<version>:<hex>``."""
     secret = key.encode() if isinstance(key, str) else key
-    digest = hmac.new(secret, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-    return f"{PREFIX}:{version}:{digest}"
+    digest = hmac.digest(secret, value.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return f"{PREFIX}:{version}:{digest.hex()}"
 
 
 def pseudonyms_of(settings: PseudonymSettings, value: str) -> dict[str, str]:
@@ -129,6 +132,10 @@ class Pseudonymiser:
     client_ip: bool = True
     context_fields: tuple[str, ...] = ("user_id",)
     payload_fields: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    # Strings already seen, and what they became (a person's id recurs in all their events);
+    # emptied when full. Pointers by event type.
+    _strings: dict[str, str] = field(default_factory=dict, repr=False)
+    _pointers: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: PseudonymSettings) -> Pseudonymiser | None:
@@ -154,14 +161,31 @@ class Pseudonymiser:
 
     def value(self, value: Any) -> Any:
         """``value``'s pseudonym; null, and a pseudonym under a known key, stay as they are."""
-        if key_version_of(value) in self.known_versions:
-            return value
+        if isinstance(value, str):
+            seen = self._strings.get(value)
+            if seen is None:
+                if len(self._strings) >= CACHED_STRINGS:
+                    self._strings.clear()
+                known = key_version_of(value) in self.known_versions
+                seen = self._strings[value] = (
+                    value if known else pseudonym(self.key, self.version, value)
+                )
+            return seen
         text = text_of(value)
         return value if text is None else pseudonym(self.key, self.version, text)
 
     def pointers(self, event_type: Any) -> tuple[tuple[str, ...], ...]:
         """The payload pointers declared for ``event_type`` (every version's, then its own)."""
-        return tuple(p for k in _type_keys(event_type) for p in self.payload_fields.get(k, ()))
+        if not isinstance(event_type, str):
+            return ()
+        found = self._pointers.get(event_type)
+        if found is None:
+            if len(self._pointers) >= CACHED_STRINGS:
+                self._pointers.clear()
+            found = self._pointers[event_type] = tuple(
+                p for k in _type_keys(event_type) for p in self.payload_fields.get(k, ())
+            )
+        return found
 
     def record(self, record: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         """Pseudonymise a raw or enriched record in place.
