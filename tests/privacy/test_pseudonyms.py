@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import threading
 from typing import Any
 
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from cli.processes import settings_env
 from contract.failures import ErrorDetail, FailedEvent, FailureType, OriginalPayload, Stage
 from contract.registry import SchemaRegistry
 from privacy.pseudonyms import (
@@ -404,3 +406,13 @@ def test_the_enricher_refuses_to_start_with_a_field_that_cannot_hold_a_pseudonym
     bad = {"enabled": True, "payload_fields": {"com.tributary.shop/purchase": ["/order_id"]}}
     with pytest.raises(FieldsRefused, match="/order_id cannot hold a pseudonym"):
         Enricher(EnricherSettings(privacy={"pseudonyms": bad}), threading.Event())
+
+
+def test_child_processes_get_the_keys_in_plain_text() -> None:
+    """``cli.processes`` passes settings to its children as variables; JSON masks secrets."""
+    s = EnricherSettings(privacy={"pseudonyms": settings(retired_keys={"0": "the-retired-key-0"})})
+    env = settings_env(s)
+    assert env["TRIBUTARY_PRIVACY__PSEUDONYMS__KEY"] == KEY
+    assert json.loads(env["TRIBUTARY_PRIVACY__PSEUDONYMS__RETIRED_KEYS"]) == {
+        "0": "the-retired-key-0"
+    }
