@@ -20,6 +20,10 @@ a consumer group and output topics of its own, interleaved over ``--rounds`` rou
   commits). The target row, which should reach >= 40% of the baseline;
 - the same with ``pipeline=False``: one batch strictly after the other (consume, validate,
   API call, transaction);
+- the enricher with the API, and the enricher with enrichment off, each with pseudonyms on
+  (``PSEUDONYMS``: the client IPs, the user id and its Kafka key, one payload field): what
+  decoding, pseudonymising and re-encoding every record costs (the summary gives each as a
+  share of the same run with pseudonyms off);
 - for information, the enricher, enrichment off, with ``retry.backoff.ms=20``: what the
   shipped enricher loses to the effect below when its batches are quick (with the API in the
   loop its batches take long enough that it hardly ever retries).
@@ -201,6 +205,15 @@ COLLECTOR = {
 }
 
 
+# Pseudonyms as a shop would choose them: the client IP (the collector's and the context's),
+# the user id (and the key), and one payload field of the page views.
+PSEUDONYMS = {
+    "enabled": True,
+    "key": "bench-enricher-pseudonym-key",
+    "payload_fields": {"com.tributary.shop/page_view": ["/referrer_url"]},
+}
+
+
 def raw_values(n: int, seed: int = 11) -> list[bytes]:
     """Raw-topic records as the collector writes them (valid events only)."""
     source = iter(ClickstreamSource(users=max(1, n // 20), seed=seed))
@@ -265,6 +278,7 @@ class Run:
     enrichment: bool = False
     retry_backoff_ms: int | None = None
     pipeline: bool = True  # as shipped
+    pseudonyms: bool = False  # PSEUDONYMS on
     results: list[RunResult] = field(default_factory=list)
 
     @property
@@ -331,7 +345,12 @@ def measure(
     if enrichment_url:
         options["enrichment_url"] = enrichment_url
     settings = EnricherSettings.model_validate(
-        {"kafka": kafka.model_dump(), "topics": names.model_dump(), "enricher": options}
+        {
+            "kafka": kafka.model_dump(),
+            "topics": names.model_dump(),
+            "enricher": options,
+            **({"privacy": {"pseudonyms": PSEUDONYMS}} if run.pseudonyms else {}),
+        }
     )
     counter = RequestCounter()
     extra: dict[str, Any] = {"statistics.interval.ms": 500, "stats_cb": counter.on_stats}
@@ -478,6 +497,8 @@ def main() -> int:
         Run("enricher, enrichment off", enrichment=False),
         Run("enricher + enrichment API", enrichment=True),
         Run("enricher + enrichment API, pipeline off", enrichment=True, pipeline=False),
+        Run("enricher + enrichment API, pseudonyms on", enrichment=True, pseudonyms=True),
+        Run("enricher, enrichment off, pseudonyms on", enrichment=False, pseudonyms=True),
         Run(
             f"enricher, off, retry.backoff.ms={BASELINE_RETRY_BACKOFF_MS} (info)",
             enrichment=False,
@@ -556,6 +577,8 @@ def main() -> int:
             f"  {run.name:<52}{run.median:>10,.0f}{spread:>18}{run.median / base:>8.2f}"
             f"{txns:>7}{retried:>20}{api_ms:>14}{cpu:>40}"
         )
+    for on, off in ((runs[5], runs[3]), (runs[6], runs[2])):
+        say(f"pseudonyms: {on.name}: {on.median / off.median:.2f} of the same with them off")
     share = target_run.median / base
     verdict = "ok" if share >= TARGET_SHARE else "MISS"
     say(

@@ -64,8 +64,19 @@ def settings_env(settings: BaseModel, prefix: str = "TRIBUTARY_") -> dict[str, s
         elif isinstance(value, str | int | float | Path | enum.Enum):
             env[key] = str(value.value if isinstance(value, enum.Enum) else value)
         else:
-            env[key] = to_json(value).decode()
+            env[key] = to_json(_revealed(value)).decode()
     return env
+
+
+def _revealed(value: object) -> object:
+    """``value`` with the secrets in its lists and dicts as plain text (``to_json`` masks them)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _revealed(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_revealed(v) for v in value]
+    return value
 
 
 def child_env(settings: BaseModel, inherit: bool = True) -> dict[str, str]:

@@ -75,6 +75,11 @@ class Lineage(BaseModel):
     source_partition: int
     source_offset: int
     enriched_at: datetime
+    pseudonym_key_version: str | None = Field(
+        None,
+        description="The key version that pseudonymised the record's personal fields "
+        "(docs/privacy.md); absent when pseudonyms were off.",
+    )
 
 
 class EnrichedEvent(BaseModel):

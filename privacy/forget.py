@@ -63,10 +63,11 @@ from contract.raw_zone import (
     parse_object_name,
 )
 from contract.search import DEADLETTERS, EVENTS, index_pattern
+from privacy import pseudonyms
 from resources.lake import NAMESPACES, make_catalog
 from resources.s3 import make_s3_client, polars_storage_options
 from resources.search import SearchStore, make_search_store
-from resources.settings import PlatformSettings
+from resources.settings import MissingSetting, PlatformSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -496,8 +497,18 @@ def subject_of(settings: PlatformSettings, identity_field: str, value: str) -> S
 
 
 def pseudonyms_of(settings: PlatformSettings, identity_field: str, value: str) -> list[str]:
-    """The pseudonyms ``value`` may have been stored under (none while pseudonyms are off)."""
-    return []
+    """The pseudonyms ``value`` may be stored under: one per configured key version.
+
+    None while no pseudonym key is configured or the field is not pseudonymised; with keys
+    but pseudonyms off, they are still looked for: events written while they were on.
+    """
+    config = settings.privacy.pseudonyms
+    if identity_field not in config.context_fields:
+        return []
+    try:
+        return list(pseudonyms.pseudonyms_of(config, value).values())
+    except MissingSetting:
+        return []
 
 
 def forget(

@@ -172,6 +172,7 @@ def events_mapping() -> dict[str, Any]:
                     "source_partition": {"type": "integer"},
                     "source_offset": {"type": "long"},
                     "enriched_at": _DATE,
+                    "pseudonym_key_version": _keyword(),
                 }
             },
             # Added by the loader: enrichment.geo's latitude/longitude as one point.

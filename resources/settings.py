@@ -9,6 +9,7 @@ reads the environment at import time.
 from __future__ import annotations
 
 import enum
+import re
 from pathlib import Path
 from typing import Literal, Self
 
@@ -22,6 +23,16 @@ LOCAL_S3_ACCESS_KEY = "tributary"
 LOCAL_S3_SECRET_KEY = "tributary-local-secret"
 LOCAL_SUPERSET_ADMIN_PASSWORD = "tributary-local-admin"
 LOCAL_SUPERSET_SECRET_KEY = "tributary-local-superset-secret-key"
+LOCAL_PSEUDONYM_KEY = "tributary-local-pseudonym-key"
+
+# A key version names one pseudonym key; it is part of every pseudonym (``ps:<version>:...``).
+KEY_VERSION_PATTERN = r"^[a-z0-9]{1,16}$"
+# An event type's personal payload fields: ``vendor/name`` (every version), ``vendor/name/
+# M-R-A`` or ``iglu:vendor/name/jsonschema/M-R-A`` (that version only).
+_EVENT_TYPE_SELECTOR = re.compile(
+    r"^(?:iglu:)?(?P<vendor>[a-zA-Z0-9_.-]+)/(?P<name>[a-zA-Z0-9_-]+)"
+    r"(?:/(?:jsonschema/)?(?P<version>[1-9][0-9]*-[0-9]+-[0-9]+))?$"
+)
 
 
 def project_root() -> Path:
@@ -281,6 +292,116 @@ class SupersetSettings(BaseModel):
         return value.get_secret_value()
 
 
+def event_type_selector(selector: str) -> str:
+    """The canonical form of a selector of ``PseudonymSettings.payload_fields``.
+
+    ``vendor/name`` for every version of an event type, ``vendor/name/M-R-A`` for one version
+    (``iglu:vendor/name/jsonschema/M-R-A`` is read as the latter).
+    """
+    m = _EVENT_TYPE_SELECTOR.match(selector)
+    if m is None:
+        raise ValueError(
+            f"'{selector}' is not an event type: write vendor/name (every version) or "
+            "vendor/name/M-R-A (one version), e.g. com.tributary.shop/purchase/1-0-0"
+        )
+    base = f"{m['vendor']}/{m['name']}"
+    return f"{base}/{m['version']}" if m["version"] else base
+
+
+def _check_pointer(pointer: str) -> str:
+    """A JSON Pointer (RFC 6901) into the payload; ``*`` stands for every array item or member."""
+    if not pointer.startswith("/") or pointer == "/":
+        raise ValueError(f"'{pointer}' is not a JSON Pointer to a payload field (e.g. /email)")
+    for part in pointer.split("/")[1:]:
+        if re.search(r"~(?![01])", part):
+            raise ValueError(f"'{pointer}': '~' must be escaped as ~0 ('/' as ~1)")
+    return pointer
+
+
+class PseudonymSettings(BaseModel):
+    """Keyed pseudonyms of personal fields, made by the enricher (docs/privacy.md).
+
+    ``TRIBUTARY_PRIVACY__PSEUDONYMS__*``. Each chosen value becomes
+    ``ps:<key_version>:<HMAC-SHA256 of the value, hex>``.
+    """
+
+    enabled: bool = Field(False, description="Replace the fields below with pseudonyms.")
+    key: SecretStr | None = Field(
+        None,
+        description="The HMAC key (at least 16 characters). No default outside the `local` "
+        "profile: with pseudonyms on, a missing key there stops every process at start-up.",
+    )
+    key_version: str = Field(
+        "1",
+        pattern=KEY_VERSION_PATTERN,
+        description="Name of `key` (1-16 lower-case letters or digits): stamped on every "
+        "pseudonymised event and part of every pseudonym, so keys can rotate.",
+    )
+    retired_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Earlier keys by version, JSON ({"1": "..."}): no longer used to '
+        "pseudonymise, still used to find a person's older events (`tributary forget`) and "
+        "recognised as pseudonyms already made.",
+    )
+    client_ip: bool = Field(
+        True,
+        description="Pseudonymise the client's IP (`collector.client_ip`, `context.client_ip`, "
+        "a collector dead letter's `metadata.client_ip`) after geo has been looked up.",
+    )
+    context_fields: list[str] = Field(
+        default_factory=lambda: ["user_id"],
+        description="Keys of `context` to pseudonymise in every event (and in the Kafka key "
+        "`<name>:<id>` when it is one of them).",
+    )
+    payload_fields: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Payload fields to pseudonymise per event type, JSON: "
+        '{"com.tributary.shop/purchase": ["/customer/email"]} (every version) or '
+        '{"com.tributary.shop/purchase/1-0-0": [...]} (one version); JSON Pointers into the '
+        "payload, `*` for every item of an array.",
+    )
+
+    @field_validator("retired_keys")
+    @classmethod
+    def _retired_versions(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for version, key in value.items():
+            if not re.match(KEY_VERSION_PATTERN, version):
+                raise ValueError(f"retired key version '{version}' is not 1-16 [a-z0-9]")
+            if len(key.get_secret_value()) < 16:
+                raise ValueError(f"retired key '{version}' is shorter than 16 characters")
+        return value
+
+    @field_validator("payload_fields")
+    @classmethod
+    def _selectors(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for selector, pointers in value.items():
+            canonical = event_type_selector(selector)
+            out[canonical] = [*out.get(canonical, []), *(_check_pointer(p) for p in pointers)]
+        return out
+
+    @model_validator(mode="after")
+    def _key(self) -> Self:
+        if self.key is not None and len(self.key.get_secret_value()) < 16:
+            raise ValueError("TRIBUTARY_PRIVACY__PSEUDONYMS__KEY is shorter than 16 characters")
+        if self.key_version in self.retired_keys:
+            raise ValueError(f"key version '{self.key_version}' is also among the retired keys")
+        return self
+
+    def keys(self) -> dict[str, str]:
+        """Every key by version: the current one first, then the retired ones.
+
+        Raises:
+            MissingSetting: there is no current key.
+        """
+        if self.key is None:
+            raise MissingSetting("TRIBUTARY_PRIVACY__PSEUDONYMS__KEY is not set")
+        return {
+            self.key_version: self.key.get_secret_value(),
+            **{v: k.get_secret_value() for v, k in self.retired_keys.items()},
+        }
+
+
 class PrivacySettings(BaseModel):
     """Personal data: who a person is in the events, for erasure (``TRIBUTARY_PRIVACY__*``)."""
 
@@ -290,6 +411,7 @@ class PrivacySettings(BaseModel):
         description="Keys of an event's `context` that identify a person; `tributary forget` "
         "erases by any of them (`--user-id` is `user_id`).",
     )
+    pseudonyms: PseudonymSettings = PseudonymSettings()
 
 
 class PlatformSettings(BaseSettings):
@@ -359,7 +481,10 @@ class PlatformSettings(BaseSettings):
             "admin_password": LOCAL_SUPERSET_ADMIN_PASSWORD,
             "secret_key": LOCAL_SUPERSET_SECRET_KEY,
         }
+        pseudonyms = self.privacy.pseudonyms
         if self.profile is Profile.LOCAL:
+            if pseudonyms.enabled and pseudonyms.key is None:
+                pseudonyms.key = SecretStr(LOCAL_PSEUDONYM_KEY)
             for name, default in superset_defaults.items():
                 if getattr(self.superset, name) is None:
                     setattr(self.superset, name, SecretStr(default))
@@ -373,6 +498,14 @@ class PlatformSettings(BaseSettings):
             value = getattr(self.superset, name)
             if value is not None and value.get_secret_value() == default:
                 insecure.append(f"TRIBUTARY_SUPERSET__{name.upper()}")
+        if pseudonyms.enabled and pseudonyms.key is None:
+            raise ValueError(
+                f"profile '{self.profile}' has pseudonyms on but no key: set "
+                "TRIBUTARY_PRIVACY__PSEUDONYMS__KEY (it has a default only in the local profile)"
+            )
+        keys = [pseudonyms.key, *pseudonyms.retired_keys.values()]
+        if any(k is not None and k.get_secret_value() == LOCAL_PSEUDONYM_KEY for k in keys):
+            insecure.append("TRIBUTARY_PRIVACY__PSEUDONYMS__KEY")
         if insecure:
             raise ValueError(
                 f"profile '{self.profile}' refuses the local default secrets; "

@@ -131,6 +131,9 @@ def replay(
                 if reasons and failed.failure_type not in reasons:
                     report.skipped[failed.failure_type] += 1
                     continue
+                if "original_withheld" in failed.metadata:  # pseudonyms on: nothing to replay
+                    report.skipped["original_withheld"] += 1
+                    continue
                 count = replay_count(msg.headers(), failed)
                 if count >= max_replays:
                     report.exhausted += 1

@@ -56,6 +56,7 @@ from contract.failures import (
 )
 from contract.jsontext import DEFAULT_MAX_DEPTH, JsonRefused, check_depth
 from contract.registry import SchemaKey, SchemaRegistry
+from privacy.pseudonyms import Pseudonymiser, check_fields
 from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.settings import PlatformSettings
 from runtime.metrics import WorkerMetrics, serve_metrics
@@ -238,15 +239,29 @@ def enriched(value: bytes, raw: RawRecord, enrichment: bytes, lineage: dict[str,
     )
 
 
+def pseudonymised(value: bytes, pseudonyms: Pseudonymiser) -> bytes:
+    """The raw record ``value`` (a JSON object) with its personal fields pseudonymised."""
+    record = orjson.loads(value)
+    pseudonyms.record(record)
+    return orjson.dumps(record)
+
+
 @dataclass
 class BatchOutcome:
-    """What one batch turned into."""
+    """What one batch turned into.
+
+    With ``pseudonyms``, every dead letter and its key are pseudonymised on their way in.
+    """
 
     enriched: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
     dead: list[tuple[bytes | None, bytes]] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
+    pseudonyms: Pseudonymiser | None = None
 
     def dead_letter(self, key: bytes | None, failed: FailedEvent) -> None:
+        if self.pseudonyms is not None:
+            failed = self.pseudonyms.failed_event(failed)
+            key = self.pseudonyms.kafka_key(key)
         self.dead.append((key, failed.model_dump_json().encode()))
         self.reasons[failed.failure_type] = self.reasons.get(failed.failure_type, 0) + 1
 
@@ -290,14 +305,18 @@ Valid = tuple[Message, RawRecord, SchemaKey]
 
 
 def validate(
-    messages: Sequence[Message], registry: SchemaRegistry, max_depth: int = DEFAULT_MAX_DEPTH
+    messages: Sequence[Message],
+    registry: SchemaRegistry,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    pseudonyms: Pseudonymiser | None = None,
 ) -> tuple[list[Valid], BatchOutcome]:
     """Split a batch into records whose payload passed its schema, and dead letters.
 
     ``max_depth``: ``PlatformSettings.max_json_depth``; a deeper record is malformed.
+    ``pseudonyms``: the dead letters' pseudonymiser (``BatchOutcome.pseudonyms``).
     """
     valid = []
-    outcome = BatchOutcome()
+    outcome = BatchOutcome(pseudonyms=pseudonyms)
     for msg in messages:
         value = msg.value() or b""
         try:
@@ -368,6 +387,8 @@ class Enricher:
         self.stop = stop
         self.registry = registry or SchemaRegistry.from_directory()
         self.client = EnrichmentClient(self.options) if self.options.enrichment_enabled else None
+        check_fields(settings.privacy.pseudonyms, self.registry)
+        self.pseudonyms = Pseudonymiser.from_settings(settings.privacy.pseudonyms)
         self.metrics = WorkerMetrics("enricher")
         if self.client is not None:
             self.metrics.watch_breaker(lambda: self.client.breaker.state if self.client else "")
@@ -500,7 +521,9 @@ class Enricher:
             return None
         for topic, n in Counter(m.topic() or "" for m in messages).items():
             self.metrics.records_in.labels(topic).inc(n)
-        valid, outcome = validate(messages, self.registry, self.settings.max_json_depth)
+        valid, outcome = validate(
+            messages, self.registry, self.settings.max_json_depth, self.pseudonyms
+        )
         # Counted after consuming: librdkafka drops from a consume() the messages of
         # partitions revoked during it, so this batch belongs to the current assignment.
         batch = Batch(messages, valid, outcome, self.revocations)
@@ -529,8 +552,14 @@ class Enricher:
                 "source_offset": msg.offset(),
                 "enriched_at": now,
             }
-            value = enriched(msg.value() or b"", raw, enrichment, lineage)
-            outcome.enriched.append((msg.key() or b"", value))
+            value, key_bytes = msg.value() or b"", msg.key() or b""
+            if self.pseudonyms is not None:
+                # After the enrichment API has read the originals (geo from the real IP).
+                value = pseudonymised(value, self.pseudonyms)
+                key_bytes = self.pseudonyms.kafka_key(key_bytes) or b""
+                lineage["pseudonym_key_version"] = self.pseudonyms.version
+            value = enriched(value, raw, enrichment, lineage)
+            outcome.enriched.append((key_bytes, value))
         return outcome
 
     def _enrich(self, batch: Batch) -> tuple[Sequence[bytes | None], str | None] | None:

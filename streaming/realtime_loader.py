@@ -41,6 +41,7 @@ from contract.failures import (
 )
 from contract.records import EnrichedEvent
 from contract.search import DEADLETTERS, EVENTS, record_id
+from privacy.pseudonyms import Pseudonymiser
 from resources.kafka import make_kafka_consumer, make_kafka_producer
 from resources.search import SearchStore, SearchUnavailable, index_body, make_search_store
 from resources.search_indices import IndexLayout, apply_retention, ensure_templates
@@ -167,9 +168,11 @@ def event_document(event: EnrichedEvent) -> dict[str, Any]:
     return doc
 
 
-def _loader_fields(msg: Message) -> dict[str, Any]:
+def _loader_fields(msg: Message, pseudonyms: Pseudonymiser | None) -> dict[str, Any]:
     topic, partition, offset = _msg_coords(msg)
     key = msg.key()
+    if pseudonyms is not None:  # the collector's keys are in clear; the enricher's are not
+        key = pseudonyms.kafka_key(key)
     return {
         "topic": topic,
         "partition": partition,
@@ -209,6 +212,9 @@ class RealtimeLoader:
         )
         topics = settings.topics
         self.topics = [topics.enriched, topics.enriched_dlq, topics.collector_dlq]
+        # The collector's dead letters keep their originals (the collector does not
+        # pseudonymise); with pseudonyms on, their indexed copy is pseudonymised here.
+        self.pseudonyms = Pseudonymiser.from_settings(settings.privacy.pseudonyms)
         self.stats = LoaderStats()
         self.metrics = WorkerMetrics("realtime-loader")
         self.outage = Outage(self.store.title, log, self._retried)
@@ -318,6 +324,8 @@ class RealtimeLoader:
                 doc.source = event_document(event)
             else:
                 failed = FailedEvent.model_validate_json(raw)
+                if self.pseudonyms is not None and topic == self.settings.topics.collector_dlq:
+                    failed = self.pseudonyms.failed_event(failed)
                 doc.event_id, doc.event_type = failed.event_id, failed.event_type
                 doc.index = self.layout.deadletters_index(_utc_day(failed.failed_at))
                 doc.doc_id = deadletter_id(
@@ -327,7 +335,7 @@ class RealtimeLoader:
         except (ValidationError, ValueError) as exc:
             doc.error = f"invalid record on {topic}: {exc}".strip()[:4000]
             return doc
-        doc.source["loader"] = _loader_fields(msg)
+        doc.source["loader"] = _loader_fields(msg, self.pseudonyms)
         return doc
 
     def _bulk(self, docs: list[_Doc], consumer: Consumer) -> None:

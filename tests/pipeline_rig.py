@@ -24,7 +24,7 @@ from ingestion.producers.spool import SqliteSpool
 from ingestion.producers.transports import make_transport
 from resources.kafka import make_kafka_admin
 from resources.s3 import ensure_buckets
-from resources.settings import KafkaSettings, PlatformSettings, TopicNames
+from resources.settings import KafkaSettings, PlatformSettings, PrivacySettings, TopicNames
 from resources.topics import ensure_topics, platform_topics
 from runtime.retry import RetrySettings
 from simulator.events import ClickstreamSource
@@ -48,8 +48,12 @@ def start_rig(
     servers: PlatformSettings,
     work: Path,
     enricher_dead_letter_after_s: float = 300,
+    privacy: PrivacySettings | None = None,
 ) -> Rig:
-    """Start the stream on ``kafka`` and ``servers``' S3 and OpenSearch, on names of its own."""
+    """Start the stream on ``kafka`` and ``servers``' S3 and OpenSearch, on names of its own.
+
+    ``privacy``: the processes' privacy settings (pseudonyms), when not the defaults.
+    """
     run = f"rig-{uuid.uuid4().hex[:8]}"
     key, key_hash = new_key()
     topics = TopicNames(
@@ -64,6 +68,7 @@ def start_rig(
         topics=topics,
         s3=servers.s3.model_copy(update={"raw_prefix": f"{run}/"}),
         search=servers.search.model_copy(update={"index_prefix": run}),
+        privacy=privacy or PrivacySettings(),
         collector=CollectorOptions(
             port=free_port(),
             grpc_port=0,
