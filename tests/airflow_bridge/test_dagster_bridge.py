@@ -5,8 +5,8 @@ Airflow runs from its own virtualenv (``stack.airflow``, created on first use), 
 ``dagster_default`` connection. Dagster runs the platform's code location with the webserver
 and the daemon (the default instance queues launched runs; the daemon dequeues them) on the
 ``local`` profile: Iceberg in SQLite under a temporary folder, the raw zone in SeaweedFS.
-SeaweedFS and OpenSearch are this module's own (``stack.private``): its runs take minutes, and
-a shared server may meanwhile be stopped by the session that started it.
+SeaweedFS and OpenSearch are the session's, under a raw-zone prefix and an index prefix of
+this module's own.
 
 Two days of synthetic shop events are put in the raw zone. On the first the whole chain
 succeeds; on the second one order id is used by two purchases, so the order lines' blocking
@@ -34,8 +34,6 @@ from resources.settings import LakeSettings, PlatformSettings, Profile, S3Settin
 from simulator.raw_zone import SyntheticConfig, write_raw_zone
 from stack.airflow import AirflowHome, airflow_venv
 from stack.config import StackSettings
-from stack.manager import Stack
-from stack.private import private_stack_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -103,29 +101,21 @@ def stop_sensors(server: DagsterServer, names: tuple[str, ...]) -> None:
 
 
 @pytest.fixture(scope="module")
-def private(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
-    settings = private_stack_settings(tmp_path_factory.mktemp("private-stack") / "state")
-    stack = Stack(settings)
-    names = ["seaweedfs", "opensearch"]
-    try:
-        stack.up(names)
-        yield settings
-    finally:
-        stack.down(names)
-
-
-@pytest.fixture(scope="module")
-def bridge(private: StackSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bridge]:
+def bridge(
+    s3: PlatformSettings, opensearch: PlatformSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Bridge]:
     work = tmp_path_factory.mktemp("airflow-bridge")
-    raw_zone = private.s3.model_copy(update={"raw_prefix": "events/"})
+    # The session's servers, under a raw-zone prefix and an index prefix of this module's own.
+    run = uuid.uuid4().hex[:8]
+    raw_zone = s3.s3.model_copy(update={"raw_prefix": f"bridge-{run}/"})
     ensure_buckets(raw_zone)
     settings = PlatformSettings(
         profile=Profile.LOCAL,
         s3=raw_zone,
-        search=private.search,
+        search=opensearch.search.model_copy(update={"index_prefix": f"bridge-{run}"}),
         lake=LakeSettings(local_root=work / "lake"),
     )
-    venv = airflow_venv(private.stack.cache_dir)
+    venv = airflow_venv(StackSettings().stack.cache_dir)
     with DagsterServer(work / "dagster", settings, daemon=True) as dagster:
         stop_sensors(dagster, SENSORS_OFF)
         for day, seed in ((DAY_OK, 21), (DAY_BAD, 22)):
