@@ -23,14 +23,23 @@ from resources.topics import DAY_MS
 
 CONNECTORS = Path(__file__).resolve().parent.parent / "stack" / "connectors"
 SHOP_CONNECTOR_FILE = CONNECTORS / "shop-postgres.json"
+SOURCE_IDENTITY = "tributary.source.identity"
+"""A key of the connector's configuration (ignored by Debezium): which database cluster its
+offsets belong to (PostgreSQL's ``system_identifier``). Another value means another cluster
+(a new ``initdb``, a restored backup elsewhere), whose WAL the stored LSN does not name."""
 
 
 class ConnectError(RuntimeError):
     """Kafka Connect refused a request, or the connector did not come to run."""
 
 
-def shop_connector_config(settings: PlatformSettings) -> dict[str, str]:
-    """The shop database's Debezium connector: the versioned file plus the settings' part."""
+def shop_connector_config(
+    settings: PlatformSettings, source_identity: str | None = None
+) -> dict[str, str]:
+    """The shop database's Debezium connector: the versioned file plus the settings' part.
+
+    ``source_identity``: the cluster's ``system_identifier`` (:data:`SOURCE_IDENTITY`).
+    """
     pg, kafka = settings.postgres, settings.kafka
     config: dict[str, str] = json.loads(SHOP_CONNECTOR_FILE.read_text())
     config.update(
@@ -48,7 +57,11 @@ def shop_connector_config(settings: PlatformSettings) -> dict[str, str]:
         }
     )
     if pg.tables:
+        # Schema-qualified: they replace the file's schema filter (Debezium applies both).
+        config.pop("schema.include.list", None)
         config["table.include.list"] = ",".join(pg.tables)
+    if source_identity is not None:
+        config[SOURCE_IDENTITY] = source_identity
     return config
 
 
@@ -114,6 +127,19 @@ class ConnectClient:
         trace = "\n".join(t["trace"] for t in [body["connector"], *tasks] if t.get("trace"))
         return ConnectorState(body["connector"]["state"], [t["state"] for t in tasks], trace)
 
+    def reset_offsets(self, name: str, timeout_s: float = 60) -> None:
+        """Stop the connector and forget its source offsets (it snapshots again on resume)."""
+        self._call("PUT", f"/connectors/{name}/stop")
+        deadline = time.monotonic() + timeout_s
+        while (state := self.state(name)) is not None and state.connector != "STOPPED":
+            if time.monotonic() > deadline:
+                raise ConnectError(f"connector {name} not STOPPED after {timeout_s:.0f}s")
+            time.sleep(0.3)
+        self._call("DELETE", f"/connectors/{name}/offsets")
+
+    def resume(self, name: str) -> None:
+        self._call("PUT", f"/connectors/{name}/resume")
+
     def delete(self, name: str) -> bool:
         return self._call("DELETE", f"/connectors/{name}").status_code != 404
 
@@ -123,15 +149,23 @@ def apply_connector(
 ) -> tuple[str, ConnectorState]:
     """Make connector ``name`` have ``config`` and wait until it and its tasks are RUNNING.
 
-    Return whether it was ``created``, ``updated`` or left ``unchanged``, and its state.
+    Return whether it was ``created``, ``updated`` or left ``unchanged``, and its state. When
+    the source's identity (:data:`SOURCE_IDENTITY`) differs from the one the connector was
+    given, its offsets name a position in another cluster's WAL: they are reset first
+    (outcome ``reset``), and the connector snapshots the database anew.
     """
     with ConnectClient(url) as connect:
         current = connect.config(name)
         if current == config:
             outcome = "unchanged"
         else:
-            connect.put_config(name, config)
             outcome = "created" if current is None else "updated"
+            if current is not None and current.get(SOURCE_IDENTITY) != config.get(SOURCE_IDENTITY):
+                connect.reset_offsets(name)
+                outcome = "reset"
+            connect.put_config(name, config)
+            if outcome == "reset":
+                connect.resume(name)
         deadline = time.monotonic() + timeout_s
         while True:
             state = connect.state(name)

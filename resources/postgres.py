@@ -63,6 +63,13 @@ def answers(settings: PostgresSettings) -> bool:
     return True
 
 
+def system_identifier(settings: PostgresSettings) -> str:
+    """The cluster's identity (``initdb`` draws it): a new cluster has another one."""
+    with cursor(settings, "postgres") as cur:
+        cur.execute("SELECT system_identifier FROM pg_control_system()")
+        return str(cur.fetchone()[0])
+
+
 @dataclass
 class CdcReport:
     done: list[str] = field(default_factory=list)

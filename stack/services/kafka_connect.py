@@ -16,6 +16,7 @@ from confluent_kafka import KafkaException
 
 from resources.connect import apply_connector, shop_connector_config
 from resources.kafka import make_kafka_admin
+from resources.postgres import system_identifier
 from resources.topics import connect_topics, ensure_topics
 from stack.errors import StackError
 from stack.fetch import fetch_archive, fetch_runtime_jars, java_executable
@@ -152,7 +153,10 @@ class KafkaConnect(Service):
 
     def provision(self) -> list[str]:
         name = self.settings.connect.connector
+        identity = system_identifier(self.settings.postgres)
         outcome, _ = apply_connector(
-            self.settings.connect.url, name, shop_connector_config(self.settings)
+            self.settings.connect.url, name, shop_connector_config(self.settings, identity)
         )
+        if outcome == "reset":
+            outcome = "reset (another PostgreSQL cluster than its offsets': snapshot anew)"
         return [f"connector {name} {outcome}, RUNNING"]

@@ -16,7 +16,12 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from resources.connect import ConnectClient, apply_connector, shop_connector_config
+from resources.connect import (
+    SOURCE_IDENTITY,
+    ConnectClient,
+    apply_connector,
+    shop_connector_config,
+)
 from resources.kafka import make_kafka_admin, make_kafka_consumer
 from resources.postgres import cursor, drop_slot, ensure_cdc
 from resources.settings import PlatformSettings
@@ -49,14 +54,15 @@ def _wait_for_slot(settings: PlatformSettings, active: bool, timeout_s: float = 
 @pytest.fixture(scope="module")
 def capture(connect: PlatformSettings) -> Iterator[Capture]:
     tag = uuid.uuid4().hex[:10]
-    table = f"cdc_probe_{tag}"
+    # A schema of its own: out of the shop connector's sight (it captures schema public).
+    schema, table = f"test_{tag}", "probe"
     settings = connect.model_copy(
         update={
             "postgres": connect.postgres.model_copy(
                 update={
                     "slot": f"test_{tag}",
                     "publication": f"test_{tag}",
-                    "tables": [f"public.{table}"],
+                    "tables": [f"{schema}.{table}"],
                 }
             ),
             "topics": connect.topics.model_copy(update={"cdc_prefix": f"test.cdc.{tag}"}),
@@ -65,22 +71,25 @@ def capture(connect: PlatformSettings) -> Iterator[Capture]:
     )
     ensure_cdc(settings.postgres)
     with cursor(settings.postgres) as cur:
-        cur.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name text, price numeric(10,2))")
+        cur.execute(f"CREATE SCHEMA {schema}")
+        cur.execute(
+            f"CREATE TABLE {schema}.{table} (id int PRIMARY KEY, name text, price numeric(10,2))"
+        )
         # Before images of every column on UPDATE and DELETE (not only the key).
-        cur.execute(f"ALTER TABLE {table} REPLICA IDENTITY FULL")
+        cur.execute(f"ALTER TABLE {schema}.{table} REPLICA IDENTITY FULL")
     name, config = settings.connect.connector, shop_connector_config(settings)
-    topic = settings.topics.change_topic(settings.postgres.database, table)
+    topic = settings.topics.change_topic(settings.postgres.database, table, schema)
     try:
         outcome, _ = apply_connector(settings.connect.url, name, config)
         _wait_for_slot(settings, active=True)
-        yield Capture(settings, table, topic, config, outcome)
+        yield Capture(settings, f"{schema}.{table}", topic, config, outcome)
     finally:
         with ConnectClient(settings.connect.url) as client:
             client.delete(name)
         _wait_for_slot(settings, active=False)
         drop_slot(settings.postgres, settings.postgres.slot)
         with cursor(settings.postgres) as cur:
-            cur.execute(f"DROP TABLE IF EXISTS {table}")
+            cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             cur.execute(f'DROP PUBLICATION IF EXISTS "{settings.postgres.publication}"')
         admin = make_kafka_admin(settings.kafka)
         topics = [
@@ -139,7 +148,7 @@ def test_insert_update_delete_arrive_in_order_with_lsn_and_images(capture: Captu
     assert events[-1] is None or len(events) == 3  # DELETE's tombstone follows it (compaction)
     lsns = [c["source"]["lsn"] for c in changes]
     assert lsns == sorted(lsns) and len(set(lsns)) == 3
-    assert {c["source"]["table"] for c in changes} == {capture.table}
+    assert {f"{c['source']['schema']}.{c['source']['table']}" for c in changes} == {capture.table}
     insert, update, delete = changes
     assert insert["before"] is None
     assert insert["after"] == {"id": 1, "name": "mug", "price": "9.50"}
@@ -147,3 +156,16 @@ def test_insert_update_delete_arrive_in_order_with_lsn_and_images(capture: Captu
     assert update["after"] == {"id": 1, "name": "big mug", "price": "12.00"}
     assert delete["before"] == {"id": 1, "name": "big mug", "price": "12.00"}
     assert delete["after"] is None
+
+
+@pytest.mark.integration
+def test_another_cluster_identity_resets_the_offsets_and_the_connector_runs(
+    capture: Capture,
+) -> None:
+    """Offsets name an LSN of one cluster's WAL: a new cluster (``initdb``) must not get them."""
+    url, name = capture.settings.connect.url, capture.settings.connect.connector
+    other = {**capture.config, SOURCE_IDENTITY: "another-cluster"}
+    outcome, state = apply_connector(url, name, other)
+    assert outcome == "reset" and state.running
+    outcome, state = apply_connector(url, name, capture.config)
+    assert outcome == "reset" and state.running
