@@ -15,8 +15,10 @@ unprivileged system user ``tributary-postgres`` and the server runs as that user
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from resources.postgres import answers, ensure_cdc
@@ -92,7 +94,13 @@ class Postgres(Service):
             command += ["-c", f"{key}={value}"]
         return run_as(command), {}
 
-    def _initdb(self, home: Path, data: Path, run_as, user) -> None:  # type: ignore[no-untyped-def]
+    def _initdb(
+        self,
+        home: Path,
+        data: Path,
+        run_as: Callable[[list[str]], list[str]],
+        user: pwd.struct_passwd | None,
+    ) -> None:
         pg = self.settings.postgres
         pwfile = home / ".initdb-password"
         pwfile.write_text(pg.secret("password") + "\n")
