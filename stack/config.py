@@ -70,6 +70,11 @@ class StackOptions(BaseModel):
     elasticsearch_transport_port: int = 9301
     elasticsearch_heap: str = "512m"
 
+    cdc: bool = Field(
+        False,
+        description="Whether `tributary stack up` without names (and the demo) starts the "
+        "change-capture servers, postgres and kafka-connect; named, they start regardless.",
+    )
     postgres_bin: Path = Field(
         Path("/usr/lib/postgresql/15/bin"),
         description="PostgreSQL's server binaries (Debian's postgresql-15 package).",

@@ -143,6 +143,10 @@ class KafkaConnect(Service):
         ]
         return command, {}
 
+    def in_use(self) -> bool:
+        """Only with change capture on (``TRIBUTARY_STACK__CDC``): nothing reads it otherwise."""
+        return self.options.cdc
+
     def healthy(self) -> bool:
         """Whether the REST API answers and the worker has joined its group (lists connectors)."""
         try:

@@ -133,6 +133,10 @@ class Postgres(Service):
         if proc.returncode != 0:
             raise StackError(f"initdb failed:\n{proc.stdout}{proc.stderr}")
 
+    def in_use(self) -> bool:
+        """Only with change capture on (``TRIBUTARY_STACK__CDC``): nothing reads it otherwise."""
+        return self.options.cdc
+
     def healthy(self) -> bool:
         return answers(self.settings.postgres)
 

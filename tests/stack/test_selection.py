@@ -41,6 +41,10 @@ def test_none_means_every_service_and_an_empty_list_none(tmp_path: Path) -> None
     assert elastic.services["trino"].needs == ("seaweedfs",)
     assert stack.services["trino"].needs == ("seaweedfs", "opensearch")
     assert stack.services["kafka-connect"].needs == ("kafka", "postgres")
+    # Change capture's servers only when asked for (nothing reads them otherwise yet).
+    assert not {"postgres", "kafka-connect"} & {s.name for s in stack.in_use()}
+    cdc = Stack(StackSettings.model_validate({"stack": {"state_dir": tmp_path, "cdc": True}}))
+    assert {"postgres", "kafka-connect"} <= {s.name for s in cdc.in_use()}
     assert stack.select([]) == []
     assert stack.down([]) == []
     assert [s.name for s in stack.select(["opensearch"])] == ["opensearch"]
