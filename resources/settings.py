@@ -33,6 +33,8 @@ _EVENT_TYPE_SELECTOR = re.compile(
     r"^(?:iglu:)?(?P<vendor>[a-zA-Z0-9_.-]+)/(?P<name>[a-zA-Z0-9_-]+)"
     r"(?:/(?:jsonschema/)?(?P<version>[1-9][0-9]*-[0-9]+-[0-9]+))?$"
 )
+LOCAL_POSTGRES_PASSWORD = "tributary-local-postgres"
+LOCAL_POSTGRES_REPLICATION_PASSWORD = "tributary-local-cdc"
 
 
 def project_root() -> Path:
@@ -126,6 +128,27 @@ class TopicNames(BaseModel):
     loader_dlq: str = Field(
         "tributary.events.loader.dlq", description="Documents the search store rejected."
     )
+    cdc_prefix: str = Field(
+        "tributary.cdc",
+        description="Prefix of the change topics: `<prefix>.<database>.<schema>.<table>`.",
+    )
+    connect_configs: str = Field(
+        "tributary.connect.configs", description="Kafka Connect's connector configurations."
+    )
+    connect_offsets: str = Field(
+        "tributary.connect.offsets", description="Kafka Connect's source offsets (the LSNs)."
+    )
+    connect_status: str = Field(
+        "tributary.connect.status", description="Kafka Connect's connector and task states."
+    )
+
+    def cdc_topic_prefix(self, database: str) -> str:
+        """Debezium's ``topic.prefix`` for ``database``: its change topics start with it."""
+        return f"{self.cdc_prefix}.{database}"
+
+    def change_topic(self, database: str, table: str, schema: str = "public") -> str:
+        """The topic Debezium writes the changes of ``schema.table`` in ``database`` to."""
+        return f"{self.cdc_topic_prefix(database)}.{schema}.{table}"
 
 
 class S3Settings(BaseModel):
@@ -402,6 +425,52 @@ class PseudonymSettings(BaseModel):
         }
 
 
+class PostgresSettings(BaseModel):
+    """The shop's operational database (``TRIBUTARY_POSTGRES__*``), read by change capture."""
+
+    host: str = Field("127.0.0.1", description="PostgreSQL's host.")
+    port: int = Field(5432, ge=1, le=65535, description="PostgreSQL's port.")
+    database: str = Field("shop", description="The shop's database.")
+    user: str = Field("tributary", description="The role that owns the shop's database.")
+    password: SecretStr | None = Field(
+        None, description="Password of `user` (`local` default, otherwise unset)."
+    )
+    replication_user: str = Field(
+        "tributary_cdc", description="The role change capture logs in as (REPLICATION)."
+    )
+    replication_password: SecretStr | None = Field(
+        None, description="Password of `replication_user` (`local` default, otherwise unset)."
+    )
+    publication: str = Field(
+        "tributary_shop", description="The publication of the tables whose changes are captured."
+    )
+    slot: str = Field("tributary_shop", description="The logical replication slot (pgoutput).")
+    tables: list[str] = Field(
+        default_factory=list,
+        description="Captured tables as `schema.table` (Debezium's table.include.list); "
+        "empty: every table of the publication in schema public.",
+    )
+
+    def secret(self, name: Literal["password", "replication_password"]) -> str:
+        """Return the secret, or say which variable to set when it has none."""
+        value: SecretStr | None = getattr(self, name)
+        if value is None:
+            raise MissingSetting(
+                f"TRIBUTARY_POSTGRES__{name.upper()} is not set "
+                "(it has a default only in the local profile)"
+            )
+        return value.get_secret_value()
+
+
+class ConnectSettings(BaseModel):
+    """The Kafka Connect worker running the change-capture connector (``TRIBUTARY_CONNECT__*``)."""
+
+    url: str = Field("http://127.0.0.1:8083", description="Kafka Connect's REST API.")
+    connector: str = Field(
+        "shop-postgres", description="Name of the shop database's Debezium connector."
+    )
+
+
 class PrivacySettings(BaseModel):
     """Personal data: who a person is in the events, for erasure (``TRIBUTARY_PRIVACY__*``)."""
 
@@ -447,6 +516,8 @@ class PlatformSettings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     superset: SupersetSettings = SupersetSettings()
     privacy: PrivacySettings = PrivacySettings()
+    postgres: PostgresSettings = PostgresSettings()
+    connect: ConnectSettings = ConnectSettings()
 
     @property
     def lake_catalog(self) -> LakeCatalog:
@@ -482,12 +553,19 @@ class PlatformSettings(BaseSettings):
             "secret_key": LOCAL_SUPERSET_SECRET_KEY,
         }
         pseudonyms = self.privacy.pseudonyms
+        postgres_defaults = {
+            "password": LOCAL_POSTGRES_PASSWORD,
+            "replication_password": LOCAL_POSTGRES_REPLICATION_PASSWORD,
+        }
         if self.profile is Profile.LOCAL:
             if pseudonyms.enabled and pseudonyms.key is None:
                 pseudonyms.key = SecretStr(LOCAL_PSEUDONYM_KEY)
             for name, default in superset_defaults.items():
                 if getattr(self.superset, name) is None:
                     setattr(self.superset, name, SecretStr(default))
+            for name, default in postgres_defaults.items():
+                if getattr(self.postgres, name) is None:
+                    setattr(self.postgres, name, SecretStr(default))
             return self
         insecure = []
         if self.s3.access_key_id == LOCAL_S3_ACCESS_KEY:
@@ -506,6 +584,10 @@ class PlatformSettings(BaseSettings):
         keys = [pseudonyms.key, *pseudonyms.retired_keys.values()]
         if any(k is not None and k.get_secret_value() == LOCAL_PSEUDONYM_KEY for k in keys):
             insecure.append("TRIBUTARY_PRIVACY__PSEUDONYMS__KEY")
+        for name, default in postgres_defaults.items():
+            value = getattr(self.postgres, name)
+            if value is not None and value.get_secret_value() == default:
+                insecure.append(f"TRIBUTARY_POSTGRES__{name.upper()}")
         if insecure:
             raise ValueError(
                 f"profile '{self.profile}' refuses the local default secrets; "

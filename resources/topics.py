@@ -63,6 +63,37 @@ def platform_topics(names: TopicNames, kafka: KafkaSettings) -> list[TopicSpec]:
     ]
 
 
+def connect_topics(names: TopicNames, kafka: KafkaSettings) -> list[TopicSpec]:
+    """Kafka Connect's own topics: compacted (the latest value per key is the state), kept.
+
+    Made by the ``kafka-connect`` service before its worker starts (the worker would make
+    them itself, with settings of its own), not with the event topics: only a stack that runs
+    change capture has them.
+
+    The configuration topic must have one partition (Connect refuses more); the offsets hold
+    each connector's position in its source (Debezium's LSN), so losing them means a new
+    snapshot.
+    """
+
+    def spec(name: str, partitions: int, description: str) -> TopicSpec:
+        return TopicSpec(
+            name=name,
+            partitions=partitions,
+            replication_factor=kafka.replication_factor,
+            config={
+                "cleanup.policy": "compact",
+                "min.insync.replicas": str(kafka.min_insync_replicas),
+            },
+            description=description,
+        )
+
+    return [
+        spec(names.connect_configs, 1, "Kafka Connect's connector configurations."),
+        spec(names.connect_offsets, 5, "Kafka Connect's source offsets."),
+        spec(names.connect_status, 1, "Kafka Connect's connector and task states."),
+    ]
+
+
 @dataclass
 class TopicReport:
     created: list[str] = field(default_factory=list)

@@ -37,13 +37,24 @@ def up(services: Services = None) -> None:
 
 @app.command()
 def provision() -> None:
-    """Create the platform's topics, buckets, search aliases and dashboards on the servers."""
+    """Create the topics, buckets, search aliases, change capture's parts and dashboards.
+
+    Change capture: the shop's database, the replication role, the publication and the
+    Debezium connector (applied through Kafka Connect's REST API).
+    """
     stack = _stack()
     report = provision_kafka(stack.settings)
     console.print(f"kafka: created {report.created or 'none'}, altered {report.altered or 'none'}")
     console.print(f"s3: buckets created {provision_s3(stack.settings) or 'none'}")
     engine = stack.settings.search.engine
     console.print(f"{engine}: indices created {provision_search(stack.settings) or 'none'}")
+    for name in ("postgres", "kafka-connect"):
+        service = stack.services[name]
+        if service.healthy():
+            for line in service.provision():
+                console.print(f"{name}: {line}")
+        else:
+            console.print(f"{name}: not answering at {service.url}; not provisioned")
     superset = stack.services["superset"]
     if superset.healthy():
         for line in superset.provision():

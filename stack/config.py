@@ -70,6 +70,27 @@ class StackOptions(BaseModel):
     elasticsearch_transport_port: int = 9301
     elasticsearch_heap: str = "512m"
 
+    cdc: bool = Field(
+        False,
+        description="Whether `tributary stack up` without names (and the demo) starts the "
+        "change-capture servers, postgres and kafka-connect; named, they start regardless.",
+    )
+    postgres_bin: Path = Field(
+        Path("/usr/lib/postgresql/15/bin"),
+        description="PostgreSQL's server binaries (Debian's postgresql-15 package).",
+    )
+    postgres_max_wal_senders: int = 10
+    postgres_max_replication_slots: int = 10
+    postgres_shared_buffers: str = "128MB"
+
+    connect_heap: str = "512m"
+    connect_group_id: str = Field(
+        "tributary-connect", description="Kafka Connect's group.id (workers of one cluster)."
+    )
+    debezium_version: str = Field(
+        "3.6.1.Final", description="Debezium's PostgreSQL connector plugin, from Maven Central."
+    )
+
     trino_version: str = "476"
     trino_heap: str = Field("2G", description="Trino's JVM heap (-Xmx).")
     trino_query_max_memory: str = Field(

@@ -654,20 +654,24 @@ def java_executable(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m stack.fetch lock kafka``: (re)write the lock of Kafka's jars with Maven."""
+    """``python -m stack.fetch lock kafka|connect``: (re)write a lock of jars with Maven."""
     args = sys.argv[1:] if argv is None else argv
-    if args != ["lock", "kafka"]:
-        raise SystemExit("usage: python -m stack.fetch lock kafka")
+    if len(args) != 2 or args[0] != "lock" or args[1] not in ("kafka", "connect"):
+        raise SystemExit("usage: python -m stack.fetch lock kafka|connect")
     from stack.config import StackSettings
     from stack.services.kafka import Kafka
+    from stack.services.kafka_connect import KafkaConnect
 
-    kafka = Kafka(StackSettings())
+    name = args[1]
+    settings = StackSettings()
+    service = Kafka(settings) if name == "kafka" else KafkaConnect(settings)
+    title = "Kafka" if name == "kafka" else "Kafka Connect"
     lock = write_lock(
-        kafka.options.maven,
-        "kafka",
-        kafka.coordinates,
-        f"Kafka {kafka.options.kafka_version}'s runtime jars as Maven resolves them "
-        "(coordinate, SHA-256, bytes); rewrite with: uv run python -m stack.fetch lock kafka",
+        service.options.maven,
+        name,
+        service.coordinates,
+        f"{title} {service.options.kafka_version}'s runtime jars as Maven resolves them "
+        f"(coordinate, SHA-256, bytes); rewrite with: uv run python -m stack.fetch lock {name}",
     )
     sys.stdout.write(f"wrote {lock}\n")
 

@@ -15,14 +15,25 @@ from stack.process import ManagedProcess, port_in_use
 from stack.services.base import Service
 from stack.services.elasticsearch import ElasticsearchServer
 from stack.services.kafka import Kafka
+from stack.services.kafka_connect import KafkaConnect
 from stack.services.opensearch import OpenSearchServer
+from stack.services.postgres import Postgres
 from stack.services.seaweedfs import SeaweedFS
 from stack.services.superset import Superset
 from stack.services.trino import TrinoServer
 
 SERVICES: dict[str, type[Service]] = {
     cls.name: cls
-    for cls in (Kafka, SeaweedFS, OpenSearchServer, ElasticsearchServer, TrinoServer, Superset)
+    for cls in (
+        Kafka,
+        SeaweedFS,
+        OpenSearchServer,
+        ElasticsearchServer,
+        TrinoServer,
+        Superset,
+        Postgres,
+        KafkaConnect,
+    )
 }
 
 
@@ -173,8 +184,8 @@ class Stack:
                     f"in {time.monotonic() - began:.1f}s"
                 )
         except BaseException:
-            for _, proc, _ in reversed(launched):
-                proc.stop(timeout=self.settings.stack.stop_timeout_s)
+            for other, proc, _ in reversed(launched):
+                proc.stop(self.settings.stack.stop_timeout_s, other.stop_signal)
             raise
         for service in chosen:
             for line in service.provision():
@@ -217,7 +228,7 @@ class Stack:
         # Reverse order: clients of a service go down before it.
         for service in reversed(self.select(names)):
             proc = self._process(service)
-            if proc.stop(timeout=self.settings.stack.stop_timeout_s):
+            if proc.stop(self.settings.stack.stop_timeout_s, service.stop_signal):
                 stopped.append(service.name)
                 report(f"{service.name}: stopped")
             else:

@@ -91,7 +91,7 @@ class ManagedProcess:
         self.pid_file.write_text(json.dumps(rec.__dict__))
         return rec
 
-    def stop(self, timeout: float) -> bool:
+    def stop(self, timeout: float, sig: signal.Signals = signal.SIGTERM) -> bool:
         """Stop the process group we started; return True if something was stopped."""
         rec = self.record()
         if rec is None:
@@ -99,7 +99,7 @@ class ManagedProcess:
         stopped = False
         if rec.alive():
             stopped = True
-            _signal_group(rec.pid, signal.SIGTERM)
+            _signal_group(rec.pid, sig)
             deadline = time.monotonic() + timeout
             while _group_alive(rec.pid) and time.monotonic() < deadline:
                 time.sleep(0.2)

@@ -34,6 +34,8 @@ _ADDRESS_ENV = {
     "elasticsearch": "TRIBUTARY_SEARCH__ELASTICSEARCH__URL",
     "trino": "TRIBUTARY_TRINO__URL",
     "superset": "TRIBUTARY_SUPERSET__URL",
+    "postgres": "TRIBUTARY_POSTGRES__PORT",
+    "kafka-connect": "TRIBUTARY_CONNECT__URL",
 }
 
 
@@ -102,6 +104,8 @@ FIXTURE_SERVERS = {
     "elasticsearch": ("elasticsearch",),
     "trino": ("seaweedfs", "opensearch", "trino"),
     "superset": ("seaweedfs", "opensearch", "trino", "superset"),
+    "postgres": ("postgres",),
+    "connect": ("kafka", "postgres", "kafka-connect"),
 }
 SESSION_NEEDS: list[str] = []  # filled at collection: every server the selected tests use
 _STACK: list[Stack] = []
@@ -220,3 +224,17 @@ def superset(trino: PlatformSettings, servers: Servers) -> PlatformSettings:
 def anyio_backend() -> str:
     """In-process application tests (``pytest.mark.anyio``) run on asyncio, as uvicorn does."""
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres(servers: Servers) -> PlatformSettings:
+    """The shop's PostgreSQL, with its database, replication role and publication."""
+    servers.require("postgres")
+    return servers.settings
+
+
+@pytest.fixture(scope="session")
+def connect(servers: Servers) -> PlatformSettings:
+    """Kafka Connect with Debezium's PostgreSQL plugin, beside Kafka and PostgreSQL."""
+    servers.require("kafka", "postgres", "kafka-connect")
+    return servers.settings

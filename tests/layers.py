@@ -5,7 +5,18 @@ from __future__ import annotations
 LAYERS = ("unit", "integration")
 
 SERVER_FIXTURES = frozenset(
-    {"servers", "kafka", "s3", "opensearch", "elasticsearch", "search", "trino", "superset"}
+    {
+        "servers",
+        "kafka",
+        "s3",
+        "opensearch",
+        "elasticsearch",
+        "search",
+        "trino",
+        "superset",
+        "postgres",
+        "connect",
+    }
 )
 """The fixtures that start or reach a real server; each goes through ``servers``, so a new one
 is caught by its dependency on ``servers`` even before it is named here."""

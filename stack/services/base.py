@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import signal
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
@@ -30,6 +31,8 @@ class Service(abc.ABC):
     description: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
     """Services that must answer before this one is launched (when started together)."""
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
+    """What asks its process group to stop (SIGKILL follows after the stop timeout)."""
 
     def __init__(self, settings: StackSettings) -> None:
         self.settings = settings

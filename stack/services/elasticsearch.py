@@ -11,72 +11,33 @@ password would be one more local secret; a production Elasticsearch keeps securi
 platform is given its user, password and CA (``TRIBUTARY_SEARCH__ELASTICSEARCH__*``).
 
 Elasticsearch refuses to run as root and has no switch for it. Started by root (as on CI), the
-stack runs it as the unprivileged system user ``tributary-search``, created when missing, who
-owns the node's config, data, logs and temporary folders; the distribution is copied where
-that user can read it.
+stack runs it as the unprivileged system user ``tributary-search`` (:mod:`stack.services.
+unprivileged`), who owns the node's config, data, logs and temporary folders; the
+distribution is copied where that user can read it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import pwd
 import re
 import shutil
-import stat
-import subprocess
 import tempfile
 from pathlib import Path
 
 from resources.settings import SearchEngine
-from stack.errors import StackError
 from stack.fetch import fetch_archive, java_executable
 from stack.services.base import local_port
 from stack.services.search_server import SearchServer
+from stack.services.unprivileged import (
+    as_user,
+    chown_tree,
+    reachable_by_others,
+    running_as_root,
+    server_home,
+    service_user,
+    shared_folder,
+)
 
 SERVICE_USER = "tributary-search"
-# Where the node's files go when the stack runs as root and its state folder is out of the
-# node user's reach (a home folder of mode 700, pytest's temporary folders).
-_SHARED = Path(tempfile.gettempdir()) / "tributary-elasticsearch"
-
-
-def _reachable_by_others(path: Path) -> bool:
-    """Whether a user that is neither owner nor group can walk down to ``path``."""
-    for folder in (path, *path.parents):
-        if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
-            return False
-    return True
-
-
-def _service_user() -> pwd.struct_passwd:
-    """The unprivileged user the node runs as when the stack runs as root; made if missing."""
-    try:
-        return pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        pass
-    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-    proc = subprocess.run(
-        [
-            useradd,
-            "--system",
-            "--user-group",
-            "--no-create-home",
-            "--home-dir",
-            "/nonexistent",
-            "--shell",
-            "/usr/sbin/nologin",
-            SERVICE_USER,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode not in (0, 9):  # 9: made meanwhile by another start
-        raise StackError(
-            f"Elasticsearch refuses to run as root, and the user {SERVICE_USER} could not be "
-            f"created: {proc.stderr.strip()}; create it, or run the stack as another user"
-        )
-    return pwd.getpwnam(SERVICE_USER)
 
 
 class ElasticsearchServer(SearchServer):
@@ -109,24 +70,18 @@ class ElasticsearchServer(SearchServer):
             self.dist,
         )
 
-    def _node_home(self, as_root: bool) -> Path:
-        """Where the node's files live: the state folder, unless its user cannot reach it."""
-        if not as_root or _reachable_by_others(self.home):
-            return self.home
-        tag = hashlib.sha256(str(self.home).encode()).hexdigest()[:12]
-        return _SHARED / tag
-
     def _readable_dist(self, as_root: bool) -> Path:
         """The distribution, where the node's user can read it (a copy when the cache is not).
 
         One copy per version, shared by every state folder: the cache under a home folder of
         mode 700 (root's) is out of the node user's reach.
         """
-        if not as_root or _reachable_by_others(self.dist):
+        if not as_root or reachable_by_others(self.dist):
             return self.dist
-        copy = _SHARED / f"dist-{self.options.elasticsearch_version}"
+        shared = shared_folder(self.name)
+        copy = shared / f"dist-{self.options.elasticsearch_version}"
         if not (copy / ".complete").exists():
-            partial = Path(tempfile.mkdtemp(prefix=f".{copy.name}-", dir=_SHARED))
+            partial = Path(tempfile.mkdtemp(prefix=f".{copy.name}-", dir=shared))
             shutil.rmtree(partial)
             shutil.copytree(self.dist, partial, symlinks=True)
             shutil.rmtree(copy, ignore_errors=True)
@@ -135,12 +90,9 @@ class ElasticsearchServer(SearchServer):
 
     def launch(self) -> tuple[list[str], dict[str, str]]:
         java = java_executable(self.options.java_home, 17, system_java=self.options.system_java)
-        as_root = os.geteuid() == 0
-        home = self._node_home(as_root)
+        as_root = running_as_root()
+        home = server_home(self.home, self.name, as_root)
         self.home.mkdir(parents=True, exist_ok=True)  # the process's working folder
-        if as_root:
-            _SHARED.mkdir(parents=True, exist_ok=True)
-            _SHARED.chmod(0o755)
         home.mkdir(parents=True, exist_ok=True)
         dist = self._readable_dist(as_root)
         config, data, logs, tmp = (home / d for d in ("config", "data", "logs", "tmp"))
@@ -183,23 +135,8 @@ class ElasticsearchServer(SearchServer):
         }
         command = [str(dist / "bin" / "elasticsearch")]
         if as_root:
-            user = _service_user()
+            user = service_user(SERVICE_USER, "Elasticsearch")
             for d in (config, data, logs, tmp):
-                _chown_tree(d, user.pw_uid, user.pw_gid)
-            setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
-            command = [
-                setpriv,
-                f"--reuid={user.pw_uid}",
-                f"--regid={user.pw_gid}",
-                "--init-groups",
-                "--",
-                *command,
-            ]
+                chown_tree(d, user)
+            command = as_user(user, command)
         return command, env
-
-
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    os.chown(root, uid, gid)
-    for folder, dirs, files in os.walk(root):
-        for name in (*dirs, *files):
-            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)

@@ -210,9 +210,9 @@ def test_fetch_failures_are_explained(
 
 
 def test_unknown_service_is_refused(state: Path) -> None:
-    result = run(state, "up", "postgres")
+    result = run(state, "up", "mysql")
     assert result.returncode == ExitCode.STACK
-    assert "unknown service(s) postgres" in result.stderr
+    assert "unknown service(s) mysql" in result.stderr
 
 
 def test_non_loopback_address_is_refused(state: Path) -> None:

@@ -23,6 +23,8 @@ def test_none_means_every_service_and_an_empty_list_none(tmp_path: Path) -> None
         "elasticsearch",
         "trino",
         "superset",
+        "postgres",
+        "kafka-connect",
     ]
     # `stack up` without names starts what the settings use: one search engine.
     assert "elasticsearch" not in [s.name for s in stack.in_use()]
@@ -38,6 +40,11 @@ def test_none_means_every_service_and_an_empty_list_none(tmp_path: Path) -> None
     # the lake alone, and has no search catalog.
     assert elastic.services["trino"].needs == ("seaweedfs",)
     assert stack.services["trino"].needs == ("seaweedfs", "opensearch")
+    assert stack.services["kafka-connect"].needs == ("kafka", "postgres")
+    # Change capture's servers only when asked for (nothing reads them otherwise yet).
+    assert not {"postgres", "kafka-connect"} & {s.name for s in stack.in_use()}
+    cdc = Stack(StackSettings.model_validate({"stack": {"state_dir": tmp_path, "cdc": True}}))
+    assert {"postgres", "kafka-connect"} <= {s.name for s in cdc.in_use()}
     assert stack.select([]) == []
     assert stack.down([]) == []
     assert [s.name for s in stack.select(["opensearch"])] == ["opensearch"]
