@@ -49,6 +49,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "query": Subcommand(
         "cli.query:query", "Run one query over the curated lake and print the answer as a table."
     ),
+    "trace": Subcommand(
+        "cli.trace:trace", "Say where one event is in every stage, where it stopped and why."
+    ),
 }
 
 
