@@ -119,7 +119,7 @@ def load_raw_zone(settings: PlatformSettings, tag: str) -> float:
         kafka=settings.kafka,
         topics=settings.topics,
         s3=settings.s3,
-        batch_loader={"group_id": f"bench-trace-{tag}", "metrics_port": 0},
+        batch_loader={"group_id": f"bench-trace-{tag}", "metrics_port": 0, "flush_max_age_s": 5},
     )
     stop, stats = threading.Event(), LoaderStats()
     thread = threading.Thread(target=run, args=(loader, stop, stats), daemon=True)

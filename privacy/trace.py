@@ -484,7 +484,7 @@ class Tracer:
         try:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                msg = consumer.poll(_POLL_S)
+                msg = consumer.poll(0.1)
                 if msg is None:
                     low, high = consumer.get_watermark_offsets(
                         TopicPartition(topic, partition), timeout=10
@@ -522,6 +522,7 @@ class Tracer:
             return [], 0
         consumer.assign([TopicPartition(topic, p, o) for p, o in todo.items()])
         found: list[Message] = []
+        paused: list[TopicPartition] = []
         scanned = 0
         needle = event_id.encode()
         deadline = time.monotonic() + _TOPIC_TIMEOUT_S
@@ -543,12 +544,16 @@ class Tracer:
                         done = offset + 1 >= ends[p]
                     if done:
                         del todo[p]
-                        consumer.pause([TopicPartition(topic, p)])
+                        paused.append(TopicPartition(topic, p))
+                        consumer.pause(paused[-1:])
                 if not batch:  # transaction markers at the end take offsets too
                     for tp in consumer.position([TopicPartition(topic, p) for p in todo]):
                         if tp.offset >= ends[tp.partition]:
                             del todo[tp.partition]
         finally:
+            # A partition stays paused across assignments: the next read would get nothing.
+            if paused:
+                consumer.resume(paused)
             consumer.unassign()
         return found, scanned
 
