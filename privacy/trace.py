@@ -624,7 +624,14 @@ class Tracer:
         catalog = make_catalog(self.settings)
         how = f"pyiceberg, row filter {PARTITION_COLUMN} = {day.isoformat()} and event_id"
 
-        def rows(table: tuple[str, str], on: date, column: str, value: str) -> list[dict[str, Any]]:
+        def rows(
+            table: tuple[str, str], on: date, column: str, value: str, *fields: str
+        ) -> list[dict[str, Any]]:
+            """The rows of ``table``'s partition ``on`` whose ``column`` is ``value``.
+
+            Only ``fields`` (all without) are decoded: the wide columns (payload, context,
+            scores) of every row the filter reads would cost more than the filter itself.
+            """
             try:
                 iceberg = catalog.load_table(table_identifier(table))
             except NoSuchTableError:
@@ -633,7 +640,8 @@ class Tracer:
                 row_filter=And(
                     EqualTo(term=PARTITION_COLUMN, value=on.isoformat()),
                     EqualTo(term=column, value=value),
-                )
+                ),
+                selected_fields=(column, *fields) if fields else ("*",),
             )
             return [_json_value(r) for r in scan.to_arrow().to_pylist()]
 
@@ -644,8 +652,10 @@ class Tracer:
                 "collector_received_at": row.get("collector_received_at"),
             }
 
-        valid = rows(VALIDATED_EVENTS, day, "event_id", event_id)
-        quarantined = rows(QUARANTINED_EVENTS, day, "event_id", event_id)
+        valid = rows(VALIDATED_EVENTS, day, "event_id", event_id, *_COPY)
+        quarantined = rows(
+            QUARANTINED_EVENTS, day, "event_id", event_id, *_COPY, "quarantine_reasons"
+        )
         where: dict[str, Any] = {"event_date": day.isoformat()}
         if not valid and not quarantined:
             return _timed(Step(Stage.CURATED, State.ABSENT, how, where), started)
@@ -661,11 +671,11 @@ class Tracer:
             why = "; ".join(where["failed_checks"]) or "quarantined"
             return _timed(Step(Stage.CURATED, State.QUARANTINED, how, where, why), started)
         where["validated"] = [copy_of(r) for r in valid]
-        kept = rows(DEDUPLICATED_EVENTS, day, "event_id", event_id)
+        kept = rows(DEDUPLICATED_EVENTS, day, "event_id", event_id, *_COPY)
         kept_on = day
         if not kept:  # lost to a copy of the day before (the lookback)
             kept_on = day - timedelta(days=1)
-            kept = rows(DEDUPLICATED_EVENTS, kept_on, "event_id", event_id)
+            kept = rows(DEDUPLICATED_EVENTS, kept_on, "event_id", event_id, *_COPY)
         if not kept:
             why = "validated, not in deduplicated_events (not curated yet, or removed)"
             return _timed(Step(Stage.CURATED, State.ABSENT, how, where, why), started)
@@ -676,7 +686,7 @@ class Tracer:
         if removed:
             where["removed_as_duplicate"] = removed
             reason = f"{len(removed)} copy(ies) removed as duplicate(s)"
-        stg = rows(STG_EVENTS, kept_on, "event_id", event_id)
+        stg = rows(STG_EVENTS, kept_on, "event_id", event_id, "session_id", "user_key")
         if stg:
             where["stg_events"] = {
                 "session_id": stg[0].get("session_id"),
@@ -691,6 +701,10 @@ class Tracer:
         else:
             where["stg_events"] = None
         return _timed(Step(Stage.CURATED, State.FOUND, how, where, reason), started)
+
+
+# The columns that tell one copy of an event from another.
+_COPY = ("kafka_partition", "kafka_offset", "collector_received_at")
 
 
 def _decode(msg: Message) -> dict[str, Any] | None:
