@@ -259,6 +259,7 @@ class Tracer:
         self._search: SearchStore | None = None
         self._consumer: Consumer | None = None
         self._s3: Any = None
+        self._catalog: Any = None
 
     @property
     def search(self) -> SearchStore:
@@ -617,11 +618,22 @@ class Tracer:
     # -- the curated lake ----------------------------------------------------------------
 
     def _curated_step(self, event_id: str, day: date) -> Step:
+        started = time.monotonic()
+        if self._catalog is None:
+            self._catalog = make_catalog(self.settings)
+        catalog = self._catalog
+        spent: dict[str, float] = {"catalog": time.monotonic() - started}
+        step = self._curated_rows(event_id, day, catalog, spent)
+        step.how += " (" + ", ".join(f"{k} {v:.2f}s" for k, v in spent.items()) + ")"
+        return _timed(step, started)
+
+    def _curated_rows(
+        self, event_id: str, day: date, catalog: Any, spent: dict[str, float]
+    ) -> Step:
         from pyiceberg.exceptions import NoSuchTableError
         from pyiceberg.expressions import And, EqualTo
 
         started = time.monotonic()
-        catalog = make_catalog(self.settings)
         how = f"pyiceberg, row filter {PARTITION_COLUMN} = {day.isoformat()} and event_id"
 
         def rows(
@@ -632,10 +644,13 @@ class Tracer:
             Only ``fields`` (all without) are decoded: the wide columns (payload, context,
             scores) of every row the filter reads would cost more than the filter itself.
             """
+            began = time.monotonic()
             try:
                 iceberg = catalog.load_table(table_identifier(table))
             except NoSuchTableError:
                 return []
+            finally:
+                spent[table[1]] = spent.get(table[1], 0.0) + time.monotonic() - began
             scan = iceberg.scan(
                 row_filter=And(
                     EqualTo(term=PARTITION_COLUMN, value=on.isoformat()),
@@ -643,7 +658,9 @@ class Tracer:
                 ),
                 selected_fields=(column, *fields) if fields else ("*",),
             )
-            return [_json_value(r) for r in scan.to_arrow().to_pylist()]
+            found = [_json_value(r) for r in scan.to_arrow().to_pylist()]
+            spent[table[1]] = spent.get(table[1], 0.0) + time.monotonic() - began
+            return found
 
         def copy_of(row: dict[str, Any]) -> dict[str, Any]:
             return {
