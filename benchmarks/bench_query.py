@@ -55,7 +55,6 @@ from pyiceberg.transforms import DayTransform
 
 from platform_assets.assets.lake.curated import (
     CURATED_ASSETS,
-    PARTITION_COLUMN,
     dead_letters_by_reason,
     dim_date,
     with_partition,
@@ -66,7 +65,7 @@ from platform_assets.definitions import build_definitions
 from platform_assets.reporting.engines import Engine, duckdb_lake, run_query
 from platform_assets.reporting.views import LAKE_VIEWS, MARTS, referenced_marts
 from platform_assets.resources import resources_for
-from resources.lake import ensure_namespaces, make_catalog
+from resources.lake import PARTITION_COLUMN, ensure_namespaces, make_catalog
 from resources.s3 import ensure_buckets
 from resources.settings import PlatformSettings, Profile
 from simulator.raw_zone import SyntheticConfig, write_raw_zone

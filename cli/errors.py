@@ -25,6 +25,8 @@ class ExitCode(enum.IntEnum):
     BAD_SETTING = 3
     UNREACHABLE = 4
     STACK = 5
+    PARTLY_FOUND = 6
+    NOT_FOUND = 7
     DEFECT = 70
 
 
@@ -37,6 +39,9 @@ EXIT_CODES: dict[ExitCode, str] = {
     ExitCode.UNREACHABLE: "a server (Kafka, S3, the search store, Trino, Superset, the "
     "collector) does not answer at its configured address",
     ExitCode.STACK: "the local stack or the demo's stream processes could not start or stop",
+    ExitCode.PARTLY_FOUND: "`trace`: the event was found but stopped somewhere (a dead letter, "
+    "a quarantine) or a later stage lacks it",
+    ExitCode.NOT_FOUND: "`trace`: the event is in no stage",
     ExitCode.DEFECT: "an unexpected error (a defect), printed with its traceback",
 }
 

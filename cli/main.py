@@ -49,6 +49,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "query": Subcommand(
         "cli.query:query", "Run one query over the curated lake and print the answer as a table."
     ),
+    "trace": Subcommand(
+        "cli.trace:trace", "Say where one event is in every stage, where it stopped and why."
+    ),
     "forget": Subcommand(
         "cli.forget:forget",
         "Erase a person: search store, raw zone and curated lake; record it in the audit table.",

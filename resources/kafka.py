@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+import zlib
 from typing import Any, Self
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -90,6 +91,16 @@ def make_kafka_admin(settings: KafkaSettings, **overrides: Any) -> AdminClient:
     """Return an admin client for topic management."""
     config: dict[str, Any] = {**settings.client_config(), "logger": CLIENT_LOG, **overrides}
     return AdminClient(config)
+
+
+def key_partition(key: str, partitions: int) -> int:
+    """The partition the platform's producers put a record with ``key`` on.
+
+    They keep librdkafka's default partitioner, ``consistent_random``: CRC32 of the key's bytes
+    modulo the topic's partition count (random only for a record without a key). A topic whose
+    partitions were added later holds a key's older records on the partition it had then.
+    """
+    return (zlib.crc32(key.encode()) & 0xFFFFFFFF) % partitions
 
 
 def end_offsets(consumer: Consumer, topic: str, timeout: float = 10) -> dict[int, int]:

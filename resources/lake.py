@@ -26,6 +26,21 @@ CATALOG_NAME = "tributary"
 # Namespaces of the curated lake: staging tables and quarantine, then the reporting marts.
 NAMESPACES = ("staging", "marts")
 
+# The curated tables that hold one event's rows, as (namespace, table), and the column every
+# daily-partitioned table is partitioned by (the event's UTC date).
+VALIDATED_EVENTS = ("staging", "validated_events")
+QUARANTINED_EVENTS = ("staging", "quarantined_events")
+DEDUPLICATED_EVENTS = ("staging", "deduplicated_events")
+STG_EVENTS = ("staging", "stg_events")
+FCT_EVENTS = ("marts", "fct_events")
+FCT_SESSIONS = ("marts", "fct_sessions")
+PARTITION_COLUMN = "event_date"
+
+
+def table_identifier(table: tuple[str, str]) -> str:
+    """``namespace.table``, as pyiceberg's catalogs name a table."""
+    return ".".join(table)
+
 
 def public_catalog_properties(
     settings: PlatformSettings, catalog: LakeCatalog | None = None

@@ -21,12 +21,12 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from platform_assets.assets.lake.curated import CURATED_ASSETS, PARTITION_COLUMN, with_partition
+from platform_assets.assets.lake.curated import CURATED_ASSETS, with_partition
 from platform_assets.curation import marts
 from platform_assets.curation.pipeline import CurationResult, curate_partition
 from platform_assets.partitions import FIRST_DAY
 from platform_assets.resources import resources_for
-from resources.lake import make_catalog
+from resources.lake import PARTITION_COLUMN, make_catalog
 from resources.settings import LakeSettings, PlatformSettings, Profile
 from simulator.raw_zone import SyntheticConfig, synthetic_partition, upload_raw_zone
 from tests.curation.rows import frame, reading, row

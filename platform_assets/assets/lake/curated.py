@@ -31,8 +31,16 @@ from platform_assets.curation.validate import validate_events
 from platform_assets.partitions import FIRST_DAY, daily
 from platform_assets.resources import RawZoneResource
 from resources.dagster_resources import SearchResource
+from resources.lake import (
+    DEDUPLICATED_EVENTS,
+    FCT_EVENTS,
+    FCT_SESSIONS,
+    PARTITION_COLUMN,
+    QUARANTINED_EVENTS,
+    VALIDATED_EVENTS,
+)
+from resources.lake import STG_EVENTS as STG_EVENTS_TABLE
 
-PARTITION_COLUMN = "event_date"
 PARTITIONED = {"partition_expr": PARTITION_COLUMN}
 PREVIOUS_AND_CURRENT_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=0)
 # Days back from the latest partition that automation still curates: late events land in
@@ -62,10 +70,10 @@ def key(namespace: str, table: str) -> dg.AssetKey:
     return dg.AssetKey(["iceberg", namespace, table])
 
 
-VALIDATED = key("staging", "validated_events")
-QUARANTINED = key("staging", "quarantined_events")
-DEDUPLICATED = key("staging", "deduplicated_events")
-STG_EVENTS = key("staging", "stg_events")
+VALIDATED = key(*VALIDATED_EVENTS)
+QUARANTINED = key(*QUARANTINED_EVENTS)
+DEDUPLICATED = key(*DEDUPLICATED_EVENTS)
+STG_EVENTS = key(*STG_EVENTS_TABLE)
 
 
 def _day(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> date:
@@ -334,10 +342,10 @@ def _mart(name: str, description: str, build: Any, keys: list[str]) -> dg.Assets
 
 
 fct_events = _mart(
-    "fct_events", "One row per shop event.", lambda stg, day: marts.fct_events(stg), ["event_id"]
+    FCT_EVENTS[1], "One row per shop event.", lambda stg, day: marts.fct_events(stg), ["event_id"]
 )
 fct_sessions = _mart(
-    "fct_sessions",
+    FCT_SESSIONS[1],
     "One row per session and day: duration, events, funnel steps reached, revenue.",
     lambda stg, day: marts.fct_sessions(stg, day),
     ["session_id", "session_date"],
