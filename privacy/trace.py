@@ -42,6 +42,7 @@ from contract.envelope import identity_key
 from contract.jsontext import DEFAULT_MAX_DEPTH, JsonRefused, loads
 from contract.raw_zone import parse_object_name
 from contract.search import DEADLETTERS, EVENTS, index_pattern
+from privacy.pseudonyms import Pseudonymiser, key_version_of
 from resources.kafka import key_partition, make_kafka_consumer
 from resources.lake import (
     DEDUPLICATED_EVENTS,
@@ -256,6 +257,9 @@ class Tracer:
 
     def __init__(self, settings: PlatformSettings) -> None:
         self.settings = settings
+        # With pseudonyms on, the enricher's topics (and so the raw zone's objects) are keyed
+        # by the pseudonym of the id; the raw topic and the collector's dead letters by the id.
+        self.pseudonyms = Pseudonymiser.from_settings(settings.privacy.pseudonyms)
         self._search: SearchStore | None = None
         self._consumer: Consumer | None = None
         self._s3: Any = None
@@ -411,6 +415,19 @@ class Tracer:
 
     # -- Kafka ---------------------------------------------------------------------------
 
+    def _key_on(self, topic: str, key: str | None) -> str | None:
+        """The record key the event has on ``topic``; None when it cannot be known."""
+        if key is None or self.pseudonyms is None:
+            return key
+        topics = self.settings.topics
+        if topic in (topics.raw, topics.collector_dlq):  # written before the enricher
+            ident = key.partition(":")[2]
+            return None if key_version_of(ident) is not None else key
+        if topic == topics.loader_dlq:  # the enricher's records and the collector's, mixed
+            return None
+        pseudonymised = self.pseudonyms.kafka_key(key.encode("utf-8", "surrogateescape"))
+        return None if pseudonymised is None else pseudonymised.decode("utf-8", "surrogateescape")
+
     def _partitions(self, topic: str) -> list[int]:
         meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
         if meta.error is not None:
@@ -432,8 +449,9 @@ class Tracer:
             how = "read at " + ", ".join(f"{topic}[{p}]@{o}" for p, o in sorted(coords))
         else:
             partitions = self._partitions(topic)
-            if known.key is not None:
-                partitions = [key_partition(known.key, len(partitions))]
+            key = self._key_on(topic, known.key)
+            if key is not None:
+                partitions = [key_partition(key, len(partitions))]
             anchor = known.at
             window = known.window
             if anchor is None:
@@ -443,8 +461,8 @@ class Tracer:
                 begin, end = anchor - window, anchor + window
             found, scanned = self._read_window(topic, partitions, begin, end, event_id)
             which = (
-                f"partition {partitions[0]} (key {known.key})"
-                if known.key is not None
+                f"partition {partitions[0]} (key {key})"
+                if key is not None
                 else f"{len(partitions)} partitions"
             )
             how = (
@@ -590,9 +608,9 @@ class Tracer:
             if known.enriched:
                 if partition not in {p for p, _ in known.enriched}:
                     continue
-            elif known.key is not None:
+            elif (key_on := self._key_on(enriched_topic, known.key)) is not None:
                 count = len(self._partitions(enriched_topic))
-                if partition != key_partition(known.key, count):
+                if partition != key_partition(key_on, count):
                     continue
             candidates.append(key)
         rows: list[dict[str, Any]] = []

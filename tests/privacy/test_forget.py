@@ -38,6 +38,7 @@ from privacy.forget import (
     recorded_dates,
     subject_digest,
 )
+from privacy.trace import Hints, Stage, State, Tracer
 from resources.lake import make_catalog
 from resources.s3 import make_s3_client
 from resources.search import make_search_store
@@ -252,6 +253,14 @@ def test_forget_erases_the_user_everywhere_and_only_them(lake: Lake) -> None:
     assert {r["subject_sha256"] for r in rows} == {subject_digest("user_id", user)}
     assert {(r["store"], r["location"]): r["removed"] for r in rows} == removed
     assert all(user not in json.dumps(r, default=str) for r in rows)
+
+    # A trace of one of their events finds nothing left but Kafka's copies (until retention).
+    event = theirs.row(0, named=True)
+    with Tracer(settings) as tracer:
+        found = tracer.trace(event["event_id"], Hints(day=event["event_timestamp"].date()))
+    for stage in (Stage.SEARCH, Stage.RAW_ZONE, Stage.CURATED):
+        assert found.step(stage).state is State.ABSENT, found.lines()
+    assert found.step(Stage.RAW_TOPIC).state is State.FOUND, found.lines()
 
     # Again: nothing more is removed, and the outcome names the first request.
     again = forget(settings, "user_id", user, "dpo@example.com")

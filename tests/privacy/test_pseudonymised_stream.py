@@ -34,6 +34,8 @@ from contract.envelope import rfc3339
 from platform_assets.assets.lake.curated import CURATED_ASSETS
 from platform_assets.resources import resources_for
 from privacy.forget import forget
+from privacy.trace import Hints, Stage, State, Tracer
+from resources.kafka import key_partition
 from resources.lake import make_catalog
 from resources.s3 import make_s3_client
 from resources.search import make_search_store
@@ -350,6 +352,35 @@ def test_curation_sessionises_by_the_pseudonym_and_keeps_no_original(outputs: Ou
     per_user = dict(sessions.group_by("user_id").len().iter_rows())
     # Two visits two hours apart: two sessions of each person, under the pseudonym.
     assert per_user == {hmac_of(p.user_id): 2 for p in sent.people}
+
+
+def test_trace_by_the_clear_user_id_finds_the_pseudonymised_records(outputs: Outputs) -> None:
+    """The hint is the id in clear: the raw topic is keyed by it, the enricher's by its alias."""
+    person = outputs.sent.people[1]
+    alias = hmac_of(person.user_id)
+    row = next(r for r in outputs.lake_rows if json.loads(r["context"])["user_id"] == alias)
+    settings = outputs.settings.model_copy(
+        update={"privacy": PRIVACY, "topics": outputs.rig.settings.topics}
+    )
+    hints = Hints(day=row["event_timestamp"].date(), user_id=person.user_id)
+    topics = settings.topics
+    with Tracer(settings) as tracer:
+        found = tracer.trace(row["event_id"], hints)
+        # Where a time-window read looks when no offset is known: the key each topic has.
+        clear, aliased = f"user_id:{person.user_id}", f"user_id:{alias}"
+        assert tracer._key_on(topics.raw, clear) == clear
+        assert tracer._key_on(topics.enriched, clear) == aliased
+        assert tracer._key_on(topics.enriched, aliased) == aliased
+        assert tracer._key_on(topics.raw, aliased) is None  # the id cannot be recovered
+    for stage in (Stage.RAW_TOPIC, Stage.ENRICHED_TOPIC, Stage.SEARCH, Stage.RAW_ZONE):
+        assert found.step(stage).state is State.FOUND, found.lines()
+    partitions = rig_partitions(outputs)
+    assert found.step(Stage.RAW_TOPIC).where["partition"] == key_partition(clear, partitions)
+    assert found.step(Stage.ENRICHED_TOPIC).where["partition"] == key_partition(aliased, partitions)
+
+
+def rig_partitions(outputs: Outputs) -> int:
+    return outputs.rig.settings.kafka.partitions
 
 
 def test_forget_by_the_clear_id_erases_the_pseudonymised_events(outputs: Outputs) -> None:
