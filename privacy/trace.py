@@ -28,15 +28,15 @@ import enum
 import io
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from contract.envelope import identity_key
 from contract.jsontext import DEFAULT_MAX_DEPTH, JsonRefused, loads
@@ -58,6 +58,7 @@ from resources.lake import (
 from resources.s3 import make_s3_client
 from resources.search import SearchStore, make_search_store
 from resources.settings import PlatformSettings
+from runtime.retry import RetrySettings
 
 DEFAULT_WINDOW = timedelta(minutes=10)
 """Half the span of time a topic is read around the event's time when its offset is unknown."""
@@ -66,6 +67,8 @@ DEFAULT_LOOKBACK = timedelta(hours=1)
 # A windowed read of one topic stops after this long, whatever it has read.
 _TOPIC_TIMEOUT_S = 60.0
 _POLL_S = 0.5
+
+T = TypeVar("T")
 
 
 class Stage(enum.StrEnum):
@@ -529,8 +532,10 @@ class Tracer:
         """The records of ``event_id`` stamped in ``[begin, end]`` on ``partitions``."""
         consumer = self.consumer
         begin_ms, end_ms = int(begin.timestamp() * 1000), int(end.timestamp() * 1000)
-        starts = consumer.offsets_for_times(
-            [TopicPartition(topic, p, begin_ms) for p in partitions], timeout=10
+        starts = _retried(
+            lambda: consumer.offsets_for_times(
+                [TopicPartition(topic, p, begin_ms) for p in partitions], timeout=10
+            )
         )
         ends = {
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
@@ -740,6 +745,39 @@ class Tracer:
 
 # The columns that tell one copy of an event from another.
 _COPY = ("kafka_partition", "kafka_offset", "collector_received_at")
+
+
+_TRANSIENT = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+    }
+)
+
+
+def _retried(call: Callable[[], T], attempts: int = 10) -> T:
+    """``call()``, again after a pause while Kafka answers a retriable error.
+
+    A partition whose leader is being elected (a new topic, a broker restarting) answers
+    ``NOT_LEADER_FOR_PARTITION`` for a moment: the trace waits it out, with the platform's
+    one backoff, rather than failing.
+    """
+    backoff = RetrySettings(initial_s=0.2, max_s=2.0).backoff()
+    for attempt in range(attempts):
+        try:
+            return call()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            transient = isinstance(error, KafkaError) and (
+                error.retriable() or error.code() in _TRANSIENT
+            )
+            if attempt == attempts - 1 or not transient:
+                raise
+            time.sleep(backoff.next())
+    raise AssertionError("unreachable")
 
 
 def _decode(msg: Message) -> dict[str, Any] | None:

@@ -70,3 +70,28 @@ def test_the_lines_are_one_per_stage_then_the_outcome() -> None:
     assert lines[-1] == "partial: gap"
     assert [line.split()[0] for line in lines[:-1]] == [str(s) for s in Stage]
     assert trace.as_dict()["stages"][4]["state"] == "found"
+
+
+def test_a_partition_without_its_leader_for_a_moment_is_waited_out() -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    from privacy.trace import _retried
+
+    calls = []
+
+    def offsets() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise KafkaException(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION))
+        return "offsets"
+
+    assert _retried(offsets) == "offsets" and len(calls) == 3
+
+    def refused() -> str:
+        calls.append(1)
+        raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+
+    calls.clear()
+    with pytest.raises(KafkaException):
+        _retried(refused)
+    assert len(calls) == 1  # not transient: no retry
