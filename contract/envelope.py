@@ -61,6 +61,11 @@ SourceItem = EventDict | bytes
 
 # Keys of ``context`` with a meaning for the platform; any other key is carried along.
 CONTEXT_IDENTITY_KEYS = ("user_id", "session_id", "device_id")
+# How the curated lake's ``user_key`` names an actor by the identity it carries (first of
+# user, device, session); ``e:`` when it has none, by its event id. Erasure finds a person's
+# rows in a table keyed so.
+USER_KEY_PREFIXES = {"user_id": "u:", "device_id": "d:", "session_id": "a:"}
+EVENT_KEY_PREFIX = "e:"
 _IDENTITY_MAX_LENGTH = 256
 _EVENT_TYPE_MAX_LENGTH = 512
 

@@ -35,14 +35,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchNamespaceError
 from pyiceberg.expressions import BooleanExpression, EqualTo, In
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
@@ -55,6 +55,7 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
+from contract.envelope import USER_KEY_PREFIXES
 from contract.raw_zone import (
     Manifest,
     PartitionKey,
@@ -93,8 +94,6 @@ AUDIT_SCHEMA = Schema(
         doc="The event dates of what was removed (the partitions recomputed).",
     ),
 )
-# The user-key prefix the curation gives each identity field (platform_assets.curation.sessions).
-USER_KEY_PREFIX = {"user_id": "u:", "device_id": "d:", "session_id": "a:"}
 SEARCH, RAW_ZONE, LAKE = "search", "raw_zone", "lake"
 REWRITE_THREADS = 4
 
@@ -322,7 +321,7 @@ def _person_filter(table: Table, subject: Subject, event_ids: set[str]) -> Boole
     name = subject.identity_field
     if name in columns:
         return In(term=name, literals=subject.values)
-    prefix = USER_KEY_PREFIX.get(name)
+    prefix = USER_KEY_PREFIXES.get(name)
     if prefix is not None and "user_key" in columns:
         return In(term="user_key", literals=[prefix + v for v in subject.values])
     if "event_id" in columns and event_ids:
@@ -429,10 +428,7 @@ def erase_lake(
 
 def audit_table(catalog: Catalog) -> Table:
     catalog.create_namespace_if_not_exists(AUDIT_NAMESPACE)
-    try:
-        return catalog.load_table(AUDIT_TABLE)
-    except NoSuchTableError:
-        return catalog.create_table_if_not_exists(AUDIT_TABLE, AUDIT_SCHEMA)
+    return catalog.create_table_if_not_exists(AUDIT_TABLE, AUDIT_SCHEMA)
 
 
 def earlier_requests(table: Table, subject: Subject) -> list[tuple[str, datetime]]:
@@ -572,12 +568,4 @@ def _retention(settings: PlatformSettings) -> dict[str, float]:
         t.collector_dlq: k.dead_letter_retention_days,
         t.enriched_dlq: k.dead_letter_retention_days,
         t.loader_dlq: k.dead_letter_retention_days,
-    }
-
-
-def kafka_expiry(erasure: Erasure) -> dict[str, datetime]:
-    """When each topic has dropped every record older than the request, at the latest."""
-    return {
-        topic: erasure.requested_at + timedelta(days=days)
-        for topic, days in erasure.kafka_retention.items()
     }

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from contract.envelope import EVENT_KEY_PREFIX, USER_KEY_PREFIXES
 from platform_assets.curation.raw import ENGINE, SHOP_VENDOR, as_lazy, collect, decode_json
 
 SESSION_GAP = timedelta(minutes=30)
@@ -85,11 +86,12 @@ def _context(frame: pl.DataFrame) -> pl.DataFrame:
 
 def user_key_expr() -> pl.Expr:
     """``u:<user_id>``, else ``d:<device_id>``, else ``a:<session_id>``, else ``e:<event_id>``."""
+    p = USER_KEY_PREFIXES
     return pl.coalesce(
-        pl.concat_str([pl.lit("u:"), pl.col("user_id")]),
-        pl.concat_str([pl.lit("d:"), pl.col("device_id")]),
-        pl.concat_str([pl.lit("a:"), pl.col("client_session_id")]),
-        pl.concat_str([pl.lit("e:"), pl.col("event_id")]),
+        pl.concat_str([pl.lit(p["user_id"]), pl.col("user_id")]),
+        pl.concat_str([pl.lit(p["device_id"]), pl.col("device_id")]),
+        pl.concat_str([pl.lit(p["session_id"]), pl.col("client_session_id")]),
+        pl.concat_str([pl.lit(EVENT_KEY_PREFIX), pl.col("event_id")]),
     )
 
 

@@ -21,8 +21,6 @@ from typing import cast
 
 import dagster as dg
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from cli.processes import child_env
@@ -40,11 +38,11 @@ from privacy.forget import (
 )
 from privacy.trace import Hints, Stage, State, Tracer
 from resources.lake import make_catalog
-from resources.s3 import make_s3_client
 from resources.search import make_search_store
 from resources.settings import LakeSettings, PlatformSettings, Profile
 from streaming.reconcile import Reconciler
 from tests.pipeline_rig import Feed, settle, start_rig
+from tests.streaming.batch_helpers import read_lake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -69,18 +67,13 @@ class Lake:
 
 
 def raw_rows(settings: PlatformSettings) -> pl.DataFrame:
-    s3 = settings.s3
-    client = make_s3_client(s3)
+    """Every row of the raw zone, with the key of its object."""
+    objects, _ = read_lake(settings.s3, settings.s3.raw_prefix)
     frames = []
-    for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=s3.raw_bucket, Prefix=s3.raw_prefix
-    ):
-        for item in page.get("Contents", []):
-            if item["Key"].endswith(".parquet") and "/_" not in item["Key"]:
-                body = client.get_object(Bucket=s3.raw_bucket, Key=item["Key"])["Body"].read()
-                frame = pl.from_arrow(pq.read_table(pa.BufferReader(body)))
-                assert isinstance(frame, pl.DataFrame)
-                frames.append(frame.with_columns(object=pl.lit(item["Key"])))
+    for o in objects:
+        frame = pl.from_arrow(o.table)
+        assert isinstance(frame, pl.DataFrame)
+        frames.append(frame.with_columns(object=pl.lit(o.key)))
     return pl.concat(frames)
 
 
